@@ -1,0 +1,172 @@
+"""The ``kit`` command: run the daemon, record headless, recover, check, cut, benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kit.clock import NS_PER_S, MonotonicClock
+from kit.config import Config, load_config
+from kit.errors import KitError
+
+log = logging.getLogger("kit")
+
+
+def _tag_at(text: str) -> Any:
+    from kit.recording.headless import TagAt
+
+    seconds, _, label = text.partition(":")
+    try:
+        value = float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--tag-at takes SECONDS[:LABEL], e.g. 12.5:Guiding; got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("--tag-at seconds cannot be negative")
+    return TagAt(value, label.strip() or "better than usual")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="config file (default: $KIT_CONFIG or /etc/kit/kit.toml)")
+    p.add_argument("--data", type=Path, help="data directory (default: storage.data_dir)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+
+def _add_sim(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--simulate", action="store_true", help="simulated camera and microphone")
+    p.add_argument("--sim-mic-skew-ppm", type=float, help="the simulated mic's clock error")
+    p.add_argument("--sim-mic-latency-ms", type=float, help="the simulated mic's start latency")
+    p.add_argument("--width", type=int, help="video width")
+    p.add_argument("--height", type=int, help="video height")
+    p.add_argument("--fps", type=int, help="video frame rate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rec = sub.add_parser("record", help="record one take without the daemon; prints the MP4 path")
+    _add_common(rec)
+    _add_sim(rec)
+    rec.add_argument("--seconds", type=float, required=True, help="length of the take")
+    rec.add_argument("--tag-at", type=_tag_at, action="append", default=[],
+                     metavar="SECONDS[:LABEL]", help="tag a moment (repeatable)")
+
+    recover = sub.add_parser("recover", help="finalise takes a crash or power cut left unfinished")
+    _add_common(recover)
+
+    cfg = sub.add_parser("config", help="print the effective configuration as TOML-like JSON")
+    _add_common(cfg)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    o: dict[str, dict[str, Any]] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value is not None:
+            o.setdefault(section, {})[key] = value
+
+    put("storage", "data_dir", str(args.data) if getattr(args, "data", None) else None)
+    put("sim", "mic_skew_ppm", getattr(args, "sim_mic_skew_ppm", None))
+    put("sim", "mic_latency_ms", getattr(args, "sim_mic_latency_ms", None))
+    put("camera", "width", getattr(args, "width", None))
+    put("camera", "height", getattr(args, "height", None))
+    put("camera", "fps", getattr(args, "fps", None))
+    return o
+
+
+def _hardware(config: Config, simulate: bool, clock: MonotonicClock) -> Any:
+    from kit.hardware import factory
+
+    if simulate or not factory.is_raspberry_pi():
+        if not simulate:
+            log.warning("not a Raspberry Pi: using the simulated camera and microphone")
+        return factory.simulated_hardware(config, clock)
+    return factory.pi_hardware(config, clock)
+
+
+def _cmd_record(args: argparse.Namespace, config: Config) -> int:
+    from kit.recording.headless import record_take
+    from kit.store.store import Store
+    from kit.system import boot_id
+
+    if args.seconds <= 0:
+        raise KitError("--seconds must be positive")
+    clock = MonotonicClock()
+    store = Store(Path(config.storage.data_dir))
+    interrupt = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: interrupt.set())
+    signal.signal(signal.SIGTERM, lambda *_: interrupt.set())
+    try:
+        result = record_take(
+            store,
+            _hardware(config, args.simulate, clock),
+            clock,
+            seconds=args.seconds,
+            boot_id=boot_id(),
+            tags=args.tag_at,
+            fsync_interval_ns=round(config.storage.fsync_interval_s * NS_PER_S),
+            aac_bitrate=config.audio.aac_bitrate,
+            interrupt=interrupt,
+        )
+    finally:
+        store.close()
+    take, stats = result.take, result.stats
+    if stats is not None:
+        print(
+            f"take {take.id}: {take.state}, {take.video_frames} frames, "
+            f"{take.duration_ns / NS_PER_S:.3f} s, dropped {stats.dropped_frames}, "
+            f"mic overflows {stats.mic_overflows}, mic skew {take.audio_skew_ppm or 0:+.1f} ppm"
+        )
+    if not result.mp4:
+        print(f"error: take {take.id} produced no film: {take.error}", file=sys.stderr)
+        return 1
+    print(result.mp4)
+    return 0
+
+
+def _cmd_recover(args: argparse.Namespace, config: Config) -> int:
+    from kit.recording.takes import Finaliser
+    from kit.store.store import Store
+
+    store = Store(Path(config.storage.data_dir))
+    try:
+        takes = Finaliser(store, aac_bitrate=config.audio.aac_bitrate).recover()
+    finally:
+        store.close()
+    for take in takes:
+        print(f"take {take.id}: {take.state} {take.duration_ns / NS_PER_S:.3f} s {take.error}")
+    print(f"recovered {len(takes)} take(s)")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace, config: Config) -> int:
+    print(json.dumps(config.as_dict(), indent=2))
+    return 0
+
+
+COMMANDS = {"record": _cmd_record, "recover": _cmd_recover, "config": _cmd_config}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load_config(args.config, overrides=_overrides(args))
+        return COMMANDS[args.command](args, config)
+    except KitError as exc:
+        print(f"kit: error: {exc}", file=sys.stderr)
+        return 2

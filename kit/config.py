@@ -1,0 +1,243 @@
+"""Configuration: frozen dataclasses with defaults, then a TOML file, then ``KIT_*``.
+
+Precedence, lowest first: the defaults below, ``/etc/kit/kit.toml`` (or the
+file named by ``KIT_CONFIG``), environment variables ``KIT_<SECTION>_<KEY>``
+(e.g. ``KIT_CAMERA_FPS=25``), then command-line flags. Unknown sections or
+keys are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from kit.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("/etc/kit/kit.toml")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """The video stream. 720p30 is what a Pi 4's hardware encoder does comfortably."""
+
+    width: int = 1280
+    height: int = 720
+    fps: int = 30
+    bitrate: int = 4_000_000
+    preview_width: int = 320
+    preview_height: int = 180
+    preview_fps: float = 5.0
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """The microphone. ``device`` is a sounddevice name or index; empty picks the USB mic."""
+
+    device: str = ""
+    rate: int = 48_000
+    channels: int = 1
+    # 10 ms blocks: small enough for a live level meter, large enough that a
+    # Pi 3's Python callback keeps up (measured: ~40 us per callback on a Pi 4).
+    blocksize: int = 480
+    aac_bitrate: int = 128_000
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where sessions live, and the free-space guard."""
+
+    data_dir: str = "/var/lib/kit"
+    # fsync the raw streams this often: a power cut loses at most this much.
+    fsync_interval_s: float = 1.0
+    min_free_minutes_to_start: float = 10.0
+    stop_at_free_minutes: float = 1.0
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """The simulated camera and microphone (``--simulate``)."""
+
+    mic_skew_ppm: float = 0.0
+    mic_latency_ms: float = 0.0
+    # PortAudio's ADC timestamps on a Pi scatter by about +-1 ms; the sim does the same.
+    mic_timestamp_jitter_ms: float = 1.0
+    # The x264 preset the simulated camera encodes with; "ultrafast" keeps the
+    # simulation itself cheap (~3 ms a 720p frame on this project's CI machine).
+    x264_preset: str = "ultrafast"
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    """Button and LED pins (BCM numbering)."""
+
+    button_pin: int = 17
+    led_pin: int = 27
+    button_bounce_s: float = 0.05
+    # A press this soon after a start is ignored, so a double press cannot end a take.
+    ignore_stop_within_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The phone page's server."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - the kit serves phones on its own hotspot
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class CutConfig:
+    """Rough-cut rules: lead and lag around each tag (the Sportscode model)."""
+
+    lead_s: float = 8.0
+    lag_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The kit's whole configuration."""
+
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    cut: CutConfig = field(default_factory=CutConfig)
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """The config as plain nested dicts (for ``kit config`` and JSON)."""
+        return dataclasses.asdict(self)
+
+
+def _coerce(section: str, key: str, kind: type, value: Any) -> Any:
+    where = f"{section}.{key}"
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        try:
+            return int(value) if isinstance(value, int | str) else _reject(where, "a whole number", value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if kind is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value) if isinstance(value, int | float | str) else _reject(where, "a number", value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    raise ConfigError(f"{where}: unsupported type {kind!r}")  # pragma: no cover
+
+
+def _reject(where: str, what: str, value: Any) -> Any:
+    raise ConfigError(f"{where}: expected {what}, got {value!r}")
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _apply(config: Config, overrides: Mapping[str, Mapping[str, Any]], source: str) -> Config:
+    sections = {f.name: f for f in fields(Config)}
+    updated: dict[str, Any] = {}
+    for section, values in overrides.items():
+        if section not in sections:
+            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        current = getattr(config, section)
+        known = {f.name: f for f in fields(current)}
+        changes: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{source}: unknown key {section}.{key} (known: {', '.join(known)})"
+                )
+            kind = _TYPES[str(known[key].type)]
+            changes[key] = _coerce(section, key, kind, value)
+        updated[section] = replace(current, **changes)
+    return replace(config, **updated)
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    sections = {f.name for f in fields(Config)}
+    found: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith("KIT_") or name == "KIT_CONFIG":
+            continue
+        rest = name[4:].lower()
+        section, _, key = rest.partition("_")
+        if section not in sections or not key:
+            raise ConfigError(
+                f"environment: {name} names no config key (use KIT_<SECTION>_<KEY>, "
+                f"sections: {', '.join(sorted(sections))})"
+            )
+        found.setdefault(section, {})[key] = value
+    return found
+
+
+def load_config(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Build the effective config: defaults, file, environment, then ``overrides``.
+
+    ``path`` defaults to ``KIT_CONFIG`` or ``/etc/kit/kit.toml``; a missing
+    default file is fine, a missing named file is an error.
+    """
+    env = os.environ if environ is None else environ
+    config = Config()
+    explicit = path is not None or "KIT_CONFIG" in env
+    file = path or Path(env.get("KIT_CONFIG", str(DEFAULT_CONFIG_FILE)))
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        config = _apply(config, data, str(file))
+    elif explicit:
+        raise ConfigError(f"config file {file} does not exist")
+    config = _apply(config, _from_env(env), "environment")
+    if overrides:
+        config = _apply(config, overrides, "command line")
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    cam, audio, storage = config.camera, config.audio, config.storage
+    if not (16 <= cam.width <= 4096 and 16 <= cam.height <= 4096):
+        raise ConfigError(f"camera size {cam.width}x{cam.height} is out of range")
+    if cam.width % 2 or cam.height % 2:
+        raise ConfigError("camera width and height must be even (H.264 4:2:0)")
+    if not 1 <= cam.fps <= 120:
+        raise ConfigError(f"camera.fps {cam.fps} is out of range 1..120")
+    if audio.rate not in {16_000, 32_000, 44_100, 48_000}:
+        raise ConfigError(f"audio.rate {audio.rate} is not one of 16000, 32000, 44100, 48000")
+    if audio.channels not in {1, 2}:
+        raise ConfigError("audio.channels must be 1 or 2")
+    if not 0.1 <= storage.fsync_interval_s <= 10:
+        raise ConfigError("storage.fsync_interval_s must be within 0.1..10 s")
+    if abs(config.sim.mic_skew_ppm) > 10_000:
+        raise ConfigError("sim.mic_skew_ppm must be within +-10000")
+    if config.sim.mic_latency_ms < 0:
+        raise ConfigError("sim.mic_latency_ms cannot be negative")
+    if config.cut.lead_s < 0 or config.cut.lag_s < 0:
+        raise ConfigError("cut.lead_s and cut.lag_s cannot be negative")
+    if not 0 < config.web.port < 65536:
+        raise ConfigError(f"web.port {config.web.port} is out of range")

@@ -1,0 +1,43 @@
+"""The kit's exception hierarchy.
+
+Every error the kit raises on purpose is a :class:`KitError`. Where an error is
+also naturally a built-in kind (a missing device is a ``LookupError``, a bad
+config value a ``ValueError``) it inherits from both, so callers can catch
+either, as gpiozero does.
+"""
+
+
+class KitError(Exception):
+    """Base of every error the kit raises on purpose."""
+
+
+class ConfigError(KitError, ValueError):
+    """The configuration (file, environment or flags) is invalid."""
+
+
+class HardwareError(KitError, RuntimeError):
+    """A camera, microphone, button or LED failed or is missing."""
+
+
+class DeviceNotFound(HardwareError, LookupError):
+    """The requested hardware device does not exist on this machine."""
+
+
+class StorageError(KitError, OSError):
+    """The data directory or its database cannot be used."""
+
+
+class StorageFull(StorageError):
+    """Not enough free space to start or continue a take."""
+
+
+class CorruptMedia(KitError, ValueError):
+    """A media file is damaged beyond the part that can be recovered."""
+
+
+class StateError(KitError, RuntimeError):
+    """An action that the current state does not allow (e.g. stop while idle)."""
+
+
+class NotFound(KitError, LookupError):
+    """A session, take or tag that does not exist."""

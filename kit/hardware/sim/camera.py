@@ -1,0 +1,244 @@
+"""A simulated camera that is real software: generated frames encoded to real H.264.
+
+Frames are paced on the kit clock like a sensor: frame ``n`` is captured at
+``start + n * period`` and stamped with that instant, however late the thread
+gets to it. It previews continuously (JPEG) and encodes with libx264 only
+while recording, with a keyframe every second and SPS/PPS before each one,
+the same packet contract as the Pi's hardware encoder.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kit.clock import Clock
+from kit.errors import HardwareError, StateError
+from kit.hardware.camera import VideoFormat, VideoPacket, VideoSink
+from kit.hardware.sim.framecode import WHITE, FrameCode, draw_code
+from kit.hardware.sim.pulses import SyncPulses
+
+log = logging.getLogger(__name__)
+
+_BACKGROUND = 48
+_BAR = 110
+# A sensor keeps a few buffers; a consumer later than this loses frames.
+_MAX_LAG_FRAMES = 4
+
+
+class SimulatedCamera:
+    """Generated frames with sync pulses and frame codes, encoded to H.264 with PyAV."""
+
+    def __init__(
+        self,
+        video_format: VideoFormat,
+        clock: Clock,
+        pulses: SyncPulses,
+        *,
+        bitrate: int = 4_000_000,
+        preset: str = "ultrafast",
+        preview_size: tuple[int, int] = (320, 180),
+        preview_fps: float = 5.0,
+    ) -> None:
+        self._format = video_format
+        self._clock = clock
+        self._pulses = pulses
+        self._bitrate = bitrate
+        self._preset = preset
+        self._preview_size = preview_size
+        self._preview_every = max(1, round(video_format.fps / max(preview_fps, 0.1)))
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._epoch = 0
+        self._sink: VideoSink | None = None
+        self._record_from: int | None = None
+        self._stop_requested = False
+        self._stopped = threading.Event()
+        self._encoder: Any = None
+        self._dropped = 0
+        self._preview: tuple[int, bytes] | None = None
+        self._preview_seq = 0
+        self._error: BaseException | None = None
+        w, h = video_format.width, video_format.height
+        self._yuv = np.full((h * 3 // 2, w), 128, dtype=np.uint8)
+
+    @property
+    def format(self) -> VideoFormat:
+        return self._format
+
+    @property
+    def dropped_frames(self) -> int:
+        with self._lock:
+            return self._dropped
+
+    def open(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._epoch = self._clock.now()
+        self._thread = threading.Thread(target=self._run, name="sim-camera", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._sink is not None:
+            self.stop_recording()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def start_recording(self, sink: VideoSink) -> None:
+        if self._thread is None:
+            raise StateError("open the camera before recording")
+        with self._lock:
+            if self._sink is not None:
+                raise StateError("the camera is already recording")
+            period = self._format.frame_ns
+            # The first recorded frame is one the thread cannot have begun yet,
+            # so the microphone learns the pulse epoch before that instant.
+            now = self._clock.now()
+            n0 = (now - self._epoch) // period + 2
+            self._record_from = n0
+            self._pulses.start(self._epoch + n0 * period)
+            self._encoder = self._new_encoder()
+            self._dropped = 0
+            self._stop_requested = False
+            self._stopped.clear()
+            self._sink = sink
+
+    def stop_recording(self) -> None:
+        with self._lock:
+            if self._sink is None:
+                return
+            self._stop_requested = True
+        if not self._stopped.wait(timeout=10):
+            raise HardwareError("the simulated camera did not finish its recording")
+        self._pulses.stop()
+        if self._error is not None:
+            raise HardwareError(f"the simulated camera failed: {self._error}")
+
+    def preview_jpeg(self) -> tuple[int, bytes] | None:
+        with self._lock:
+            return self._preview
+
+    def _new_encoder(self) -> Any:
+        import av
+
+        fmt = self._format
+        ctx = av.CodecContext.create("libx264", "w")
+        ctx.width, ctx.height = fmt.width, fmt.height
+        ctx.pix_fmt = "yuv420p"
+        ctx.time_base = Fraction(1, fmt.fps)
+        ctx.framerate = Fraction(fmt.fps, 1)
+        ctx.bit_rate = self._bitrate
+        # A keyframe every second (like picamera2's iperiod = framerate), no
+        # scene-cut keyframes, no B-frames, SPS/PPS repeated in-band.
+        ctx.options = {
+            "preset": self._preset,
+            "tune": "zerolatency",
+            "g": str(fmt.fps),
+            "keyint_min": str(fmt.fps),
+            "sc_threshold": "0",
+            "bf": "0",
+            "threads": "1",
+        }
+        return ctx
+
+    def _run(self) -> None:
+        import av
+
+        period = self._format.frame_ns
+        jpeg = av.CodecContext.create("mjpeg", "w")
+        jpeg.width, jpeg.height = self._preview_size
+        jpeg.pix_fmt = "yuvj420p"
+        jpeg.time_base = Fraction(1, self._format.fps)
+        jpeg.options = {"qscale": "6"}
+        n = 0
+        try:
+            while not self._stop.is_set():
+                t = self._epoch + n * period
+                self._clock.sleep_until(t)
+                if self._stop.is_set():
+                    break
+                late = (self._clock.now() - t) // period
+                if late > _MAX_LAG_FRAMES:
+                    self._skip(n, int(late))
+                    n += int(late)
+                    continue
+                self._frame(av, n, t, jpeg)
+                n += 1
+        except Exception as exc:
+            log.exception("simulated camera failed")
+            self._error = exc
+            with self._lock:
+                self._sink = None
+            self._stopped.set()
+
+    def _skip(self, n: int, count: int) -> None:
+        with self._lock:
+            if self._sink is not None and self._record_from is not None:
+                dropped = max(0, n + count - max(n, self._record_from))
+                self._dropped += dropped
+                if dropped:
+                    log.warning("simulated camera fell behind: %d frames dropped", dropped)
+
+    def _frame(self, av: Any, n: int, t: int, jpeg: Any) -> None:
+        with self._lock:
+            sink, start = self._sink, self._record_from
+            finishing = self._stop_requested
+        recording = sink is not None and start is not None and n >= start
+        if sink is not None and finishing:
+            self._finish(sink)
+            recording = False
+        number = n - start if recording and start is not None else n
+        luma = self._render(n, t, number)
+        if recording and sink is not None:
+            frame = av.VideoFrame.from_ndarray(self._yuv, format="yuv420p")
+            frame.pts = n - (start or 0)
+            for packet in self._encoder.encode(frame):
+                sink(VideoPacket(bytes(packet), t, bool(packet.is_keyframe)))
+        if n % self._preview_every == 0:
+            self._make_preview(av, luma, jpeg)
+
+    def _finish(self, sink: VideoSink) -> None:
+        for packet in self._encoder.encode(None):
+            # zerolatency holds no frames back; this only drains a flush marker.
+            sink(VideoPacket(bytes(packet), self._clock.now(), bool(packet.is_keyframe)))
+        with self._lock:
+            self._sink = None
+            self._record_from = None
+            self._encoder = None
+        self._stopped.set()
+
+    def _render(self, n: int, t: int, number: int) -> npt.NDArray[np.uint8]:
+        fmt = self._format
+        luma = self._yuv[: fmt.height]
+        if self._pulses.is_white(t, fmt.frame_ns):
+            luma.fill(WHITE)
+        else:
+            luma.fill(_BACKGROUND)
+            # Moving content: a bar sweeping across every two seconds.
+            bar = max(8, fmt.width // 16)
+            x = (n * (fmt.width - bar)) // (2 * fmt.fps) % (fmt.width - bar)
+            luma[fmt.height // 3 :, x : x + bar] = _BAR
+        draw_code(luma, FrameCode(number=number, t_us=t // 1000))
+        return luma
+
+    def _make_preview(self, av: Any, luma: npt.NDArray[np.uint8], jpeg: Any) -> None:
+        pw, ph = self._preview_size
+        h, w = luma.shape
+        small = luma[:: max(1, h // ph), :: max(1, w // pw)][:ph, :pw]
+        plane = np.full((ph * 3 // 2, pw), 128, dtype=np.uint8)
+        plane[: small.shape[0], : small.shape[1]] = small
+        frame = av.VideoFrame.from_ndarray(plane, format="yuv420p").reformat(format="yuvj420p")
+        frame.pts = self._preview_seq
+        data = b"".join(bytes(p) for p in jpeg.encode(frame))
+        with self._lock:
+            self._preview_seq += 1
+            self._preview = (self._preview_seq, data)

@@ -1,0 +1,125 @@
+"""A take's whole life: register, record, finalise to MP4, recover after a crash.
+
+The database row comes first (state ``recording``), then the files, so a
+crash at any point leaves a row that recovery can find. The raw streams are
+removed only after the MP4 is durable and the row says ``ready``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from kit.errors import CorruptMedia, StateError
+from kit.model import Take, TakeState
+from kit.recording.mux import EmptyTake, mux_take
+from kit.recording.recorder import RecordingStats, TakeRecorder
+from kit.store import layout
+from kit.store.store import Store, new_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A take after it stopped: its final row and, if recorded here, the live stats."""
+
+    take: Take
+    stats: RecordingStats | None
+
+
+class Finaliser:
+    """Makes stopped or interrupted takes into MP4s; needs no hardware."""
+
+    def __init__(self, store: Store, *, aac_bitrate: int = 128_000) -> None:
+        self._store = store
+        self._aac_bitrate = aac_bitrate
+
+    def finalise(self, take_id: str) -> Take:
+        """Mux a stopped (or interrupted) take; the row records the outcome."""
+        take = self._store.db.take(take_id)
+        files = self._store.files
+        directory = layout.take_dir(take.session_id, take.id)
+        if take.state == TakeState.RECORDING:
+            self._store.db.update_take(take.id, state=TakeState.FINALISING)
+        try:
+            result = mux_take(files, directory, aac_bitrate=self._aac_bitrate)
+        except EmptyTake as exc:
+            log.info("take %s has no video: %s", take.id, exc)
+            return self._store.db.update_take(take.id, state=TakeState.EMPTY, error=str(exc))
+        except (CorruptMedia, OSError, ValueError) as exc:
+            log.exception("take %s could not be finalised; its raw files are kept", take.id)
+            return self._store.db.update_take(take.id, state=TakeState.FAILED, error=str(exc))
+        if result.gaps:
+            log.warning("take %s has %d gaps in its video", take.id, result.gaps)
+        done = self._store.db.update_take(
+            take.id,
+            state=TakeState.READY,
+            first_frame_ns=result.first_frame_ns,
+            end_ns=result.end_ns,
+            video_frames=result.video_frames,
+            audio_skew_ppm=result.audio_skew_ppm,
+        )
+        for raw in (layout.raw_video(directory), layout.raw_audio(directory)):
+            files.remove(raw)
+        return done
+
+    def recover(self, skip: str | None = None) -> list[Take]:
+        """Finalise every take a crash or power cut left unfinished (but ``skip``)."""
+        recovered = []
+        for take in self._store.db.unfinished_takes():
+            if take.id == skip:
+                continue
+            log.warning("recovering take %s left %s by an interruption", take.id, take.state)
+            recovered.append(self.finalise(take.id))
+        return recovered
+
+
+class TakeService:
+    """Starts and stops takes on the recorder, and hands them to the finaliser."""
+
+    def __init__(
+        self, store: Store, recorder: TakeRecorder, finaliser: Finaliser, boot_id: str
+    ) -> None:
+        self._store = store
+        self._recorder = recorder
+        self._finaliser = finaliser
+        self._boot_id = boot_id
+        self._current: Take | None = None
+
+    @property
+    def current(self) -> Take | None:
+        """The take being recorded, if any."""
+        return self._current
+
+    def start(self, session_id: str) -> Take:
+        """Begin a new take in ``session_id``."""
+        if self._current is not None:
+            raise StateError("a take is already recording")
+        take = self._store.db.add_take(session_id, new_id(), self._boot_id)
+        try:
+            self._recorder.start(layout.take_dir(session_id, take.id))
+        except Exception as exc:
+            self._store.db.update_take(take.id, state=TakeState.FAILED, error=str(exc))
+            raise
+        self._current = take
+        return take
+
+    def stop(self) -> Finished:
+        """Stop the current take and finalise it into an MP4."""
+        take = self._current
+        if take is None:
+            raise StateError("no take is recording")
+        try:
+            stats = self._recorder.stop()
+        finally:
+            self._current = None
+        self._store.db.update_take(
+            take.id,
+            state=TakeState.FINALISING,
+            first_frame_ns=stats.first_frame_ns,
+            dropped_frames=stats.dropped_frames,
+            mic_overflows=stats.mic_overflows,
+            error=stats.error,
+        )
+        return Finished(self._finaliser.finalise(take.id), stats)

@@ -1,0 +1,1 @@
+"""Persistent state: a directory per session and SQLite (WAL) for metadata."""

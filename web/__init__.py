@@ -1,0 +1,1 @@
+"""The phone page: a Flask app served by the kit daemon."""
