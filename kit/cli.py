@@ -35,7 +35,9 @@ def _tag_at(text: str) -> Any:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="config file (default: $KIT_CONFIG or /etc/kit/kit.toml)")
+    p.add_argument(
+        "--config", type=Path, help="config file (default: $KIT_CONFIG or /etc/kit/kit.toml)"
+    )
     p.add_argument("--data", type=Path, help="data directory (default: storage.data_dir)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
 
@@ -57,8 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(rec)
     _add_sim(rec)
     rec.add_argument("--seconds", type=float, required=True, help="length of the take")
-    rec.add_argument("--tag-at", type=_tag_at, action="append", default=[],
-                     metavar="SECONDS[:LABEL]", help="tag a moment (repeatable)")
+    rec.add_argument(
+        "--tag-at",
+        type=_tag_at,
+        action="append",
+        default=[],
+        metavar="SECONDS[:LABEL]",
+        help="tag a moment (repeatable)",
+    )
 
     recover = sub.add_parser("recover", help="finalise takes a crash or power cut left unfinished")
     _add_common(recover)

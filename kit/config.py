@@ -120,21 +120,38 @@ def _coerce(section: str, key: str, kind: type, value: Any) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        if isinstance(value, str) and value.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
             return value.lower() in {"1", "true", "yes", "on"}
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if kind is int:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected a whole number, got {value!r}")
         try:
-            return int(value) if isinstance(value, int | str) else _reject(where, "a whole number", value)
+            return (
+                int(value)
+                if isinstance(value, int | str)
+                else _reject(where, "a whole number", value)
+            )
         except ValueError:
             raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
     if kind is float:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value) if isinstance(value, int | float | str) else _reject(where, "a number", value)
+            return (
+                float(value)
+                if isinstance(value, int | float | str)
+                else _reject(where, "a number", value)
+            )
         except ValueError:
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if kind is str:
@@ -156,7 +173,9 @@ def _apply(config: Config, overrides: Mapping[str, Mapping[str, Any]], source: s
     updated: dict[str, Any] = {}
     for section, values in overrides.items():
         if section not in sections:
-            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")
+            raise ConfigError(
+                f"{source}: unknown section [{section}] (known: {', '.join(sections)})"
+            )
         if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: [{section}] must be a table")
         current = getattr(config, section)

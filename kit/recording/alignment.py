@@ -90,9 +90,7 @@ def _split(blocks: Sequence[BlockTime], nominal: float, gap_ns: int) -> list[tup
     return runs
 
 
-def fit_timeline(
-    blocks: Sequence[BlockTime], rate: int, *, gap_ns: int = GAP_NS
-) -> AudioTimeline:
+def fit_timeline(blocks: Sequence[BlockTime], rate: int, *, gap_ns: int = GAP_NS) -> AudioTimeline:
     """Fit the mic's clock to the kit's from the blocks' stamps."""
     nominal = NS_PER_S / rate
     if not blocks:

@@ -51,7 +51,10 @@ def record_take(
     for take in finaliser.recover():
         log.info("recovered take %s: %s", take.id, take.state)
     recorder = TakeRecorder(
-        hardware.camera, hardware.microphone, store.files, clock,
+        hardware.camera,
+        hardware.microphone,
+        store.files,
+        clock,
         fsync_interval_ns=fsync_interval_ns,
     )
     service = TakeService(store, recorder, finaliser, boot_id)
@@ -63,13 +66,22 @@ def record_take(
         if first is None:
             service.stop()
             raise HardwareError("the camera delivered no frame within 10 s")
-        log.info("recording take %s in %s", take.id, store.files.path(layout.take_dir(session.id, take.id)))
+        log.info(
+            "recording take %s in %s",
+            take.id,
+            store.files.path(layout.take_dir(session.id, take.id)),
+        )
         stored = []
         for t in tags or []:
             tag = Tag(
-                id=new_id(), session_id=session.id, take_id=take.id,
-                at_ns=first + round(t.seconds * NS_PER_S), label=t.label, note="",
-                author="kit record", created_ns=clock.now(),
+                id=new_id(),
+                session_id=session.id,
+                take_id=take.id,
+                at_ns=first + round(t.seconds * NS_PER_S),
+                label=t.label,
+                note="",
+                author="kit record",
+                created_ns=clock.now(),
             )
             store.db.add_tag(tag)
             stored.append(tag)

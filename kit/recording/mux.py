@@ -212,8 +212,9 @@ def mux_take(files: FileLayer, take_dir: str, *, aac_bitrate: int = 128_000) -> 
                     vstream = out.add_stream_from_template(template)
                     vstream.time_base = VIDEO_TIME_BASE
                     audio = _AudioOut(out, reader, timeline, t0, rate, channels, aac_bitrate)
-                    frames, gaps, last_t = _copy_video(out, vstream, audio, first, packets, t0,
-                                                       frame_ns, rate)
+                    frames, gaps, last_t = _copy_video(
+                        out, vstream, audio, first, packets, t0, frame_ns, rate
+                    )
                     end_ns = last_t + frame_ns
                     audio.write_until(round((end_ns - t0) * rate / NS_PER_S))
                     audio.close()

@@ -117,8 +117,13 @@ class TakeRecorder:
         vfmt, afmt = self._camera.format, self._mic.format
         video = StreamWriter(
             self._files.append(layout.raw_video(take_dir)),
-            {"kind": "video", "codec": vfmt.codec, "width": vfmt.width, "height": vfmt.height,
-             "fps": vfmt.fps},
+            {
+                "kind": "video",
+                "codec": vfmt.codec,
+                "width": vfmt.width,
+                "height": vfmt.height,
+                "fps": vfmt.fps,
+            },
         )
         audio = StreamWriter(
             self._files.append(layout.raw_audio(take_dir)),
@@ -172,30 +177,8 @@ class TakeRecorder:
         self._queue.put(block)
 
     def _write_loop(self, video: StreamWriter, audio: StreamWriter) -> None:
-        last_sync = self._clock.now()
-        failed = False
         try:
-            while True:
-                try:
-                    item = self._queue.get(timeout=0.25)
-                except queue.Empty:
-                    item = None
-                if item is _STOP:
-                    break
-                if failed:
-                    continue  # keep draining so the producers never block
-                try:
-                    if isinstance(item, VideoPacket):
-                        self._write_video(video, item)
-                    elif isinstance(item, AudioBlock):
-                        self._write_audio(audio, item)
-                    now = self._clock.now()
-                    if now - last_sync >= self._fsync_interval:
-                        self._sync(video.file, audio.file)
-                        last_sync = now
-                except OSError as exc:
-                    failed = True
-                    self._fail(exc)
+            failed = self._drain(video, audio)
             if not failed:
                 try:
                     self._sync(video.file, audio.file)
@@ -209,6 +192,32 @@ class TakeRecorder:
                     log.warning("closing a stream file failed: %s", exc)
             with self._lock:
                 self._cpu_ns = time.thread_time_ns()
+
+    def _drain(self, video: StreamWriter, audio: StreamWriter) -> bool:
+        """Write queued items until the stop marker; True if writing failed."""
+        last_sync = self._clock.now()
+        failed = False
+        while True:
+            try:
+                item = self._queue.get(timeout=0.25)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                return failed
+            if failed:
+                continue  # keep draining so the producers never block
+            try:
+                if isinstance(item, VideoPacket):
+                    self._write_video(video, item)
+                elif isinstance(item, AudioBlock):
+                    self._write_audio(audio, item)
+                now = self._clock.now()
+                if now - last_sync >= self._fsync_interval:
+                    self._sync(video.file, audio.file)
+                    last_sync = now
+            except OSError as exc:
+                failed = True
+                self._fail(exc)
 
     def _write_video(self, video: StreamWriter, packet: VideoPacket) -> None:
         with self._lock:

@@ -187,7 +187,7 @@ class Database:
         assignments = ", ".join(f"{k} = ?" for k in values)
         with self._tx() as c:
             cur = c.execute(
-                f"UPDATE takes SET {assignments} WHERE id = ?",  # noqa: S608 - keys checked above
+                f"UPDATE takes SET {assignments} WHERE id = ?",
                 (*values.values(), take_id),
             )
             if cur.rowcount == 0:
@@ -231,8 +231,7 @@ class Database:
 
     def tags_for_session(self, session_id: str) -> list[Tag]:
         rows = self._query(
-            f"SELECT {_TAG_COLUMNS} FROM tags WHERE session_id = ? AND deleted = 0 "
-            "ORDER BY at_ns",
+            f"SELECT {_TAG_COLUMNS} FROM tags WHERE session_id = ? AND deleted = 0 ORDER BY at_ns",
             (session_id,),
         )
         return [Tag(**dict(r)) for r in rows]
@@ -245,7 +244,7 @@ class Database:
         assignments = ", ".join(f"{k} = ?" for k in values)
         with self._tx() as c:
             cur = c.execute(
-                f"UPDATE tags SET {assignments} WHERE id = ? AND deleted = 0",  # noqa: S608
+                f"UPDATE tags SET {assignments} WHERE id = ? AND deleted = 0",
                 (*values.values(), tag_id),
             )
             if cur.rowcount == 0:

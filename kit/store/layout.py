@@ -1,9 +1,9 @@
 """Where things live below the data directory.
 
-    kit.db                                   metadata (SQLite, WAL)
-    sessions/<session>/takes/<take>/video.kvs  raw H.264 packets (stream file)
-    sessions/<session>/takes/<take>/audio.kas  raw PCM blocks (stream file)
-    sessions/<session>/takes/<take>/take.mp4   the finished take
+kit.db                                   metadata (SQLite, WAL)
+sessions/<session>/takes/<take>/video.kvs  raw H.264 packets (stream file)
+sessions/<session>/takes/<take>/audio.kas  raw PCM blocks (stream file)
+sessions/<session>/takes/<take>/take.mp4   the finished take
 """
 
 from __future__ import annotations

@@ -73,27 +73,28 @@ def analyse_film(path: Path, *, read_codes: bool = True) -> FilmReport:
         vstream = container.streams.video[0]
         height = vstream.codec_context.height
         for frame in container.decode(video=0):
-            plane = frame.to_ndarray(format="yuv420p")[:height]
+            plane = np.asarray(frame.to_ndarray(format="yuv420p"), dtype=np.uint8)[:height]
             white = float(plane[height // 2 :, :].mean()) > _WHITE_LUMA
             code = read_code(plane) if read_codes else None
-            frames.append(VideoFrameInfo(time_s=float(frame.time), code=code, white=white))
-        video_duration = float(vstream.duration * vstream.time_base) if vstream.duration else 0.0
+            frames.append(VideoFrameInfo(time_s=float(frame.time or 0.0), code=code, white=white))
+        tb = vstream.time_base
+        video_duration = float(vstream.duration * tb) if vstream.duration and tb else 0.0
     with av.open(str(path)) as container:
         if container.streams.audio:
             astream = container.streams.audio[0]
             rate = astream.rate
             for aframe in container.decode(audio=0):
                 if audio_start is None:
-                    audio_start = float(aframe.time)
-                data = aframe.to_ndarray()
+                    audio_start = float(aframe.time or 0.0)
+                data = np.asarray(aframe.to_ndarray(), dtype=np.float32)
                 chunks.append(data[0] if data.ndim == 2 else data)
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
     onsets = beep_onsets(samples, rate, audio_start or 0.0) if rate else []
     report = FilmReport(frames, video_duration, rate, onsets)
-    offsets = []
-    for white in report.white_times_s:
+    offsets: list[float] = []
+    for white_s in report.white_times_s:
         if not onsets:
             break
-        nearest = min(onsets, key=lambda o: abs(o - white))
-        offsets.append(nearest - white)
+        nearest = min(onsets, key=lambda o: abs(o - white_s))
+        offsets.append(nearest - white_s)
     return FilmReport(frames, video_duration, rate, onsets, offsets)

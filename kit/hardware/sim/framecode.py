@@ -37,7 +37,8 @@ _FONT = {
     " ": ("...", "...", "...", "...", "..."),
 }
 _GLYPHS = {
-    ch: np.array([[c == "#" for c in row] for row in rows], dtype=bool) for ch, rows in _FONT.items()
+    ch: np.array([[c == "#" for c in row] for row in rows], dtype=bool)
+    for ch, rows in _FONT.items()
 }
 
 
