@@ -18,6 +18,8 @@ from kit.hardware.sim.framecode import FrameCode, read_code
 _WHITE_LUMA = 180.0
 _ONSET_LEVEL = 0.1  # beeps peak at ~0.49 full scale, the noise at ~0.002
 _QUIET_BEFORE_S = 0.2
+# A beep further than this from a white frame is not that frame's beep.
+_MATCH_WINDOW_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ class FilmReport:
     video_duration_s: float
     audio_rate: int
     onsets_s: list[float]
-    offsets_s: list[float] = field(default_factory=list)  # onset minus white frame, per white frame
+    offsets_s: list[float] = field(default_factory=list)  # onset minus white frame, matched pairs
+    unmatched_white_s: list[float] = field(default_factory=list)  # white frames with no beep near
 
     @property
     def white_times_s(self) -> list[float]:
@@ -90,11 +93,12 @@ def analyse_film(path: Path, *, read_codes: bool = True) -> FilmReport:
                 chunks.append(data[0] if data.ndim == 2 else data)
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
     onsets = beep_onsets(samples, rate, audio_start or 0.0) if rate else []
-    report = FilmReport(frames, video_duration, rate, onsets)
     offsets: list[float] = []
-    for white_s in report.white_times_s:
-        if not onsets:
-            break
-        nearest = min(onsets, key=lambda o: abs(o - white_s))
-        offsets.append(nearest - white_s)
-    return FilmReport(frames, video_duration, rate, onsets, offsets)
+    unmatched: list[float] = []
+    for white_s in (f.time_s for f in frames if f.white):
+        nearest = min(onsets, key=lambda o: abs(o - white_s), default=None)
+        if nearest is None or abs(nearest - white_s) > _MATCH_WINDOW_S:
+            unmatched.append(white_s)
+        else:
+            offsets.append(nearest - white_s)
+    return FilmReport(frames, video_duration, rate, onsets, offsets, unmatched)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kit.clock import Clock
+from kit.clock import NS_PER_S, Clock
 from kit.errors import HardwareError, StateError
 from kit.hardware.camera import VideoFormat, VideoPacket, VideoSink
 from kit.hardware.sim.framecode import WHITE, FrameCode, draw_code
@@ -99,13 +99,12 @@ class SimulatedCamera:
         with self._lock:
             if self._sink is not None:
                 raise StateError("the camera is already recording")
-            period = self._format.frame_ns
             # The first recorded frame is one the thread cannot have begun yet,
             # so the microphone learns the pulse epoch before that instant.
             now = self._clock.now()
-            n0 = (now - self._epoch) // period + 2
+            n0 = (now - self._epoch) * self._format.fps // NS_PER_S + 2
             self._record_from = n0
-            self._pulses.start(self._epoch + n0 * period)
+            self._pulses.start(self._slot(n0))
             self._encoder = self._new_encoder()
             self._dropped = 0
             self._stop_requested = False
@@ -126,6 +125,10 @@ class SimulatedCamera:
     def preview_jpeg(self) -> tuple[int, bytes] | None:
         with self._lock:
             return self._preview
+
+    def _slot(self, n: int) -> int:
+        """The capture instant of frame ``n`` (exact: no rounding drift over hours)."""
+        return self._epoch + n * NS_PER_S // self._format.fps
 
     def _new_encoder(self) -> Any:
         import av
@@ -162,7 +165,7 @@ class SimulatedCamera:
         n = 0
         try:
             while not self._stop.is_set():
-                t = self._epoch + n * period
+                t = self._slot(n)
                 self._clock.sleep_until(t)
                 if self._stop.is_set():
                     break

@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+
+from kit.config import Config, load_config
+from kit.errors import ConfigError
+
+
+def test_defaults_without_file_or_env() -> None:
+    # /etc/kit/kit.toml does not exist on a test machine; a missing default file is fine.
+    assert load_config(path=None, environ={}) == Config()
+
+
+def test_file_then_env_then_overrides(tmp_path: Path) -> None:
+    file = tmp_path / "kit.toml"
+    file.write_text('[camera]\nfps = 25\nwidth = 640\n[storage]\ndata_dir = "/x"\n')
+    config = load_config(
+        file, environ={"KIT_CAMERA_FPS": "24"}, overrides={"camera": {"height": 360}}
+    )
+    assert (config.camera.fps, config.camera.width, config.camera.height) == (24, 640, 360)
+    assert config.storage.data_dir == "/x"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[camera]\nfsp = 25\n", "unknown key camera.fsp"),
+        ("[camra]\nfps = 25\n", "unknown section [camra]"),
+        ("[camera]\nfps = 'fast'\n", "camera.fps: expected a whole number"),
+        ("[camera]\nfps = 0\n", "out of range"),
+        ("[camera]\nwidth = 641\n", "even"),
+        ("[audio]\nrate = 12345\n", "audio.rate"),
+        ("[web]\nport = 70000\n", "web.port"),
+        ("not toml ==", "not valid TOML"),
+    ],
+)
+def test_bad_file_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    file = tmp_path / "kit.toml"
+    file.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_config(file, environ={})
+
+
+def test_unknown_environment_key_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="KIT_CAMRA_FPS"):
+        load_config(path=None, environ={"KIT_CAMRA_FPS": "25"})
+
+
+def test_named_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(path=None, environ={"KIT_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_booleans_and_floats_from_env() -> None:
+    config = load_config(path=None, environ={"KIT_SIM_MIC_SKEW_PPM": "-300.5"})
+    assert config.sim.mic_skew_ppm == -300.5
