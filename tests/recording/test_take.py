@@ -1,4 +1,4 @@
-"""A take end to end in-process: simulated sources -> stream files -> MP4, measured from the file."""
+"""A take end to end in-process: sim sources -> stream files -> MP4, measured from the file."""
 
 from __future__ import annotations
 
