@@ -1,0 +1,212 @@
+"""``kit check`` as a whole: on this (non-Pi) machine for real, and on a faked healthy kit."""
+
+import json
+import textwrap
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from kit.check import CheckReport, CheckSources, main, run_check
+from kit.clock import Clock
+from kit.config import Config
+from kit.daemon.health import Level
+from kit.errors import DeviceNotFound
+from kit.hardware.factory import Hardware, is_raspberry_pi
+from tests.check.fakes import FakeCamera, FakeMicrophone, FakeRunner
+
+NAMES = [
+    "service",
+    "camera",
+    "microphone",
+    "gpio",
+    "card speed",
+    "free space",
+    "temperature",
+    "power",
+    "clock",
+    "pi tests",
+]
+
+
+def config_for(data_dir: Path) -> Config:
+    base = Config()
+    return replace(base, storage=replace(base.storage, data_dir=str(data_dir)))
+
+
+def mini_project(root: Path) -> Path:
+    """A project with one passing test marked pi and one failing test that is not."""
+    (root / "tests").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\naddopts = "--strict-markers"\nmarkers = ["pi: on a kit"]\n'
+    )
+    (root / "tests" / "test_kit.py").write_text(
+        textwrap.dedent(
+            """
+            import pytest
+
+            @pytest.mark.pi
+            def test_on_the_kit():
+                pass
+
+            def test_not_for_the_check():
+                raise AssertionError("deselected by -m pi")
+            """
+        )
+    )
+    return root
+
+
+def test_the_whole_check_on_this_machine(tmp_path: Path) -> None:
+    """Real probes, real runner, real hardware factory: it completes and explains itself."""
+    data = tmp_path / "data"
+    data.mkdir()
+    out = tmp_path / "report.json"
+    lines: list[str] = []
+    sources = CheckSources(
+        project_root=mini_project(tmp_path / "project"),
+        write_test_bytes=4 * 1024 * 1024,
+        led_blinks=0,
+        camera_wait_s=2,
+        microphone_wait_s=2,
+    )
+    report = run_check(config_for(data), out, sources=sources, echo=lines.append)
+
+    assert [item.name for item in report.items] == NAMES
+    assert len(lines) == len(NAMES)
+    if not is_raspberry_pi():
+        for name in ("camera", "gpio"):
+            item = report.item(name)
+            assert item.level in {Level.FAIL, Level.SKIP}, item
+            assert item.value
+            assert "not a Raspberry Pi" in item.hint
+    # The microphone goes through PortAudio, which may find a real input even off a Pi
+    # (a PulseAudio null sink in CI): any outcome, but always with a reason.
+    assert report.item("microphone").value
+    assert report.item("card speed").level in {Level.OK, Level.WARN}
+    pi_tests = report.item("pi tests")
+    assert pi_tests.level is Level.OK, pi_tests
+    assert "1 passed, 1 deselected" in pi_tests.value
+
+    written = json.loads(out.read_text())
+    assert written == json.loads(json.dumps(report.as_dict()))
+    assert [item["name"] for item in written["items"]] == NAMES
+    assert written["ok"] is report.ok
+
+
+class HealthyKit:
+    """Fake sources for a kit where everything works."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.builds = 0
+        self.camera = FakeCamera()
+        self.microphone = FakeMicrophone(amplitude=3277)
+        self.runner = FakeRunner()
+        self.runner.answer(("systemctl", "is-active", "kit.service"), "inactive\n", 3)
+        self.runner.answer(("vcgencmd", "get_throttled"), "throttled=0x0\n")
+        self.runner.answer(("timedatectl", "show", "-p", "NTPSynchronized", "--value"), "yes\n")
+        self.zone = tmp_path / "temp"
+        self.zone.write_text("51234\n")
+        self.model = tmp_path / "model"
+        self.model.write_text("Raspberry Pi 4 Model B Rev 1.5\0")
+
+    def build(self, config: Config, clock: Clock) -> Hardware:
+        self.builds += 1
+        return Hardware(camera=self.camera, microphone=self.microphone, simulated=False)
+
+    def sources(self, factory: MockFactory, **changes: object) -> CheckSources:
+        sources = CheckSources(
+            build_hardware=self.build,
+            runner=self.runner,
+            pin_factory=factory,
+            led_blinks=0,
+            thermal_zone=self.zone,
+            timesync_flag=self.zone.parent / "no-flag",
+            device_model=self.model,
+            project_root=None,
+            write_test_bytes=1024 * 1024,
+            camera_wait_s=0,
+            microphone_wait_s=0,
+        )
+        return replace(sources, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def factory() -> Iterator[MockFactory]:
+    f = MockFactory()
+    yield f
+    f.close()
+
+
+def test_a_healthy_kit_passes(tmp_path: Path, factory: MockFactory) -> None:
+    kit = HealthyKit(tmp_path)
+    report = run_check(config_for(tmp_path), sources=kit.sources(factory))
+    levels = {item.name: item.level for item in report.items}
+    assert levels == dict.fromkeys(NAMES, Level.OK) | {"pi tests": Level.SKIP}
+    assert report.ok
+    assert kit.builds == 1
+    text = report.format_text().splitlines()
+    assert text[1].startswith("OK    camera        30 frames")
+    assert text[-1] == "kit check: passed (9 OK, 1 SKIP)"
+
+
+def test_hardware_that_cannot_be_built_fails_camera_and_microphone(
+    tmp_path: Path, factory: MockFactory
+) -> None:
+    kit = HealthyKit(tmp_path)
+    calls = []
+
+    def broken(config: Config, clock: Clock) -> Hardware:
+        calls.append(1)
+        raise DeviceNotFound("no camera module connected")
+
+    report = run_check(config_for(tmp_path), sources=kit.sources(factory, build_hardware=broken))
+    for name in ("camera", "microphone"):
+        item = report.item(name)
+        assert item.level is Level.FAIL
+        assert "no camera module connected" in item.value
+    assert calls == [1]
+    assert not report.ok
+    assert report.item("gpio").level is Level.OK
+
+
+def test_an_unexpected_error_is_a_line_not_a_crash(
+    tmp_path: Path, factory: MockFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    kit = HealthyKit(tmp_path)
+
+    class ExplodingCamera(FakeCamera):
+        def open(self) -> None:
+            raise RuntimeError("Camera __init__ sequence did not complete")
+
+    kit.camera = ExplodingCamera()
+    report = run_check(config_for(tmp_path), sources=kit.sources(factory))
+    camera = report.item("camera")
+    assert camera.level is Level.FAIL
+    assert camera.value == "RuntimeError: Camera __init__ sequence did not complete"
+    assert "check camera failed" in caplog.text
+    assert report.item("microphone").level is Level.OK
+
+
+def test_main_prints_and_returns_the_exit_code(
+    tmp_path: Path, factory: MockFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit = HealthyKit(tmp_path)
+    out = tmp_path / "check.json"
+    assert main(config_for(tmp_path), out, kit.sources(factory)) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("OK    service")
+    assert printed[-2] == "kit check: passed (9 OK, 1 SKIP)"
+    assert printed[-1] == f"report written to {out}"
+    assert json.loads(out.read_text())["ok"] is True
+
+    kit.runner.answer(("vcgencmd", "get_throttled"), "throttled=0x50005\n")
+    assert main(config_for(tmp_path), None, kit.sources(factory)) == 1
+
+
+def test_report_counts() -> None:
+    report = CheckReport(items=(), host="kit", checked_at="", kit_version="0")
+    assert report.ok
+    assert report.counts() == {"OK": 0, "WARN": 0, "FAIL": 0, "SKIP": 0}
