@@ -50,9 +50,9 @@ def adc_instant(now_ns: int, current_time: float, adc_time: float, frames: int, 
     """The kit-clock instant of a block's first sample, from PortAudio's callback times.
 
     ``now_ns`` is the kit clock read at the top of the callback. Some host
-    APIs leave ``inputBufferAdcTime`` at 0 (PortAudio's buffer processor also
-    zeroes it on its non-input paths); then, and for absurd values, the first
-    sample is taken to be one block old, which is the least it can be.
+    APIs do not fill in ``inputBufferAdcTime`` (it stays 0); then, and for
+    absurd values, the first sample is taken to be one block old, which is
+    the least it can be.
 
     Small negative ages are kept: the ALSA pulse plugin under-reports its
     delay (measured ~5 ms), and PortAudio does not refresh ``currentTime``

@@ -301,9 +301,9 @@ def test_the_camera_records_h264_on_the_kit_clock() -> None:
         camera.start_recording(packets.append)
         time.sleep(3.0)
         camera.stop_recording()
+        now = time.monotonic_ns()
     finally:
         camera.close()
-    now = time.monotonic_ns()
     assert len(packets) == pytest.approx(3 * VIDEO.fps, abs=VIDEO.fps // 2)
     first = packets[0]
     assert first.keyframe
