@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     recover = sub.add_parser("recover", help="finalise takes a crash or power cut left unfinished")
     _add_common(recover)
 
+    run = sub.add_parser("run", help="run the kit daemon (button, LED, phone page)")
+    _add_common(run)
+    _add_sim(run)
+    run.add_argument("--port", type=int, help="web port (default: web.port)")
+
     cfg = sub.add_parser("config", help="print the effective configuration as TOML-like JSON")
     _add_common(cfg)
     return parser
@@ -157,12 +162,24 @@ def _cmd_recover(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from kit.daemon.run import run_daemon
+
+    clock = MonotonicClock()
+    return run_daemon(config, _hardware(config, args.simulate, clock), port=args.port)
+
+
 def _cmd_config(args: argparse.Namespace, config: Config) -> int:
     print(json.dumps(config.as_dict(), indent=2))
     return 0
 
 
-COMMANDS = {"record": _cmd_record, "recover": _cmd_recover, "config": _cmd_config}
+COMMANDS = {
+    "record": _cmd_record,
+    "recover": _cmd_recover,
+    "run": _cmd_run,
+    "config": _cmd_config,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ acknowledged tag survives a power cut (``synchronous=FULL``).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -53,6 +54,10 @@ CREATE TABLE IF NOT EXISTS tags (
     deleted INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tags_by_take ON tags (take_id, at_ns);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 _TAKE_COLUMNS = (
@@ -263,3 +268,17 @@ class Database:
             cur = c.execute("UPDATE tags SET deleted = 0 WHERE id = ? AND deleted = 1", (tag_id,))
             if cur.rowcount == 0:
                 raise NotFound(f"no deleted tag {tag_id!r}")
+
+    # settings (small JSON values the kit's users change, e.g. the tag labels)
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )

@@ -16,7 +16,11 @@ import numpy.typing as npt
 from kit.hardware.sim.framecode import FrameCode, read_code
 
 _WHITE_LUMA = 180.0
-_ONSET_LEVEL = 0.1  # beeps peak at ~0.49 full scale, the noise at ~0.002
+# Beeps peak at ~0.49 full scale, the noise at ~0.002. AAC's pre-echo smears a
+# beep up to about 0.11 (-13 dB) as far as 12 ms before its onset (measured on
+# FFmpeg's AAC encoder at 128 kb/s), so the onset is where the signal first
+# passes half the beep's amplitude: a quarter cycle of 1 kHz reaches that in 0.08 ms.
+_ONSET_LEVEL = 0.25
 _QUIET_BEFORE_S = 0.2
 # A beep further than this from a white frame is not that frame's beep.
 _MATCH_WINDOW_S = 0.25

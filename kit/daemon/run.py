@@ -1,0 +1,190 @@
+"""The composition root of ``kit run``: build every part, wire them, run the worker.
+
+Order matters: unfinished takes are recovered before anything else, the web
+server and the button come up next, and READY=1 goes to systemd only when the
+kit can record. SIGTERM posts a shutdown: a take in progress is finalised
+before the process exits. In ``--simulate`` mode the button is gpiozero's
+MockFactory and SIGUSR1 presses it (press and release), so tests and demos
+drive the very same button path as a real kit.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from kit.clock import NS_PER_S, MonotonicClock
+from kit.config import Config
+from kit.daemon.notify import Notifier, watchdog_interval_ns
+from kit.daemon.panel import Panel
+from kit.daemon.storage import StorageGuard, free_bytes
+from kit.daemon.worker import KitDaemon, RecorderFailed, Shutdown, State
+from kit.hardware.factory import Hardware
+from kit.recording.recorder import TakeRecorder
+from kit.recording.takes import Finaliser, TakeService
+from kit.store.store import Store
+from kit.system import boot_id
+
+log = logging.getLogger(__name__)
+
+PAIRING_DB = "pairing.db"
+
+
+def _mock_pin_factory() -> Any:
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    return MockFactory(pin_class=MockPWMPin)
+
+
+def _press_mock_button(factory: Any, pin: int) -> None:
+    mock = factory.pin(pin)
+    mock.drive_low()
+    mock.drive_high()
+
+
+def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -> int:
+    """Run the kit until SIGTERM/SIGINT; returns the process exit code."""
+    clock = MonotonicClock()
+    notifier = Notifier.from_environ()
+    store = Store(Path(config.storage.data_dir))
+    finaliser = Finaliser(store, aac_bitrate=config.audio.aac_bitrate)
+    notifier.status("recovering unfinished takes")
+    for take in finaliser.recover():
+        log.warning("recovered take %s: %s", take.id, take.state)
+
+    daemon_ref: list[KitDaemon] = []
+    recorder = TakeRecorder(
+        hardware.camera,
+        hardware.microphone,
+        store.files,
+        clock,
+        fsync_interval_ns=round(config.storage.fsync_interval_s * NS_PER_S),
+        on_error=lambda exc: daemon_ref[0].post(RecorderFailed(exc)) if daemon_ref else None,
+    )
+    takes = TakeService(store, recorder, finaliser, boot_id())
+    pin_factory = _mock_pin_factory() if hardware.simulated else None
+    gpio = config.gpio
+    panel_ref: list[Panel] = []
+
+    def on_press() -> None:
+        if daemon_ref:
+            daemon_ref[0].press()
+
+    try:
+        panel_ref.append(
+            Panel(
+                gpio.button_pin,
+                gpio.led_pin,
+                on_press,
+                bounce_s=gpio.button_bounce_s,
+                pin_factory=pin_factory,
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - no GPIO must not mean no kit: the phone still works
+        log.error("the button and LED are unavailable: %s", exc)
+    data_dir = store.root
+    daemon = KitDaemon(
+        clock=clock,
+        db=store.db,
+        takes=takes,
+        recorder=recorder,
+        camera=hardware.camera,
+        microphone=hardware.microphone,
+        guard=StorageGuard.from_config(config),
+        free_bytes=lambda: free_bytes(data_dir),
+        ignore_stop_within_ns=round(gpio.ignore_stop_within_s * NS_PER_S),
+        cutter=_cutter(store, config),
+        lights=panel_ref[0] if panel_ref else None,
+    )
+    daemon_ref.append(daemon)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: shutting down", signal.Signals(signum).name)
+        daemon.post(Shutdown())
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if pin_factory is not None:
+        signal.signal(signal.SIGUSR1, lambda *_: _press_mock_button(pin_factory, gpio.button_pin))
+
+    hardware.camera.open()
+    server = _web_server(config, daemon, store, port)
+    web_thread = threading.Thread(target=server.run, name="web", daemon=True)
+    web_thread.start()
+    watchdog = _Watchdog(notifier, daemon, clock)
+    watchdog.start()
+    notifier.ready(f"ready on port {server.effective_port}")
+    log.info("kit ready: http://%s:%s/", config.web.host, server.effective_port)
+    try:
+        daemon.run()
+    finally:
+        notifier.stopping("shutting down")
+        watchdog.stop()
+        server.close()
+        hardware.camera.close()
+        for panel in panel_ref:
+            panel.close()
+        store.close()
+    return 1 if daemon.state == State.ERROR else 0
+
+
+def _cutter(store: Store, config: Config) -> Any:
+    return None
+
+
+def _web_server(config: Config, daemon: KitDaemon, store: Store, port: int | None) -> Any:
+    from waitress import create_server
+
+    from web.app import create_app
+    from web.pairing import PairingStore
+
+    pairing = PairingStore(store.files.path(PAIRING_DB))
+    app = create_app(daemon, pairing, {"KIT_DATA_DIR": str(store.root)})
+    server = create_server(
+        app, host=config.web.host, port=config.web.port if port is None else port, threads=8
+    )
+    base = f"http://{config.web.host}:{server.effective_port}"
+    log.info("pair a phone: open %s or type the code %s", pairing.link(base), pairing.code)
+    return server
+
+
+class _Watchdog:
+    """Pings systemd's watchdog while the worker is healthy.
+
+    The worker ticks every half second; a mux of a long take can keep it busy
+    for longer, so "healthy" is: the worker thread is alive and either
+    finalising or has handled an event within the watchdog interval.
+    """
+
+    def __init__(self, notifier: Notifier, daemon: KitDaemon, clock: MonotonicClock) -> None:
+        self._notifier = notifier
+        self._daemon = daemon
+        self._clock = clock
+        self._interval = watchdog_interval_ns()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
+
+    def start(self) -> None:
+        if self._interval is not None:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        assert self._interval is not None
+        period = self._interval / NS_PER_S / 3
+        while not self._stop.wait(period):
+            daemon = self._daemon
+            quiet = self._clock.now() - daemon.heartbeat_ns
+            if daemon.finished:
+                return
+            if quiet < self._interval or daemon.state == State.FINALISING:
+                self._notifier.watchdog()
+                self._notifier.status(f"state: {daemon.state}")
+            else:
+                log.error("the worker has been stuck for %.1f s", quiet / NS_PER_S)

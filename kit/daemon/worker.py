@@ -1,0 +1,533 @@
+"""The daemon's worker: the one owner of the kit's state machine.
+
+States: idle -> recording -> finalising -> (cutting ->) idle, plus error.
+The button, the phone, the storage guard and the recorder only *post* events
+to the worker's queue; the worker alone starts and stops takes. That keeps
+every transition in one thread, in order, and testable without sleeps: a test
+posts events (or presses the mock button) and calls :meth:`step`.
+
+The worker also implements :class:`kit.daemon.api.Controller` for the web
+layer: reads are served from a snapshot, tags are written straight to SQLite
+(committed before the call returns) and published as events.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from kit.clock import NS_PER_S, Clock
+from kit.daemon.api import Status
+from kit.daemon.events import EventLog
+from kit.daemon.panel import Light
+from kit.daemon.storage import StorageGuard, StorageState
+from kit.errors import KitError, NotFound, StateError, StorageFull
+from kit.hardware.camera import Camera
+from kit.hardware.microphone import Microphone
+from kit.model import Session, Tag, Take, TakeState
+from kit.recording.takes import Finished
+from kit.store.database import Database
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LABELS = [
+    "Being attentive",
+    "Encouraging initiatives",
+    "Receiving initiatives",
+    "Developing attuned interactions",
+    "Guiding",
+    "Deepening discussion",
+    "Better than usual ★",
+]
+MAX_LABELS = 12
+MAX_LABEL_LEN = 60
+MAX_NOTE_LEN = 500
+
+
+class State(StrEnum):
+    IDLE = "idle"
+    RECORDING = "recording"
+    FINALISING = "finalising"
+    CUTTING = "cutting"
+    ERROR = "error"
+
+
+# Events the worker handles.
+@dataclass(frozen=True)
+class Press:
+    """The hardware button was pressed at ``at_ns``."""
+
+    at_ns: int
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    source: str
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    source: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Periodic: check storage, refresh the status."""
+
+
+@dataclass(frozen=True)
+class RecorderFailed:
+    error: Exception
+
+
+@dataclass(frozen=True)
+class CutProgress:
+    session_id: str
+    fraction: float
+
+
+@dataclass(frozen=True)
+class CutDone:
+    session_id: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Stop (finalising any take) and end the worker loop."""
+
+
+class Takes(Protocol):
+    """What the worker needs of :class:`kit.recording.takes.TakeService`."""
+
+    @property
+    def current(self) -> Take | None: ...
+
+    def start(self, session_id: str) -> Take: ...
+
+    def stop(self) -> Finished: ...
+
+
+class Recorder(Protocol):
+    """The live facts the worker shows while recording."""
+
+    @property
+    def first_frame_ns(self) -> int | None: ...
+
+
+class Cutter(Protocol):
+    """Makes the rough cut of a session in the background; reports by callbacks."""
+
+    def start(
+        self,
+        session_id: str,
+        on_progress: Callable[[float], None],
+        on_done: Callable[[str], None],
+    ) -> None: ...
+
+
+class Lights(Protocol):
+    def show(self, light: Light) -> None: ...
+
+
+class KitDaemon:
+    """The state machine's worker, and the Controller the web layer talks to."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        db: Database,
+        takes: Takes,
+        recorder: Recorder,
+        camera: Camera,
+        microphone: Microphone,
+        guard: StorageGuard,
+        free_bytes: Callable[[], int],
+        ignore_stop_within_ns: int = NS_PER_S,
+        cutter: Cutter | None = None,
+        lights: Lights | None = None,
+        events: EventLog | None = None,
+    ) -> None:
+        self._clock = clock
+        self._db = db
+        self._takes = takes
+        self._recorder = recorder
+        self._camera = camera
+        self._mic = microphone
+        self._guard = guard
+        self._free_bytes = free_bytes
+        self._ignore_stop_within = ignore_stop_within_ns
+        self._cutter = cutter
+        self._lights = lights
+        self._events = events or EventLog()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._state = State.IDLE
+        self._error = ""
+        self._session: Session | None = None
+        self._take: Take | None = None
+        self._start_requested_ns = 0
+        self._storage = guard.assess(free_bytes())
+        self._cut_progress: float | None = None
+        self._stopped = False
+        self._heartbeat_ns = clock.now()
+        self._show()
+
+    # -- the event queue -------------------------------------------------
+
+    def post(self, event: object) -> None:
+        """Queue an event for the worker (safe from any thread, never blocks)."""
+        self._queue.put(event)
+
+    def press(self) -> None:
+        """The button callback: stamp the press and post it."""
+        self.post(Press(self._clock.now()))
+
+    def step(self, timeout_s: float = 0.0) -> bool:
+        """Handle one queued event; False if none came within ``timeout_s``."""
+        try:
+            event = (
+                self._queue.get(timeout=timeout_s) if timeout_s > 0 else self._queue.get_nowait()
+            )
+        except queue.Empty:
+            return False
+        self._handle(event)
+        return True
+
+    def run(self, tick_s: float = 0.5) -> None:
+        """Handle events until :class:`Shutdown`; a Tick whenever the queue is quiet."""
+        while not self._stopped:
+            if not self.step(timeout_s=tick_s):
+                self._handle(Tick())
+
+    @property
+    def finished(self) -> bool:
+        return self._stopped
+
+    @property
+    def state(self) -> State:
+        with self._lock:
+            return self._state
+
+    # -- transitions -----------------------------------------------------
+
+    @property
+    def heartbeat_ns(self) -> int:
+        """When the worker last finished handling an event (for the watchdog)."""
+        with self._lock:
+            return self._heartbeat_ns
+
+    def _handle(self, event: object) -> None:
+        try:
+            self._handle_one(event)
+        finally:
+            with self._lock:
+                self._heartbeat_ns = self._clock.now()
+
+    def _handle_one(self, event: object) -> None:
+        try:
+            match event:
+                case Press(at_ns=at):
+                    self._on_press(at)
+                case StartRequest(source=source):
+                    self._start(source)
+                case StopRequest(source=source):
+                    if self.state == State.RECORDING:
+                        self._stop(f"stopped from the {source}")
+                case Tick():
+                    self._on_tick()
+                case RecorderFailed(error=error):
+                    self._on_recorder_failed(error)
+                case CutProgress(fraction=fraction):
+                    with self._lock:
+                        self._cut_progress = fraction
+                    self._publish_status()
+                case CutDone(session_id=sid, error=error):
+                    self._on_cut_done(sid, error)
+                case Shutdown():
+                    if self.state == State.RECORDING:
+                        self._stop("the kit is shutting down")
+                    self._stopped = True
+                case _:
+                    log.error("the worker got an unknown event %r", event)
+        except Exception as exc:  # the worker must outlive any one event
+            log.exception("handling %r failed", event)
+            self._set(State.ERROR, f"internal error: {exc}")
+
+    def _on_press(self, at_ns: int) -> None:
+        state = self.state
+        if state == State.RECORDING:
+            if at_ns - self._start_requested_ns < self._ignore_stop_within:
+                log.info(
+                    "ignoring a press %.2f s after the start",
+                    (at_ns - self._start_requested_ns) / NS_PER_S,
+                )
+                return
+            self._stop("stopped by the button")
+        elif state == State.FINALISING:
+            log.info("ignoring a press while the take is being finalised")
+        else:
+            self._start("button", at_ns)
+
+    def _start(self, source: str, at_ns: int | None = None) -> None:
+        if self.state in (State.RECORDING, State.FINALISING):
+            log.info("start from the %s ignored: already %s", source, self.state)
+            return
+        storage = self._assess()
+        if not storage.may_start:
+            message = (
+                f"not enough space to record: {storage.minutes_left:.0f} min left, "
+                f"{self._guard.min_start_minutes:.0f} needed"
+            )
+            log.warning(message)
+            self._events.publish("refused", {"reason": message})
+            self._set(State.ERROR if self.state == State.ERROR else self.state, message)
+            return
+        session = self._session or self._new_session()
+        try:
+            take = self._takes.start(session.id)
+        except KitError as exc:
+            log.exception("the take could not start")
+            self._set(State.ERROR, f"could not start recording: {exc}")
+            return
+        with self._lock:
+            self._take = take
+            self._start_requested_ns = at_ns if at_ns is not None else self._clock.now()
+        log.info("recording take %s (started from the %s)", take.id, source)
+        self._set(State.RECORDING, "")
+
+    def _stop(self, reason: str, error: str = "") -> None:
+        log.info("stopping: %s", reason)
+        self._set(State.FINALISING, error)
+        try:
+            finished = self._takes.stop()
+        except KitError as exc:
+            log.exception("stopping the take failed")
+            self._set(State.ERROR, f"stopping failed: {exc}")
+            return
+        take = finished.take
+        with self._lock:
+            self._take = take
+        self._events.publish("take", {"take_id": take.id, "state": take.state.value})
+        if take.state == TakeState.FAILED:
+            self._set(State.ERROR, f"the take could not be finalised: {take.error}")
+        elif error:
+            self._set(State.ERROR, error)
+        elif take.state == TakeState.READY and self._cutter is not None:
+            self._start_cut(take.session_id)
+        else:
+            self._set(State.IDLE, "")
+
+    def _start_cut(self, session_id: str) -> None:
+        assert self._cutter is not None
+        with self._lock:
+            self._cut_progress = 0.0
+        self._set(State.CUTTING, "")
+        self._cutter.start(
+            session_id,
+            on_progress=lambda f: self.post(CutProgress(session_id, f)),
+            on_done=lambda err: self.post(CutDone(session_id, err)),
+        )
+
+    def _on_cut_done(self, session_id: str, error: str) -> None:
+        with self._lock:
+            self._cut_progress = None
+        self._events.publish("cut", {"session_id": session_id, "error": error})
+        if error:
+            log.error("the rough cut of %s failed: %s", session_id, error)
+        if self.state == State.CUTTING:
+            self._set(State.IDLE, f"the rough cut failed: {error}" if error else "")
+
+    def _on_tick(self) -> None:
+        storage = self._assess()
+        if self.state == State.RECORDING and storage.must_stop:
+            self._stop(
+                "the card is nearly full",
+                error=f"stopped: the card is nearly full ({storage.minutes_left:.1f} min left)",
+            )
+            return
+        self._show()
+        self._publish_status()
+
+    def _on_recorder_failed(self, error: Exception) -> None:
+        if self.state != State.RECORDING:
+            return
+        message = str(error)
+        if isinstance(error, StorageFull):
+            message = "the card is full: recording stopped, everything up to then is kept"
+        self._stop("the recorder failed", error=message)
+
+    def _assess(self) -> StorageState:
+        take = self._takes.current
+        first = self._recorder.first_frame_ns if take is not None else None
+        recorded = self._clock.now() - first if first is not None else 0
+        storage = self._guard.assess(self._free_bytes(), recorded)
+        with self._lock:
+            self._storage = storage
+        return storage
+
+    def _new_session(self) -> Session:
+        from kit.store.store import new_id
+
+        session = Session(id=new_id(), created_ns=self._clock.now(), wall_time="", title="")
+        self._db.add_session(session)
+        with self._lock:
+            self._session = session
+        return session
+
+    def _set(self, state: State, error: str) -> None:
+        with self._lock:
+            changed = (state, error) != (self._state, self._error)
+            self._state, self._error = state, error
+        if changed:
+            log.info("state: %s%s", state, f" ({error})" if error else "")
+        self._show()
+        self._publish_status()
+
+    def _show(self) -> None:
+        if self._lights is None:
+            return
+        with self._lock:
+            state, low = self._state, self._storage.low
+        light = {
+            State.RECORDING: Light.RECORDING,
+            State.FINALISING: Light.BUSY,
+            State.CUTTING: Light.BUSY,
+            State.ERROR: Light.ERROR,
+        }.get(state, Light.LOW_STORAGE if low else Light.READY)
+        if state == State.IDLE and low:
+            light = Light.LOW_STORAGE
+        self._lights.show(light)
+
+    def _publish_status(self) -> None:
+        self._events.publish("status", self.status().as_dict())
+
+    # -- Controller ------------------------------------------------------
+
+    @property
+    def events(self) -> EventLog:
+        return self._events
+
+    def status(self) -> Status:
+        with self._lock:
+            state, error, take, storage = self._state, self._error, self._take, self._storage
+            session, progress = self._session, self._cut_progress
+        recording = state == State.RECORDING
+        return Status(
+            state=state.value,
+            session_id=session.id if session else None,
+            take_id=take.id if take else None,
+            started_ns=self._recorder.first_frame_ns if recording else None,
+            now_ns=self._clock.now(),
+            minutes_left=storage.minutes_left,
+            low_storage=storage.low,
+            level_dbfs=self._mic.level_dbfs if recording else -120.0,
+            error=error,
+            cut_progress=progress,
+        )
+
+    def start(self, source: str = "phone") -> None:
+        self.post(StartRequest(source))
+
+    def stop(self, source: str = "phone") -> None:
+        self.post(StopRequest(source))
+
+    def now_ns(self) -> int:
+        return self._clock.now()
+
+    def add_tag(
+        self, tag_id: str, label: str, note: str, author: str, delay_ns: int
+    ) -> tuple[Tag, bool]:
+        now = self._clock.now()
+        with self._lock:
+            state, take = self._state, self._take
+        if state != State.RECORDING or take is None:
+            raise StateError("tags can only be added while recording")
+        _check_text(label, note)
+        tag = Tag(
+            id=tag_id,
+            session_id=take.session_id,
+            take_id=take.id,
+            at_ns=now - delay_ns,
+            label=label,
+            note=note,
+            author=author,
+            created_ns=now,
+        )
+        new = self._db.add_tag(tag)
+        stored = self._db.tag(tag_id) if not new else tag
+        if new:
+            self._events.publish("tag", {"action": "added", "tag": _tag_dict(stored)})
+        return stored, new
+
+    def update_tag(self, tag_id: str, **values: Any) -> Tag:
+        if "label" in values or "note" in values:
+            _check_text(values.get("label", "x"), values.get("note", ""))
+        tag = self._db.update_tag(tag_id, **values)
+        self._events.publish("tag", {"action": "updated", "tag": _tag_dict(tag)})
+        return tag
+
+    def delete_tag(self, tag_id: str) -> None:
+        self._db.delete_tag(tag_id)
+        self._events.publish("tag", {"action": "deleted", "tag_id": tag_id})
+
+    def restore_tag(self, tag_id: str) -> None:
+        self._db.restore_tag(tag_id)
+        self._events.publish("tag", {"action": "restored", "tag": _tag_dict(self._db.tag(tag_id))})
+
+    def sessions(self) -> list[Session]:
+        return self._db.sessions()
+
+    def takes(self, session_id: str) -> list[Take]:
+        self._db.session(session_id)  # NotFound for an unknown id
+        return self._db.takes(session_id)
+
+    def tags(self, session_id: str) -> list[Tag]:
+        self._db.session(session_id)
+        return self._db.tags_for_session(session_id)
+
+    def preview_jpeg(self) -> tuple[int, bytes] | None:
+        return self._camera.preview_jpeg()
+
+    def labels(self) -> list[str]:
+        labels = self._db.setting("labels")
+        return list(labels) if isinstance(labels, list) else list(DEFAULT_LABELS)
+
+    def set_labels(self, labels: list[str]) -> None:
+        cleaned = [label.strip() for label in labels]
+        if not 1 <= len(cleaned) <= MAX_LABELS:
+            raise ValueError(f"between 1 and {MAX_LABELS} labels, please")
+        if any(not label or len(label) > MAX_LABEL_LEN for label in cleaned):
+            raise ValueError(f"labels must be 1 to {MAX_LABEL_LEN} characters")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("labels must differ from each other")
+        self._db.set_setting("labels", cleaned)
+        self._events.publish("labels", {"labels": cleaned})
+
+
+def _check_text(label: str, note: str) -> None:
+    if not label.strip() or len(label) > MAX_LABEL_LEN:
+        raise ValueError(f"a label must be 1 to {MAX_LABEL_LEN} characters")
+    if len(note) > MAX_NOTE_LEN:
+        raise ValueError(f"a note can be at most {MAX_NOTE_LEN} characters")
+
+
+def _tag_dict(tag: Tag) -> dict[str, Any]:
+    return {
+        "id": tag.id,
+        "session_id": tag.session_id,
+        "take_id": tag.take_id,
+        "at_ns": tag.at_ns,
+        "label": tag.label,
+        "note": tag.note,
+        "author": tag.author,
+    }
+
+
+__all__ = ["KitDaemon", "NotFound", "State"]

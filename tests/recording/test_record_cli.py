@@ -1,0 +1,65 @@
+"""Acceptance: `kit record --simulate` makes a 60 s film in sync, measured from the file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kit.hardware.sim.analysis import analyse_film
+
+KIT = [sys.executable, "-m", "kit"]
+
+
+def _ffprobe(path: Path) -> dict:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out)
+
+
+@pytest.mark.slow
+def test_sixty_seconds_in_sync_with_skew_and_latency(tmp_path: Path) -> None:
+    variants = {
+        "fast mic": ["--sim-mic-skew-ppm", "300"],
+        "slow mic": ["--sim-mic-skew-ppm", "-300"],
+        "late mic": ["--sim-mic-latency-ms", "200"],
+    }
+    # The three takes record at once: 60 s of real time, not 180.
+    procs = {
+        name: subprocess.Popen(
+            [*KIT, "record", "--simulate", "--seconds", "60", "--data", str(tmp_path / str(i)),
+             *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i, (name, extra) in enumerate(variants.items())
+    }
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, f"{name}: {err[-2000:]}"
+        path = Path(out.strip().splitlines()[-1])
+        assert path.is_file() and path.suffix == ".mp4", name
+
+        probe = _ffprobe(path)
+        streams = {s["codec_type"]: s for s in probe["streams"]}
+        assert streams["video"]["codec_name"] == "h264", name
+        assert streams["audio"]["codec_name"] == "aac", name
+        assert (streams["video"]["width"], streams["video"]["height"]) == (1280, 720)
+        assert streams["video"]["r_frame_rate"] == "30/1", name
+        assert int(streams["video"]["nb_frames"]) == 1800, name
+        assert float(probe["format"]["duration"]) == pytest.approx(60, abs=0.5), name
+        # faststart: the index comes before the media data
+        head = path.read_bytes()[:4096]
+        assert head.find(b"moov") != -1, name
+
+        report = analyse_film(path)
+        assert report.numbers == list(range(1800)), f"{name}: missing or repeated frames"
+        assert report.white_times_s == pytest.approx([float(k) for k in range(60)], abs=1e-3)
+        missing = [0.0] if name == "late mic" else []
+        assert report.unmatched_white_s == missing, name
+        assert len(report.offsets_s) == 60 - len(missing)
+        assert report.max_abs_offset_s <= 0.005, f"{name}: {report.offsets_s}"
