@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -283,6 +283,129 @@ def test_a_missing_device_is_reported_after_a_rescan(fake_sd: FakeSoundDevice) -
         mic.start(lambda _block: None)
     assert fake_sd.rescans == 1
     assert not fake_sd.streams
+
+
+# --- the camera's glue, against a stand-in for picamera2 -----------------------------
+
+
+class FakeEncoder:
+    """Records how the adapter builds an encoder; the test plays its output side."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.frame_skip_count = 1
+        self.firsttimestamp: int | None = None
+        self.output: Any = None
+
+
+class FakePicamera2:
+    cameras: ClassVar[list[dict[str, Any]]] = [{"Model": "imx708", "Num": 0}]
+
+    def __init__(self, camera_num: int) -> None:
+        self.config: dict[str, Any] = {}
+        self.encoders: dict[str, FakeEncoder] = {}
+        self.started = False
+        self.closed = False
+        FakePicamera2.last = self
+
+    @staticmethod
+    def global_camera_info() -> list[dict[str, Any]]:
+        return FakePicamera2.cameras
+
+    def create_video_configuration(self, **kwargs: Any) -> dict[str, Any]:
+        return kwargs
+
+    def configure(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.started = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def start_encoder(self, encoder: FakeEncoder, output: Any, name: str) -> None:
+        encoder.output = output
+        self.encoders[name] = encoder
+
+    def stop_encoder(self, encoder: FakeEncoder) -> None:
+        del self.encoders[next(k for k, v in self.encoders.items() if v is encoder)]
+
+    last: ClassVar[FakePicamera2]
+
+
+class FakeOutput:
+    def outputframe(self, frame: Any, keyframe: bool = True, timestamp: Any = None) -> None:
+        raise AssertionError("the adapter must override outputframe")
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
+    encoders = SimpleNamespace(H264Encoder=FakeEncoder, MJPEGEncoder=FakeEncoder)
+    outputs = SimpleNamespace(Output=FakeOutput)
+    package = SimpleNamespace(Picamera2=FakePicamera2, encoders=encoders, outputs=outputs)
+    monkeypatch.setitem(sys.modules, "picamera2", package)
+    monkeypatch.setitem(sys.modules, "picamera2.encoders", encoders)
+    monkeypatch.setitem(sys.modules, "picamera2.outputs", outputs)
+    monkeypatch.setattr(FakePicamera2, "cameras", [{"Model": "imx708", "Num": 0}])
+    return FakePicamera2
+
+
+def test_the_camera_configures_picamera2_as_designed(fake_picamera2: type[FakePicamera2]) -> None:
+    camera = pi_camera()
+    camera.open()
+    picam = fake_picamera2.last
+    assert picam.started
+    assert picam.config["main"] == {"size": (1280, 720), "format": "YUV420"}
+    assert picam.config["lores"] == {"size": (320, 180), "format": "YUV420"}
+    assert picam.config["controls"] == {"FrameDurationLimits": (33_333, 33_333)}
+    assert picam.encoders["lores"].frame_skip_count == 6  # 30 fps / 5 previews a second
+    camera.start_recording(lambda _packet: None)
+    h264 = picam.encoders["main"]
+    assert h264.kwargs == {"bitrate": 4_000_000, "repeat": True, "iperiod": 30, "framerate": 30}
+    camera.close()
+    assert picam.closed
+    assert not picam.encoders
+
+
+def test_camera_packets_carry_sensor_instants_and_gaps_count_as_drops(
+    fake_picamera2: type[FakePicamera2],
+) -> None:
+    camera = pi_camera()
+    camera.open()
+    packets: list[VideoPacket] = []
+    camera.start_recording(packets.append)
+    picam = fake_picamera2.last
+    h264 = picam.encoders["main"]
+    first_us = time.monotonic_ns() // 1000
+    h264.firsttimestamp = first_us  # as Encoder._timestamp sets it on the first frame
+    out = h264.output
+    out.outputframe(b"\x00\x00\x00\x01\x67key", True, 0)
+    out.outputframe(b"\x00\x00\x00\x01\x41p", False, 33_333)
+    out.outputframe(b"\x00\x00\x00\x01\x41p", False, 133_333)  # two frames lost
+    out.outputframe(None, True, 150_000, "audio packet", True)  # audio: not ours
+    camera.stop_recording()
+    out.outputframe(b"late", False, 166_666)  # after stop: dropped on the floor
+    assert [p.pts_ns for p in packets] == [
+        first_us * 1000,
+        (first_us + 33_333) * 1000,
+        (first_us + 133_333) * 1000,
+    ]
+    assert [p.keyframe for p in packets] == [True, False, False]
+    assert camera.dropped_frames == 2
+    picam.encoders["lores"].output.outputframe(b"\xff\xd8jpeg", True, 0)
+    picam.encoders["lores"].output.outputframe(b"\xff\xd8jpeg2", True, 200_000)
+    assert camera.preview_jpeg() == (2, b"\xff\xd8jpeg2")
+    camera.close()
+
+
+def test_no_camera_attached_is_not_found(fake_picamera2: type[FakePicamera2]) -> None:
+    fake_picamera2.cameras = []
+    with pytest.raises(DeviceNotFound, match="no camera 0"):
+        pi_camera().open()
 
 
 # --- on a real kit --------------------------------------------------------------------
