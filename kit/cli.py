@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sim(run)
     run.add_argument("--port", type=int, help="web port (default: web.port)")
 
+    bench = sub.add_parser("bench", help="run a benchmark and print its figures")
+    bench.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
+    bench.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
     cfg = sub.add_parser("config", help="print the effective configuration as TOML-like JSON")
     _add_common(cfg)
     return parser
@@ -169,6 +174,17 @@ def _cmd_run(args: argparse.Namespace, config: Config) -> int:
     return run_daemon(config, _hardware(config, args.simulate, clock), port=args.port)
 
 
+BENCHMARKS = {"record": "kit.bench.record"}
+
+
+def _cmd_bench(args: argparse.Namespace, config: Config) -> int:
+    import importlib
+
+    module = importlib.import_module(BENCHMARKS[args.name])
+    code: int = module.main(args.options)
+    return code
+
+
 def _cmd_config(args: argparse.Namespace, config: Config) -> int:
     print(json.dumps(config.as_dict(), indent=2))
     return 0
@@ -179,6 +195,7 @@ COMMANDS = {
     "recover": _cmd_recover,
     "run": _cmd_run,
     "config": _cmd_config,
+    "bench": _cmd_bench,
 }
 
 
@@ -190,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        config = load_config(args.config, overrides=_overrides(args))
+        config = load_config(getattr(args, "config", None), overrides=_overrides(args))
         return COMMANDS[args.command](args, config)
     except KitError as exc:
         print(f"kit: error: {exc}", file=sys.stderr)
