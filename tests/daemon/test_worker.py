@@ -1,0 +1,383 @@
+"""The daemon's state machine, driven through gpiozero's MockFactory and a fake clock.
+
+No sleeps: the button's mock pin calls back synchronously, the callback posts
+an event, and the test runs the worker one event at a time with ``step()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from kit.clock import NS_PER_S, FakeClock
+from kit.daemon.panel import Light, Panel
+from kit.daemon.storage import RecordingRates, StorageGuard
+from kit.daemon.worker import (
+    DEFAULT_LABELS,
+    CutDone,
+    CutProgress,
+    KitDaemon,
+    RecorderFailed,
+    Shutdown,
+    State,
+    Tick,
+)
+from kit.errors import HardwareError, StateError, StorageFull
+from kit.hardware.camera import VideoFormat
+from kit.hardware.microphone import AudioFormat
+from kit.model import Take, TakeState
+from kit.recording.takes import Finished
+from kit.store.database import Database
+
+BUTTON, LED = 17, 27
+MB = 1_000_000
+RATES = RecordingRates(raw_bytes_per_s=MB, mp4_bytes_per_s=MB)  # 1 MB/s each, 2 MB/s peak
+PLENTY = 10_000 * MB  # ~83 minutes
+
+
+@dataclass
+class FakeTakes:
+    """Stands in for TakeService: records calls, fails on request."""
+
+    db: Database
+    fail_start: Exception | None = None
+    fail_stop: Exception | None = None
+    finalise_to: TakeState = TakeState.READY
+    started: list[str] = field(default_factory=list)
+    current: Take | None = None
+    n: int = 0
+
+    def start(self, session_id: str) -> Take:
+        if self.fail_start is not None:
+            raise self.fail_start
+        self.n += 1
+        self.current = self.db.add_take(session_id, f"take{self.n}", "boot")
+        self.started.append(self.current.id)
+        return self.current
+
+    def stop(self) -> Finished:
+        take, self.current = self.current, None
+        assert take is not None
+        if self.fail_stop is not None:
+            raise self.fail_stop
+        error = "mux failed" if self.finalise_to == TakeState.FAILED else ""
+        return Finished(self.db.update_take(take.id, state=self.finalise_to, error=error), None)
+
+
+@dataclass
+class FakeRecorder:
+    first_frame_ns: int | None = None
+
+
+class FakeCamera:
+    format = VideoFormat(320, 240, 30)
+    dropped_frames = 0
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def start_recording(self, sink: object) -> None: ...
+    def stop_recording(self) -> None: ...
+
+    def preview_jpeg(self) -> tuple[int, bytes] | None:
+        return (7, b"\xff\xd8jpeg")
+
+
+class FakeMic:
+    format = AudioFormat(48_000, 1)
+    overflows = 0
+    level_dbfs = -23.0
+
+    def start(self, sink: object) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class FakeCutter:
+    calls: list[tuple[str, Callable[[float], None], Callable[[str], None]]] = field(
+        default_factory=list
+    )
+
+    def start(
+        self, session_id: str, on_progress: Callable[[float], None], on_done: Callable[[str], None]
+    ) -> None:
+        self.calls.append((session_id, on_progress, on_done))
+
+
+@dataclass
+class Kit:
+    daemon: KitDaemon
+    clock: FakeClock
+    takes: FakeTakes
+    recorder: FakeRecorder
+    factory: MockFactory
+    panel: Panel
+    free: list[int]
+    cutter: FakeCutter | None
+
+    def press(self) -> None:
+        pin = self.factory.pin(BUTTON)
+        pin.drive_low()
+        pin.drive_high()
+
+    def run(self) -> None:
+        while self.daemon.step():
+            pass
+
+    @property
+    def state(self) -> State:
+        return self.daemon.state
+
+
+def _kit(tmp_path: Path, *, cutter: bool = False, free: int = PLENTY) -> Iterator[Kit]:
+    clock = FakeClock()
+    db = Database(tmp_path / "kit.db")
+    takes = FakeTakes(db)
+    recorder = FakeRecorder()
+    factory = MockFactory(pin_class=MockPWMPin)
+    free_box = [free]
+    holder: list[KitDaemon] = []
+    panel = Panel(BUTTON, LED, lambda: holder[0].press(), bounce_s=None, pin_factory=factory)
+    fake_cutter = FakeCutter() if cutter else None
+    daemon = KitDaemon(
+        clock=clock,
+        db=db,
+        takes=takes,
+        recorder=recorder,
+        camera=FakeCamera(),
+        microphone=FakeMic(),
+        guard=StorageGuard(RATES, min_start_minutes=10, stop_at_minutes=1),
+        free_bytes=lambda: free_box[0],
+        ignore_stop_within_ns=NS_PER_S,
+        cutter=fake_cutter,
+        lights=panel,
+    )
+    holder.append(daemon)
+    yield Kit(daemon, clock, takes, recorder, factory, panel, free_box, fake_cutter)
+    panel.close()
+    db.close()
+
+
+@pytest.fixture
+def kit(tmp_path: Path) -> Iterator[Kit]:
+    yield from _kit(tmp_path)
+
+
+@pytest.fixture
+def cutting_kit(tmp_path: Path) -> Iterator[Kit]:
+    yield from _kit(tmp_path, cutter=True)
+
+
+def _kinds(kit: Kit) -> list[str]:
+    return [e.kind for e in kit.daemon.events.since(0)]
+
+
+def test_press_starts_next_press_stops_and_the_led_follows(kit: Kit) -> None:
+    assert kit.state == State.IDLE and kit.panel.light == Light.READY
+    kit.press()
+    kit.run()
+    assert kit.state == State.RECORDING and kit.panel.light == Light.RECORDING
+    kit.recorder.first_frame_ns = kit.clock.now()
+    kit.clock.advance(3 * NS_PER_S)
+    assert kit.daemon.status().as_dict()["elapsed_s"] == 3.0
+    kit.press()
+    kit.run()
+    assert kit.state == State.IDLE and kit.panel.light == Light.READY
+    assert kit.takes.started == ["take1"]
+    states = [e.data["state"] for e in kit.daemon.events.since(0) if e.kind == "status"]
+    assert states[-3:] == ["recording", "finalising", "idle"]
+
+
+def test_a_double_press_cannot_end_a_take(kit: Kit) -> None:
+    kit.press()
+    kit.run()
+    kit.clock.advance(NS_PER_S // 2)
+    kit.press()  # 0.5 s after the start: a bounce or a double press
+    kit.run()
+    assert kit.state == State.RECORDING
+    kit.clock.advance(NS_PER_S)
+    kit.press()
+    kit.run()
+    assert kit.state == State.IDLE
+
+
+def test_the_phone_can_stop_at_once(kit: Kit) -> None:
+    kit.daemon.start("phone")
+    kit.run()
+    assert kit.state == State.RECORDING
+    kit.daemon.stop("phone")
+    kit.run()
+    assert kit.state == State.IDLE
+    kit.daemon.stop("phone")  # stopping when idle is harmless
+    kit.daemon.start("phone")
+    kit.daemon.start("phone")  # a second start while recording is ignored
+    kit.run()
+    assert kit.takes.started == ["take1", "take2"] and kit.state == State.RECORDING
+
+
+def test_after_a_take_the_cut_runs_and_reports_progress(cutting_kit: Kit) -> None:
+    kit = cutting_kit
+    assert kit.cutter is not None
+    kit.press()
+    kit.run()
+    kit.clock.advance(2 * NS_PER_S)
+    kit.press()
+    kit.run()
+    assert kit.state == State.CUTTING and kit.panel.light == Light.BUSY
+    session_id, on_progress, on_done = kit.cutter.calls[0]
+    on_progress(0.5)
+    kit.run()
+    assert kit.daemon.status().cut_progress == 0.5
+    # A press while cutting starts the next take; the cut goes on in the background.
+    kit.press()
+    kit.run()
+    assert kit.state == State.RECORDING
+    on_done("")
+    kit.run()
+    assert kit.state == State.RECORDING and kit.daemon.status().cut_progress is None
+    assert "cut" in _kinds(kit)
+
+
+def test_a_failed_cut_is_reported_and_the_kit_stays_usable(cutting_kit: Kit) -> None:
+    kit = cutting_kit
+    assert kit.cutter is not None
+    kit.daemon.start()
+    kit.run()
+    kit.daemon.stop()
+    kit.run()
+    kit.daemon.post(CutDone(kit.cutter.calls[0][0], "out of memory"))
+    kit.run()
+    assert kit.state == State.IDLE
+    assert "rough cut failed: out of memory" in kit.daemon.status().error
+
+
+def test_no_take_starts_below_the_storage_floor(kit: Kit) -> None:
+    kit.free[0] = 5 * 60 * 2 * MB  # 5 minutes at 2 MB/s peak
+    kit.daemon.post(Tick())
+    kit.run()
+    assert kit.panel.light == Light.LOW_STORAGE
+    kit.press()
+    kit.run()
+    assert kit.state == State.IDLE and kit.takes.started == []
+    assert "not enough space" in kit.daemon.status().error
+    assert "refused" in _kinds(kit)
+    assert kit.daemon.status().minutes_left == pytest.approx(5.0)
+
+
+def test_a_take_stops_cleanly_when_the_card_fills(kit: Kit) -> None:
+    kit.press()
+    kit.run()
+    kit.recorder.first_frame_ns = kit.clock.now()
+    kit.clock.advance(10 * NS_PER_S)
+    kit.free[0] = 60 * 2 * MB  # one minute left (and the take's MP4 still to write)
+    kit.daemon.post(Tick())
+    kit.run()
+    assert kit.state == State.ERROR and kit.panel.light == Light.ERROR
+    assert "nearly full" in kit.daemon.status().error
+    assert kit.takes.db.take("take1").state == TakeState.READY
+
+
+def test_a_write_failure_stops_the_take_and_keeps_it(kit: Kit) -> None:
+    kit.press()
+    kit.run()
+    kit.daemon.post(RecorderFailed(StorageFull("ENOSPC")))
+    kit.run()
+    assert kit.state == State.ERROR
+    assert "card is full" in kit.daemon.status().error
+    assert kit.takes.db.take("take1").state == TakeState.READY
+    kit.daemon.post(RecorderFailed(StorageFull("late report")))  # nothing recording: ignored
+    kit.run()
+    assert kit.state == State.ERROR
+
+
+def test_a_camera_failure_is_an_error_and_a_press_retries(kit: Kit) -> None:
+    kit.takes.fail_start = HardwareError("no camera")
+    kit.press()
+    kit.run()
+    assert kit.state == State.ERROR and "no camera" in kit.daemon.status().error
+    assert kit.panel.light == Light.ERROR
+    kit.takes.fail_start = None
+    kit.press()
+    kit.run()
+    assert kit.state == State.RECORDING and kit.daemon.status().error == ""
+
+
+def test_stop_and_finalise_failures_are_errors(kit: Kit) -> None:
+    kit.takes.finalise_to = TakeState.FAILED
+    kit.daemon.start()
+    kit.daemon.stop()
+    kit.run()
+    assert kit.state == State.ERROR and "mux failed" in kit.daemon.status().error
+    kit.takes.finalise_to = TakeState.READY
+    kit.takes.fail_stop = HardwareError("camera hung")
+    kit.daemon.start()
+    kit.daemon.stop()
+    kit.run()
+    assert kit.state == State.ERROR and "camera hung" in kit.daemon.status().error
+
+
+def test_shutdown_finalises_the_take_first(kit: Kit) -> None:
+    kit.press()
+    kit.run()
+    kit.daemon.post(Shutdown())
+    kit.run()
+    assert kit.daemon.finished
+    assert kit.takes.db.take("take1").state == TakeState.READY
+
+
+def test_progress_and_unknown_events_never_kill_the_worker(kit: Kit) -> None:
+    kit.daemon.post(CutProgress("s", 0.25))
+    kit.daemon.post(object())
+    kit.run()
+    assert kit.state == State.IDLE and kit.daemon.status().cut_progress == 0.25
+
+
+def test_an_exception_inside_a_transition_is_an_error_state(kit: Kit) -> None:
+    kit.takes.fail_start = ZeroDivisionError("bug")  # not a KitError: a bug
+    kit.press()
+    kit.run()
+    assert kit.state == State.ERROR and "internal error" in kit.daemon.status().error
+
+
+def test_tags_are_stamped_at_the_tap_and_stored_once(kit: Kit) -> None:
+    with pytest.raises(StateError):
+        kit.daemon.add_tag("t1", "Guiding", "", "phone", 0)
+    kit.press()
+    kit.run()
+    now = kit.clock.now()
+    tag, new = kit.daemon.add_tag("t1", "Guiding", "lovely turn-taking", "phone-1", 150_000_000)
+    assert new and tag.at_ns == now - 150_000_000 and tag.take_id == "take1"
+    kit.clock.advance(NS_PER_S)
+    again, new = kit.daemon.add_tag("t1", "Guiding", "lovely turn-taking", "phone-1", 0)
+    assert not new and again.at_ns == tag.at_ns
+    with pytest.raises(ValueError, match="label"):
+        kit.daemon.add_tag("t2", "", "", "phone", 0)
+    with pytest.raises(ValueError, match="note"):
+        kit.daemon.add_tag("t3", "Guiding", "x" * 501, "phone", 0)
+    kit.daemon.update_tag("t1", label="Receiving initiatives")
+    kit.daemon.delete_tag("t1")
+    assert kit.daemon.tags(tag.session_id) == []
+    kit.daemon.restore_tag("t1")
+    assert [t.label for t in kit.daemon.tags(tag.session_id)] == ["Receiving initiatives"]
+    actions = [e.data["action"] for e in kit.daemon.events.since(0) if e.kind == "tag"]
+    assert actions == ["added", "updated", "deleted", "restored"]
+
+
+def test_labels_default_to_the_vig_principles_and_can_be_edited(kit: Kit) -> None:
+    assert kit.daemon.labels() == DEFAULT_LABELS
+    kit.daemon.set_labels(["Attentive", " Guiding "])
+    assert kit.daemon.labels() == ["Attentive", "Guiding"]
+    for bad in ([], ["a", "a"], [""], ["x" * 61], [str(i) for i in range(13)]):
+        with pytest.raises(ValueError):
+            kit.daemon.set_labels(bad)
+
+
+def test_status_carries_preview_and_level(kit: Kit) -> None:
+    assert kit.daemon.preview_jpeg() == (7, b"\xff\xd8jpeg")
+    assert kit.daemon.status().level_dbfs == -120.0  # the meter is live only while recording
+    kit.daemon.start()
+    kit.run()
+    assert kit.daemon.status().level_dbfs == -23.0
