@@ -14,14 +14,17 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
 import pytest
 
+from kit.clock import NS_PER_S
 from kit.hardware.factory import is_raspberry_pi
+from kit.hardware.microphone import AudioBlock
 
 SINK = "vsink"
 RATE = 48_000
@@ -157,6 +160,18 @@ def pulse_null_sink() -> Iterator[PulseNullSink]:
             subprocess.run(["pulseaudio", "--kill"], check=False, timeout=30)
 
 
+def stamp_rate(blocks: Sequence[AudioBlock]) -> float:
+    """Samples per second implied by the blocks' stamps (a least-squares line).
+
+    A fit over every block, rather than first and last, is not thrown by one
+    callback that waited for the GIL.
+    """
+    starts = np.cumsum([0] + [b.frames for b in blocks[:-1]])
+    stamps = np.array([b.t_ns for b in blocks], dtype=np.float64)
+    ns_per_frame = np.polyfit(starts, stamps - stamps[0], 1)[0]
+    return float(NS_PER_S / ns_per_frame)
+
+
 def pi_camera_available() -> bool:
     """Whether this is a Raspberry Pi with picamera2 importable."""
     return is_raspberry_pi() and importlib.util.find_spec("picamera2") is not None
@@ -166,6 +181,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if pi_camera_available():
         return
     skip = pytest.mark.skip(reason="needs a Raspberry Pi with picamera2 (run by `kit check`)")
+    here = Path(__file__).parent
     for item in items:
-        if item.get_closest_marker("pi") is not None:
+        # Hooks here see the whole session; gate only this directory's tests.
+        if item.get_closest_marker("pi") is not None and item.path.is_relative_to(here):
             item.add_marker(skip)

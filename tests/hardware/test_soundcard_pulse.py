@@ -23,7 +23,7 @@ import pytest
 from kit.clock import NS_PER_MS, NS_PER_S, MonotonicClock
 from kit.hardware.microphone import AudioBlock, AudioFormat
 from kit.hardware.soundcard import SoundDeviceMicrophone
-from tests.hardware.conftest import PulseNullSink
+from tests.hardware.conftest import PulseNullSink, stamp_rate
 
 pytestmark = pytest.mark.audio
 
@@ -117,11 +117,10 @@ def test_stamps_are_monotonic_and_advance_at_the_sample_rate(recording: Recordin
     block_ns = BLOCK * NS_PER_S / recording.rate
     steps = [b - a for a, b in itertools.pairwise(stamps)]
     assert statistics.median(steps) == pytest.approx(block_ns, rel=0.05)
-    frames = sum(b.frames for b in blocks[:-1])
-    measured_rate = frames * NS_PER_S / (stamps[-1] - stamps[0])
+    measured_rate = stamp_rate(blocks)
     spread = statistics.pstdev(steps) / 1e3
     print(f"{len(blocks)} blocks; steps sd {spread:.0f} us; rate {measured_rate:.1f} Hz")
-    assert measured_rate == pytest.approx(recording.rate, rel=0.01)
+    assert measured_rate == pytest.approx(recording.rate, rel=0.005)
     for block, at in zip(blocks, recording.delivered, strict=True):
         # Delivered after its first sample, and not long after.
         assert -block_ns <= at - block.t_ns <= 300 * NS_PER_MS
