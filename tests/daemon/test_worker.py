@@ -140,7 +140,7 @@ def _kit(tmp_path: Path, *, cutter: bool = False, free: int = PLENTY) -> Iterato
     factory = MockFactory(pin_class=MockPWMPin)
     free_box = [free]
     holder: list[KitDaemon] = []
-    panel = Panel(BUTTON, LED, lambda: holder[0].press(), bounce_s=None, pin_factory=factory)
+    panel = Panel(BUTTON, LED, lambda: holder[0].press(), bounce_s=None, pin_factory=factory)  # noqa: PLW0108 - the daemon is built after the panel
     fake_cutter = FakeCutter() if cutter else None
     daemon = KitDaemon(
         clock=clock,
@@ -227,7 +227,7 @@ def test_after_a_take_the_cut_runs_and_reports_progress(cutting_kit: Kit) -> Non
     kit.press()
     kit.run()
     assert kit.state == State.CUTTING and kit.panel.light == Light.BUSY
-    session_id, on_progress, on_done = kit.cutter.calls[0]
+    _session_id, on_progress, on_done = kit.cutter.calls[0]
     on_progress(0.5)
     kit.run()
     assert kit.daemon.status().cut_progress == 0.5
