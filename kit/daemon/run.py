@@ -117,6 +117,9 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
     web_thread.start()
     watchdog = _Watchdog(notifier, daemon, clock)
     watchdog.start()
+    threading.Thread(
+        target=_report_status, args=(notifier, daemon), name="status", daemon=True
+    ).start()
     notifier.ready(f"ready on port {server.effective_port}")
     log.info("kit ready: http://%s:%s/", config.web.host, server.effective_port)
     try:
@@ -152,6 +155,33 @@ def _web_server(config: Config, daemon: KitDaemon, store: Store, port: int | Non
     return server
 
 
+def status_line(status: dict[str, Any]) -> str:
+    """The one-line state systemd shows (``systemctl status kit``)."""
+    line = f"{status['state']}, {status['minutes_left']:.0f} min of storage left"
+    if status.get("low_storage"):
+        line += " (low)"
+    if status.get("error"):
+        line += f"; {status['error']}"
+    return line
+
+
+def _report_status(notifier: Notifier, daemon: KitDaemon) -> None:
+    """Send systemd a STATUS= line whenever the state, error or storage warning changes."""
+    last_id = 0
+    last: tuple[Any, ...] = ()
+    while not daemon.finished:
+        for event in daemon.events.since(last_id, timeout_s=1.0):
+            last_id = event.id
+            if event.kind != "status":
+                continue
+            data = event.data
+            # Minutes left change every tick; only a change of state is news.
+            key = (data["state"], data.get("error"), data.get("low_storage"))
+            if key != last:
+                notifier.status(status_line(data))
+                last = key
+
+
 class _Watchdog:
     """Pings systemd's watchdog while the worker is healthy.
 
@@ -185,6 +215,5 @@ class _Watchdog:
                 return
             if quiet < self._interval or daemon.state == State.FINALISING:
                 self._notifier.watchdog()
-                self._notifier.status(f"state: {daemon.state}")
             else:
                 log.error("the worker has been stuck for %.1f s", quiet / NS_PER_S)
