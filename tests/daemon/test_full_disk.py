@@ -1,0 +1,152 @@
+"""The storage guard on a real, small filesystem (a tmpfs the test mounts as root)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kit.config import load_config
+from kit.daemon.storage import StorageGuard
+from kit.hardware.sim.analysis import analyse_film
+from tests.daemon.test_run_e2e import FakeSystemd, _free_port
+
+MB = 1 << 20
+ENV = {
+    "KIT_CAMERA_BITRATE": "1000000",
+    "KIT_STORAGE_MIN_FREE_MINUTES_TO_START": "1.0",
+    "KIT_STORAGE_STOP_AT_FREE_MINUTES": "0.5",
+}
+
+
+@pytest.fixture
+def card(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        if os.environ.get("CI"):
+            pytest.fail("the full-disk test needs root to mount a tmpfs, and CI runs as root")
+        pytest.skip("needs root to mount a small tmpfs")
+    mount = tmp_path / "card"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _set_free(card: Path, filler: Path, guard: StorageGuard, minutes: float) -> None:
+    """Resize the filler so the card has ``minutes`` of recording left."""
+    filler.unlink(missing_ok=True)
+    free = shutil.disk_usage(card).free
+    want = int(minutes * 60 * guard.rates.peak_bytes_per_s)
+    with filler.open("wb") as f:
+        f.write(b"\0" * max(0, free - want))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _takes(data: Path) -> list[tuple[str, str, str]]:
+    db = sqlite3.connect(data / "kit.db")
+    try:
+        return db.execute("SELECT id, session_id, state FROM takes ORDER BY rowid").fetchall()
+    finally:
+        db.close()
+
+
+def _mp4(data: Path, take: tuple[str, str, str]) -> Path:
+    return data / "sessions" / take[1] / "takes" / take[0] / "take.mp4"
+
+
+@pytest.mark.slow
+def test_guard_refuses_then_stops_cleanly_and_keeps_everything(card: Path, tmp_path: Path) -> None:
+    guard = StorageGuard.from_config(load_config(path=None, environ=ENV))
+    data, filler = card / "data", card / "filler.bin"
+    systemd = FakeSystemd(tmp_path / "notify.sock")
+    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify.sock"), **ENV)
+    env["KIT_CONFIG"] = str(tmp_path / "none.toml")
+    (tmp_path / "none.toml").write_text("")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kit",
+            "run",
+            "--simulate",
+            "--data",
+            str(data),
+            "--port",
+            str(_free_port()),
+            "--width",
+            "640",
+            "--height",
+            "360",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def press_and_wait(status: str, timeout: float = 15) -> None:
+        at = time.monotonic()
+        proc.send_signal(signal.SIGUSR1)
+        systemd.wait_for(f"STATUS={status}", timeout=timeout, after=at)
+
+    try:
+        systemd.wait_for("READY=1", timeout=60)
+        # 1. An earlier take, with room to spare.
+        press_and_wait("recording")
+        time.sleep(2)
+        press_and_wait("idle", timeout=30)
+        first = _takes(data)[0]
+        before = hashlib.sha256(_mp4(data, first).read_bytes()).hexdigest()
+
+        # 2. Below the start floor: no take starts, and the kit says why.
+        _set_free(card, filler, guard, minutes=0.8)
+        press_and_wait("idle, 1 min of storage left (low); not enough space to record")
+        assert len(_takes(data)) == 1
+
+        # 3. Just above it: a take starts; the card fills while it records.
+        _set_free(card, filler, guard, minutes=1.2)
+        press_and_wait("recording")
+        started = time.monotonic()
+        with filler.open("ab") as f:
+            while True:
+                systemd.pump()
+                if any("nearly full" in m for _, m in systemd.messages):
+                    break
+                assert time.monotonic() - started < 60, systemd.messages[-5:]
+                if shutil.disk_usage(card).free > 0.3 * 60 * guard.rates.peak_bytes_per_s:
+                    f.write(b"\0" * MB)
+                    f.flush()
+                time.sleep(0.1)
+        systemd.wait_for("STATUS=error", timeout=30, after=started)
+
+        # 4. Still full: another press is refused, nothing is deleted.
+        at = time.monotonic()
+        proc.send_signal(signal.SIGUSR1)
+        systemd.wait_for("STATUS=error, 0 min", timeout=10, after=at)  # refused: stays in error
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        systemd.sock.close()
+    assert proc.returncode in (0, 1), out[-3000:]
+    takes = _takes(data)
+    assert [t[2] for t in takes] == ["ready", "ready"], out[-3000:]
+    assert hashlib.sha256(_mp4(data, first).read_bytes()).hexdigest() == before
+    report = analyse_film(_mp4(data, takes[1]))
+    assert len(report.frames) >= 30
+    assert report.numbers == list(range(len(report.frames)))
+    assert report.max_abs_offset_s <= 0.005
