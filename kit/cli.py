@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sim(run)
     run.add_argument("--port", type=int, help="web port (default: web.port)")
 
+    check = sub.add_parser("check", help="hardware self-test of a real kit; prints a report")
+    _add_common(check)
+    check.add_argument("--json", type=Path, help="also write the report as JSON here")
+
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
@@ -174,6 +178,12 @@ def _cmd_run(args: argparse.Namespace, config: Config) -> int:
     return run_daemon(config, _hardware(config, args.simulate, clock), port=args.port)
 
 
+def _cmd_check(args: argparse.Namespace, config: Config) -> int:
+    from kit import check
+
+    return check.main(config, args.json)
+
+
 BENCHMARKS = {"record": "kit.bench.record"}
 
 
@@ -196,6 +206,7 @@ COMMANDS = {
     "run": _cmd_run,
     "config": _cmd_config,
     "bench": _cmd_bench,
+    "check": _cmd_check,
 }
 
 
