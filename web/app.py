@@ -1,0 +1,213 @@
+"""The phone page's Flask app: ``create_app(controller, pairing, config)``.
+
+One blueprint per area (pairing, pages, api, events). Every route except
+pairing and static files needs a paired phone (a session cookie); every
+state-changing request also needs that phone's CSRF token in the
+``X-CSRF-Token`` header. Errors on ``/api/`` are JSON ``{"error": ...}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, jsonify, redirect, request, url_for
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wrappers import Response as BaseResponse
+
+from kit.daemon.api import Controller
+from kit.errors import KitError, NotFound, StateError, StorageFull
+from web.context import COOKIE, CSRF_HEADER, PhoneTimeHook, Streams, WebContext, ctx
+from web.http import ApiError
+from web.pairing import PairingLocked, PairingStore, WrongSecret
+
+log = logging.getLogger("kit.web")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+DEFAULTS: dict[str, Any] = {
+    # Tag bodies are ~200 bytes and a full label list ~1 KiB; 32 KiB leaves room.
+    "MAX_CONTENT_LENGTH": 32 * 1024,
+    "SEND_FILE_MAX_AGE_DEFAULT": 3600,  # static URLs carry a content hash (?v=)
+    "KIT_HEARTBEAT_S": 15.0,  # a silent stream is found dead within this
+    "KIT_MAX_TAG_DELAY_S": 600.0,  # a tap older than this is refused as absurd
+    "KIT_UNDO_S": 10.0,  # how long the page offers to undo a tag
+    "KIT_PREVIEW_FPS": 4.0,  # preview frames a second each phone asks for
+    "KIT_STREAMS_PER_PHONE": 2,
+    # Each event stream holds a server thread: keep this below the server's threads.
+    "KIT_MAX_STREAMS": 12,
+    "KIT_COOKIE_MAX_AGE_S": 400 * 24 * 3600,  # browsers cap cookies at 400 days
+}
+
+_STATIC = Path(__file__).parent / "static"
+_CSP = (
+    "default-src 'self'; img-src 'self' blob:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def create_app(
+    controller: Controller,
+    pairing: PairingStore,
+    config: dict[str, Any] | None = None,
+    *,
+    on_phone_time: PhoneTimeHook | None = None,
+) -> Flask:
+    """The phone page for ``controller``, admitting the phones ``pairing`` knows.
+
+    ``config`` overrides Flask settings and the ``KIT_*`` ones in
+    :data:`DEFAULTS`. ``on_phone_time(unix_s)`` is called with the phone's
+    wall-clock time (UTC seconds) when a phone pairs and whenever a paired
+    page loads, so a kit without a real-time clock can set its clock; it is
+    called on the request thread, so it must be quick, and it may ignore the
+    value (e.g. when the kit's clock is already set).
+    """
+    from web.views import api, events, pages
+    from web.views import pairing as pairing_views
+
+    app = Flask(__name__)
+    app.config.update(DEFAULTS)
+    app.config.update(config or {})
+    app.extensions["kit"] = WebContext(
+        controller=controller,
+        pairing=pairing,
+        on_phone_time=on_phone_time,
+        streams=Streams(
+            per_phone=int(app.config["KIT_STREAMS_PER_PHONE"]),
+            total=int(app.config["KIT_MAX_STREAMS"]),
+        ),
+    )
+    versions = _static_versions()
+
+    @app.context_processor
+    def _asset_url() -> dict[str, Any]:
+        def asset(name: str) -> str:
+            return url_for("static", filename=name, v=versions.get(name, "0"))
+
+        return {"asset": asset}
+
+    app.register_blueprint(pairing_views.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(events.bp)
+    app.before_request(_require_paired_phone)
+    app.after_request(_security_headers)
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(KitError, _kit_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    return app
+
+
+def shutdown(app: Flask) -> None:
+    """End the app's event streams (within a second) before the server stops."""
+    context: WebContext = app.extensions["kit"]
+    context.closing.set()
+
+
+def _static_versions() -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:10]
+        for p in _STATIC.iterdir()
+        if p.is_file()
+    }
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _require_paired_phone() -> BaseResponse | None:
+    limit = request.max_content_length
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()  # refused before anything reads the body
+    endpoint = request.endpoint or ""
+    if request.method not in SAFE_METHODS and not _same_origin():
+        raise ApiError(403, "cross-site request refused")
+    if endpoint == "static" or endpoint.startswith("pairing."):
+        return None
+    token = request.cookies.get(COOKIE, "")
+    phone = ctx().pairing.phone_for_token(token) if token else None
+    if phone is None:
+        if _is_api():
+            raise ApiError(401, "this phone is not paired with the kit")
+        return redirect(url_for("pairing.pair_page"))
+    g.phone = phone
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), phone.csrf.encode()):
+            raise ApiError(403, f"missing or wrong {CSRF_HEADER} header")
+    return None
+
+
+def _same_origin() -> bool:
+    """False when the browser says the request comes from another site."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", _CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    # The pairing link carries the key in its query string: never pass it on.
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _error(status: int, message: str, **extra: Any) -> Response:
+    response = jsonify({"error": message, **extra})
+    response.status_code = status
+    return response
+
+
+def _api_error(exc: ApiError) -> Response:
+    response = _error(exc.status, exc.message, **exc.extra)
+    response.headers.update(exc.headers)
+    return response
+
+
+# The kit's errors as HTTP statuses (first match wins); anything else is a 500.
+_KIT_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (WrongSecret, 401),
+    (StateError, 409),
+    (NotFound, 404),
+    (StorageFull, 507),  # not bad input: the card is full
+    (ValueError, 400),  # e.g. ConfigError from a controller refusing a value
+)
+
+
+def _kit_error(exc: KitError) -> Response:
+    if isinstance(exc, PairingLocked):
+        retry = max(1, round(exc.retry_after_s))
+        response = _error(429, str(exc), retry_after_s=retry)
+        response.headers["Retry-After"] = str(retry)
+        return response
+    for kind, status in _KIT_STATUS:
+        if isinstance(exc, kind):
+            return _error(status, str(exc))
+    log.error("kit error on %s %s", request.method, request.path, exc_info=exc)
+    return _error(500, str(exc))
+
+
+def _http_error(exc: HTTPException) -> BaseResponse:
+    status = exc.code or 500
+    if status == 413:
+        limit = request.max_content_length
+        return _error(413, f"the request body is larger than {limit} bytes")
+    if _is_api():
+        return _error(status, exc.description or exc.name)
+    return exc.get_response()
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
+    return _error(500, "internal error (see the kit's log)")

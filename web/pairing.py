@@ -1,0 +1,294 @@
+"""Which phones may use the kit: the per-kit secret, pairing, and paired phones.
+
+A kit has one random secret, made on first start and kept in a small SQLite
+file of its own (mode 0600) in the data directory. Two things are derived
+from it and printed on the kit's label:
+
+* the pairing **key**, carried by the pairing link the label's QR code
+  encodes (``http://10.42.0.1:8080/pair?k=<key>``), and
+* the 6-digit pairing **code**, for typing by hand.
+
+A phone that shows either gets a random session token (kept by the phone in
+an HttpOnly cookie; only its SHA-256 is stored) and a CSRF token. Wrong keys
+or codes count as failures: after ``max_failures`` of them in a row, pairing
+is locked for ``lockout_s`` seconds, even for the right code. The lock lives
+in memory on the injected monotonic ``clock``, so tests never sleep.
+
+Paired phones are cached in memory (a kit has a handful), so checking a
+request costs a dict lookup, not a query.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from kit.errors import KitError, NotFound, StorageError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kit_secret (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    secret BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS phones (
+    id TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    csrf TEXT NOT NULL,
+    name TEXT NOT NULL,
+    user_agent TEXT NOT NULL DEFAULT '',
+    paired_at TEXT NOT NULL DEFAULT '',
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+CODE_DIGITS = 6
+NAME_MAX = 40
+
+
+class PairingError(KitError):
+    """A pairing attempt that was refused."""
+
+
+class WrongSecret(PairingError, PermissionError):
+    """The key or code does not match this kit."""
+
+
+class PairingLocked(PairingError, PermissionError):
+    """Too many wrong attempts: pairing is refused for ``retry_after_s`` seconds."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"too many wrong codes: try again in {retry_after_s:.0f} s")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Phone:
+    """A paired phone. ``csrf`` must accompany every state-changing request it makes."""
+
+    id: str
+    name: str
+    csrf: str
+    user_agent: str
+    paired_at: str  # the phone's own wall time when it paired (ISO 8601), a label only
+    revoked: bool = False
+
+    def public(self) -> dict[str, object]:
+        """The phone as other phones may see it (no tokens)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "paired_at": self.paired_at,
+            "revoked": self.revoked,
+        }
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PairingStore:
+    """The kit's pairing secret and its paired phones, in one SQLite file.
+
+    ``clock`` is a monotonic seconds clock (``time.monotonic`` by default); it
+    only times the lock-out and "last seen".
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_failures: int = 5,
+        lockout_s: float = 300.0,
+    ) -> None:
+        self._clock = clock
+        self._max_failures = max_failures
+        self._lockout_s = lockout_s
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._locked_until = 0.0
+        self._last_seen: dict[str, float] = {}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO kit_secret (id, secret) VALUES (1, ?)",
+                (secrets.token_bytes(32),),
+            )
+            self._secret: bytes = self._conn.execute(
+                "SELECT secret FROM kit_secret WHERE id = 1"
+            ).fetchone()[0]
+            rows = self._conn.execute(
+                "SELECT id, token_sha256, csrf, name, user_agent, paired_at, revoked FROM phones"
+            ).fetchall()
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise StorageError(f"cannot open the pairing store {path}: {exc}") from exc
+        self._by_token: dict[str, Phone] = {}
+        self._by_id: dict[str, tuple[str, Phone]] = {}
+        for pid, digest, csrf, name, ua, paired_at, revoked in rows:
+            phone = Phone(pid, name, csrf, ua, paired_at, bool(revoked))
+            self._by_id[pid] = (digest, phone)
+            if not phone.revoked:
+                self._by_token[digest] = phone
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # what the label shows
+
+    @property
+    def key(self) -> str:
+        """The pairing key the QR code's link carries (22 URL-safe characters)."""
+        mac = hmac.new(self._secret, b"vig-kit pairing link", hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode()[:22]
+
+    @property
+    def code(self) -> str:
+        """The 6-digit pairing code for typing by hand."""
+        mac = hmac.new(self._secret, b"vig-kit pairing code", hashlib.sha256).digest()
+        return f"{int.from_bytes(mac[:8], 'big') % 10**CODE_DIGITS:0{CODE_DIGITS}d}"
+
+    def link(self, base_url: str) -> str:
+        """The pairing link for ``base_url`` (e.g. ``http://10.42.0.1:8080``)."""
+        return f"{base_url.rstrip('/')}/pair?k={self.key}"
+
+    # pairing
+
+    def locked_for(self) -> float:
+        """Seconds until pairing is allowed again (0 when it is allowed)."""
+        with self._lock:
+            return max(0.0, self._locked_until - self._clock())
+
+    def pair(
+        self,
+        *,
+        key: str | None = None,
+        code: str | None = None,
+        name: str = "",
+        user_agent: str = "",
+        paired_at: str = "",
+    ) -> tuple[Phone, str]:
+        """Pair a phone that shows the key or the code; returns it and its session token.
+
+        Raises :class:`PairingLocked` while locked out and :class:`WrongSecret`
+        for a wrong key or code (which counts towards the lock-out).
+        """
+        with self._lock:
+            now = self._clock()
+            if now < self._locked_until:
+                raise PairingLocked(self._locked_until - now)
+            ok = (key is not None and hmac.compare_digest(key.encode(), self.key.encode())) or (
+                code is not None and hmac.compare_digest(code.encode(), self.code.encode())
+            )
+            if not ok:
+                self._failures += 1
+                if self._failures >= self._max_failures:
+                    self._failures = 0
+                    self._locked_until = now + self._lockout_s
+                raise WrongSecret("that is not this kit's pairing code")
+            self._failures = 0
+            token = secrets.token_urlsafe(32)
+            digest = _sha256(token)
+            pid = secrets.token_hex(4)
+            clean = " ".join(name.split())[:NAME_MAX]
+            phone = Phone(
+                id=pid,
+                name=clean or f"Phone {len(self._by_id) + 1}",
+                csrf=secrets.token_urlsafe(24),
+                user_agent=user_agent[:300],
+                paired_at=paired_at[:40],
+            )
+            self._conn.execute(
+                "INSERT INTO phones (id, token_sha256, csrf, name, user_agent, paired_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (pid, digest, phone.csrf, phone.name, phone.user_agent, phone.paired_at),
+            )
+            self._by_id[pid] = (digest, phone)
+            self._by_token[digest] = phone
+            self._last_seen[pid] = now
+            return phone, token
+
+    # paired phones
+
+    def phone_for_token(self, token: str) -> Phone | None:
+        """The paired (not revoked) phone holding session ``token``, if any."""
+        phone = self._by_token.get(_sha256(token))
+        if phone is not None:
+            self._last_seen[phone.id] = self._clock()
+        return phone
+
+    def is_paired(self, phone_id: str) -> bool:
+        """Whether ``phone_id`` is paired and not revoked."""
+        entry = self._by_id.get(phone_id)
+        return entry is not None and not entry[1].revoked
+
+    def phone(self, phone_id: str) -> Phone:
+        with self._lock:
+            entry = self._by_id.get(phone_id)
+        if entry is None:
+            raise NotFound(f"no phone {phone_id!r}")
+        return entry[1]
+
+    def phones(self) -> list[Phone]:
+        """Every phone ever paired (revoked ones too, marked), oldest first."""
+        with self._lock:
+            return [phone for _, phone in self._by_id.values()]
+
+    def seen_ago_s(self, phone_id: str) -> float | None:
+        """Seconds since ``phone_id`` last made a request (None: not since start-up)."""
+        seen = self._last_seen.get(phone_id)
+        return None if seen is None else max(0.0, self._clock() - seen)
+
+    def rename(self, phone_id: str, name: str) -> Phone:
+        clean = " ".join(name.split())[:NAME_MAX]
+        if not clean:
+            raise ValueError("a phone's name cannot be empty")
+        return self._update(phone_id, name=clean)
+
+    def revoke(self, phone_id: str) -> Phone:
+        """Refuse ``phone_id`` from now on (kept, so :meth:`restore` can undo it)."""
+        return self._update(phone_id, revoked=True)
+
+    def restore(self, phone_id: str) -> Phone:
+        """Undo :meth:`revoke`."""
+        return self._update(phone_id, revoked=False)
+
+    def _update(
+        self, phone_id: str, *, name: str | None = None, revoked: bool | None = None
+    ) -> Phone:
+        with self._lock:
+            entry = self._by_id.get(phone_id)
+            if entry is None:
+                raise NotFound(f"no phone {phone_id!r}")
+            digest, old = entry
+            phone = replace(
+                old,
+                name=old.name if name is None else name,
+                revoked=old.revoked if revoked is None else revoked,
+            )
+            self._conn.execute(
+                "UPDATE phones SET name = ?, revoked = ? WHERE id = ?",
+                (phone.name, int(phone.revoked), phone_id),
+            )
+            self._by_id[phone_id] = (digest, phone)
+            if phone.revoked:
+                self._by_token.pop(digest, None)
+            else:
+                self._by_token[digest] = phone
+            return phone

@@ -1,0 +1,564 @@
+/* Home: live state, preview and level, Record / hold-to-Stop, the tag pad and the take's tags.
+ *
+ * Taps are never lost: each tap is kept in an outbox (and in localStorage)
+ * with its performance.now() time and an id made here, and sent until the
+ * kit acknowledges it. Every send carries the delay since the tap, so the kit
+ * stamps the tap's instant however late the send gets through; the id stops
+ * a retried tap being stored twice.
+ */
+"use strict";
+
+(function () {
+  var $ = function (id) { return document.getElementById(id); };
+  var root = $("home");
+  var UNDO_S = Number(root.getAttribute("data-undo-s")) || 10;
+  var FPS = Number(root.getAttribute("data-preview-fps")) || 4;
+  var HEARTBEAT_S = Number(root.getAttribute("data-heartbeat-s")) || 15;
+  var HOLD_MS = 1500; // press-and-hold to stop: long enough not to happen by accident
+  var RETRY_MS = [200, 400, 800, 1500, 3000]; // then every 3 s until acknowledged
+  var OUTBOX_KEY = "kit.outbox.v1";
+  var STATE_NAMES = {
+    idle: "Ready", recording: "REC", finalising: "Saving take…",
+    cutting: "Making the cut", error: "Problem", loading: "Connecting…",
+  };
+
+  var model = {
+    status: null, statusAt: 0, take: { id: null, started_ns: null },
+    labels: [], tags: new Map(), eventId: 0,
+  };
+  var outbox = new Map(); // tag id -> {id, label, note, t, wall, tries, inflight, undone, patch}
+  var hiddenIds = new Set(); // deleted here, before the kit confirmed it
+  var toast = new Kit.Toast($("toast"));
+  var noteButton = $("toast-note");
+
+  /* ---------- state ---------- */
+
+  function state() { return model.status ? model.status.state : "loading"; }
+
+  function elapsedAt(t) {
+    var s = model.status;
+    if (!s || s.state !== "recording") return null;
+    return s.elapsed_s + (t - model.statusAt) / 1000;
+  }
+
+  function tagOffset(tag) {
+    if (model.take.started_ns == null) return null;
+    return (tag.at_ns - model.take.started_ns) / 1e9;
+  }
+
+  function applyStatus(status) {
+    model.status = status;
+    model.statusAt = performance.now();
+    renderStatus();
+  }
+
+  function applyState(s) {
+    model.eventId = s.event_id;
+    model.take = s.take;
+    model.tags = new Map();
+    s.tags.forEach(function (t) { model.tags.set(t.id, t); });
+    if (JSON.stringify(s.labels) !== JSON.stringify(model.labels)) {
+      model.labels = s.labels;
+      renderPad();
+    }
+    applyStatus(s.status);
+    renderTags();
+  }
+
+  var resyncing = null;
+  var resyncAgain = false;
+  function resync() {
+    if (resyncing) { resyncAgain = true; return resyncing; }
+    resyncing = Kit.api("GET", "/api/state").then(function (r) {
+      if (r.ok) applyState(r.body);
+    }, function () { showConn(true); }).then(function () {
+      resyncing = null;
+      if (resyncAgain) { resyncAgain = false; resync(); }
+    });
+    return resyncing;
+  }
+
+  /* ---------- rendering ---------- */
+
+  function renderStatus() {
+    var s = model.status;
+    var st = state();
+    root.setAttribute("data-state", st);
+    var name = STATE_NAMES[st] || st;
+    if (st === "cutting" && s.cut_progress != null) name += " " + Math.round(s.cut_progress * 100) + "%";
+    $("state-text").textContent = name;
+    if (s) {
+      ["storage", "storage-rec"].forEach(function (id) {
+        var storage = $(id);
+        storage.textContent = Math.floor(s.minutes_left) + " min left";
+        storage.classList.toggle("low", !!s.low_storage);
+      });
+    }
+    var error = $("error");
+    error.hidden = !(s && s.error);
+    if (s && s.error) error.textContent = s.error;
+    var record = $("record");
+    record.disabled = st !== "idle";
+    record.lastChild.textContent = st === "idle" ? "Record" : (STATE_NAMES[st] || st);
+    $("hint").textContent = st === "idle" ? "Frame the shot, then press Record." : "";
+    tick();
+  }
+
+  function tick() {
+    var e = elapsedAt(performance.now());
+    if (e != null) $("elapsed").textContent = Kit.clock(e);
+  }
+
+  function renderPad() {
+    var pad = $("pad");
+    pad.textContent = "";
+    var plain = model.labels.filter(function (l) { return l.indexOf("★") < 0; }).length;
+    var seen = 0;
+    model.labels.forEach(function (label) {
+      var b = Kit.el("button", "tag", label);
+      b.type = "button";
+      b.setAttribute("data-label", label);
+      if (label.indexOf("★") >= 0) b.className += " star";
+      else if (++seen === plain && plain % 2 === 1) b.className += " span2";
+      pad.appendChild(b);
+    });
+  }
+
+  function rows() {
+    var list = [];
+    model.tags.forEach(function (t) {
+      if (!hiddenIds.has(t.id) && (model.take.id == null || t.take_id === model.take.id)) {
+        list.push({ id: t.id, label: t.label, note: t.note, author: t.author, at: tagOffset(t), pending: false });
+      }
+    });
+    outbox.forEach(function (item) {
+      if (!model.tags.has(item.id) && !item.undone && !hiddenIds.has(item.id)) {
+        list.push({
+          id: item.id, label: item.label, note: item.note, author: root.getAttribute("data-phone"),
+          at: item.t != null ? elapsedAt(item.t) : null, pending: true,
+        });
+      }
+    });
+    list.sort(function (a, b) { return (b.at == null ? 1e12 : b.at) - (a.at == null ? 1e12 : a.at); });
+    return list;
+  }
+
+  function renderTags() {
+    var list = rows();
+    var ol = $("taglist");
+    ol.textContent = "";
+    var st = state();
+    var title = $("tags-title");
+    if (st === "recording") title.textContent = list.length ? "Tags this take · " + list.length : "No tags yet";
+    else title.textContent = list.length ? "Last take · " + list.length + (list.length === 1 ? " tag" : " tags") : "";
+    $("tags-section").hidden = st !== "recording" && !list.length;
+    list.forEach(function (row) {
+      var li = Kit.el("li", "tagrow" + (row.pending ? " pending" : ""));
+      li.setAttribute("data-id", row.id);
+      li.appendChild(Kit.el("span", "t", row.at == null ? "…" : Kit.clock(row.at)));
+      var what = Kit.el("span", "what");
+      what.appendChild(Kit.el("span", "lbl", row.label));
+      if (row.note) what.appendChild(Kit.el("span", "note", row.note));
+      what.appendChild(Kit.el("span", "by", row.pending ? "sending…" : row.author));
+      li.appendChild(what);
+      var edit = Kit.el("button", "btn small edit", "Note");
+      edit.type = "button";
+      edit.setAttribute("aria-label", "Note or label for " + row.label);
+      var del = Kit.el("button", "btn small del", "✕");
+      del.type = "button";
+      del.setAttribute("aria-label", "Delete tag " + row.label);
+      li.appendChild(edit);
+      li.appendChild(del);
+      ol.appendChild(li);
+    });
+  }
+
+  function showConn(bad) { $("conn").hidden = !bad; }
+
+  function describe(id) {
+    var t = model.tags.get(id) || outbox.get(id);
+    if (!t) return "Tag";
+    var at = t.at_ns != null ? tagOffset(t) : (t.t != null ? elapsedAt(t.t) : null);
+    return t.label + (at == null ? "" : " · " + Kit.clock(at));
+  }
+
+  /* ---------- the outbox: taps until acknowledged ---------- */
+
+  function saveOutbox() {
+    try {
+      var items = [];
+      outbox.forEach(function (i) { items.push({ id: i.id, label: i.label, note: i.note, wall: i.wall, undone: i.undone }); });
+      localStorage.setItem(OUTBOX_KEY, JSON.stringify(items));
+    } catch (e) { /* private mode: the in-memory outbox still retries */ }
+  }
+
+  function loadOutbox() {
+    try {
+      var items = JSON.parse(localStorage.getItem(OUTBOX_KEY) || "[]");
+      items.forEach(function (i) {
+        // From an earlier page load: performance.now() restarted, so the delay comes from Date.now().
+        outbox.set(i.id, { id: i.id, label: i.label, note: i.note || "", t: null, wall: i.wall, tries: 0, inflight: false, undone: !!i.undone, patch: null });
+      });
+    } catch (e) { /* nothing stored */ }
+  }
+
+  function send(item) {
+    if (item.inflight || !outbox.has(item.id)) return;
+    item.inflight = true;
+    clearTimeout(item.timer);
+    var delay = item.t != null ? performance.now() - item.t : Date.now() - item.wall;
+    Kit.api("POST", "/api/tags", { id: item.id, label: item.label, note: item.note, delay_ms: Math.max(0, delay) }, { timeoutMs: 5000 })
+      .then(function (r) {
+        item.inflight = false;
+        if (r.ok) { acknowledged(item, r.body.tag); return; }
+        if (r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) {
+          outbox.delete(item.id);
+          saveOutbox();
+          renderTags();
+          notify("Not saved: " + (r.body.error || r.status), 6, null, "bad");
+          return;
+        }
+        retry(item);
+      }, function () {
+        item.inflight = false;
+        retry(item);
+      });
+  }
+
+  function retry(item) {
+    showConn(true);
+    var wait = RETRY_MS[Math.min(item.tries, RETRY_MS.length - 1)];
+    item.tries += 1;
+    item.timer = setTimeout(function () { send(item); }, wait);
+  }
+
+  function flush() { outbox.forEach(function (item) { send(item); }); }
+
+  function acknowledged(item, tag) {
+    outbox.delete(item.id);
+    saveOutbox();
+    showConn(false);
+    model.tags.set(tag.id, tag);
+    if (item.undone) {
+      hiddenIds.add(tag.id);
+      reliable("DELETE", "/api/tags/" + tag.id);
+    } else if (item.patch) {
+      reliable("PATCH", "/api/tags/" + tag.id, item.patch);
+    }
+    if (toast.tagId === item.id && !item.undone) toast.setText("✓ Saved: " + describe(tag.id), "good");
+    renderTags();
+  }
+
+  /* Edits and deletions: retried a few times, then reported. */
+  function reliable(method, path, body, tries) {
+    var n = tries || 0;
+    return Kit.api(method, path, body).then(function (r) {
+      if (r.ok || r.status === 404) return r;
+      if (r.status >= 500 && n < 5) return later(method, path, body, n);
+      notify("Not done: " + (r.body.error || r.status), 6, null, "bad");
+      return r;
+    }, function () {
+      if (n < 5) return later(method, path, body, n);
+      notify("Cannot reach the kit", 6, null, "bad");
+      return null;
+    });
+  }
+  function later(method, path, body, n) {
+    return new Promise(function (resolve) {
+      setTimeout(function () { resolve(reliable(method, path, body, n + 1)); }, RETRY_MS[Math.min(n, RETRY_MS.length - 1)]);
+    });
+  }
+
+  /* ---------- tapping, undo, notes ---------- */
+
+  var downAt = new Map();
+
+  function tap(label, t, button) {
+    var item = { id: Kit.newId(), label: label, note: "", t: t, wall: Date.now() - (performance.now() - t), tries: 0, inflight: false, undone: false, patch: null };
+    outbox.set(item.id, item);
+    saveOutbox();
+    send(item);
+    Kit.vibrate(30);
+    button.classList.remove("hit");
+    void button.offsetWidth; // restart the flash animation
+    button.classList.add("hit");
+    showTagToast(item.id, "✓ " + describe(item.id));
+    renderTags();
+  }
+
+  function notify(text, seconds, onUndo, kind) {
+    toast.show(text, seconds, onUndo, kind);
+    toast.tagId = null;
+    noteButton.hidden = true;
+  }
+
+  function showTagToast(id, text) {
+    toast.show(text, UNDO_S, function () { removeTag(id); });
+    toast.tagId = id;
+    noteButton.hidden = false;
+    noteButton.onclick = function () { openSheet(id); };
+  }
+
+  function removeTag(id) {
+    var label = describe(id);
+    hiddenIds.add(id);
+    var item = outbox.get(id);
+    if (item) { item.undone = true; saveOutbox(); } else reliable("DELETE", "/api/tags/" + id);
+    renderTags();
+    notify("Deleted " + label, UNDO_S, function () { restoreTag(id); });
+  }
+
+  function restoreTag(id) {
+    hiddenIds.delete(id);
+    var item = outbox.get(id);
+    if (item) { item.undone = false; saveOutbox(); } else reliable("POST", "/api/tags/" + id + "/restore");
+    renderTags();
+    notify("Restored " + describe(id), 3);
+  }
+
+  var sheetId = null;
+  function openSheet(id) {
+    var t = model.tags.get(id) || outbox.get(id);
+    if (!t) return;
+    sheetId = id;
+    var select = $("sheet-label");
+    select.textContent = "";
+    var labels = model.labels.slice();
+    if (labels.indexOf(t.label) < 0) labels.push(t.label);
+    labels.forEach(function (l) {
+      var o = Kit.el("option", "", l);
+      o.value = l;
+      if (l === t.label) o.selected = true;
+      select.appendChild(o);
+    });
+    $("sheet-title").textContent = describe(id);
+    $("sheet-note").value = t.note || "";
+    $("sheet").hidden = false;
+    $("sheet-note").focus();
+  }
+
+  function closeSheet() { $("sheet").hidden = true; sheetId = null; }
+
+  function saveSheet(event) {
+    event.preventDefault();
+    var id = sheetId;
+    closeSheet();
+    if (!id) return;
+    var values = { label: $("sheet-label").value, note: $("sheet-note").value.trim() };
+    var item = outbox.get(id);
+    if (item) {
+      // Not acknowledged yet: the edit goes after the tap.
+      item.patch = values;
+      item.label = values.label;
+      item.note = values.note;
+      saveOutbox();
+    } else {
+      var old = model.tags.get(id);
+      if (old) model.tags.set(id, Object.assign({}, old, values));
+      reliable("PATCH", "/api/tags/" + id, values);
+    }
+    renderTags();
+    notify("✓ Saved: " + describe(id), 3, null, "good");
+  }
+
+  /* ---------- record and hold-to-stop ---------- */
+
+  function record() {
+    var button = $("record");
+    button.disabled = true;
+    Kit.api("POST", "/api/start").then(function (r) {
+      if (r.ok) { applyStatus(r.body.status); resync(); return; }
+      notify(r.body.error || "The kit could not start (" + r.status + ")", 6, null, "bad");
+      resync();
+    }, function () {
+      notify("Cannot reach the kit", 4, null, "bad");
+      button.disabled = false;
+    });
+  }
+
+  var stop = $("stop");
+  var holdTimer = null;
+  var hintTimer = null;
+  function startHold() {
+    if (holdTimer) return;
+    clearTimeout(hintTimer);
+    stop.classList.add("holding");
+    stop.querySelector(".stop-label").lastChild.textContent = "Keep holding…";
+    holdTimer = setTimeout(function () {
+      holdTimer = null;
+      stop.classList.remove("holding");
+      stop.querySelector(".stop-label").lastChild.textContent = "Stopping…";
+      Kit.vibrate(80);
+      Kit.api("POST", "/api/stop").then(function (r) {
+        if (!r.ok) notify(r.body.error || "Could not stop (" + r.status + ")", 6, null, "bad");
+        resync();
+      }, function () { notify("Cannot reach the kit: hold again", 6, null, "bad"); })
+        .then(function () { stop.querySelector(".stop-label").lastChild.textContent = "Hold to stop"; });
+    }, HOLD_MS);
+  }
+  function cancelHold() {
+    if (!holdTimer) return;
+    clearTimeout(holdTimer);
+    holdTimer = null;
+    stop.classList.remove("holding");
+    var label = stop.querySelector(".stop-label").lastChild;
+    label.textContent = "Hold 2 s to stop";
+    hintTimer = setTimeout(function () { label.textContent = "Hold to stop"; }, 2000);
+  }
+
+  /* ---------- live: events, preview, level ---------- */
+
+  var es = null;
+  var lastActivity = performance.now();
+  var KINDS = ["state", "tag", "tag_restored", "tag_deleted", "labels", "progress", "phones", "resync", "heartbeat"];
+
+  function connect() {
+    if (es) es.close();
+    es = new EventSource("/api/events?after=" + model.eventId);
+    lastActivity = performance.now();
+    es.onopen = function () { showConn(false); lastActivity = performance.now(); flush(); };
+    es.onerror = function () {
+      if (es.readyState === EventSource.CLOSED) {
+        // Refused (e.g. 401, 503): the browser gives up, so try again ourselves.
+        showConn(true);
+        setTimeout(function () { resync().then(connect); }, 3000);
+      } else {
+        setTimeout(function () { if (es && es.readyState !== EventSource.OPEN) showConn(true); }, 3000);
+      }
+    };
+    KINDS.forEach(function (kind) {
+      es.addEventListener(kind, function (e) {
+        lastActivity = performance.now();
+        if (e.lastEventId) model.eventId = Number(e.lastEventId);
+        onEvent(kind, e.data ? JSON.parse(e.data) : {});
+      });
+    });
+  }
+
+  function onEvent(kind, data) {
+    if (kind === "heartbeat") return;
+    if (kind === "tag" || kind === "tag_restored") {
+      if (model.take.id != null && data.take_id !== model.take.id) { resync(); return; }
+      model.tags.set(data.id, data);
+      if (kind === "tag_restored") hiddenIds.delete(data.id);
+      renderTags();
+    } else if (kind === "tag_deleted") {
+      model.tags.delete(data.id);
+      hiddenIds.delete(data.id);
+      renderTags();
+    } else if (kind === "labels") {
+      model.labels = data.labels;
+      renderPad();
+    } else if (kind === "phones") {
+      /* nothing on this screen */
+    } else {
+      resync(); // state, progress, resync, and anything new
+    }
+  }
+
+  // A stream that has been silent for two heartbeats is dead, whatever the browser thinks.
+  setInterval(function () {
+    if (!document.hidden && performance.now() - lastActivity > (HEARTBEAT_S * 2 + 5) * 1000) {
+      showConn(true);
+      resync().then(connect);
+    }
+  }, 5000);
+
+  var previewSeq = null;
+  var previewRunning = false;
+  var previewUrl = null;
+  function previewStep() {
+    if (document.hidden) { previewRunning = false; return; }
+    var started = performance.now();
+    var url = "/api/preview.jpg" + (previewSeq == null ? "" : "?after=" + previewSeq);
+    fetch(url, { cache: "no-store", credentials: "same-origin" }).then(function (r) {
+      if (r.status === 401) { location.href = "/pair"; return null; }
+      meter(Number(r.headers.get("X-Level-Dbfs")));
+      if (r.status !== 200) return null;
+      previewSeq = Number(r.headers.get("X-Frame-Seq"));
+      return r.blob().then(function (blob) {
+        var img = $("preview");
+        var old = previewUrl;
+        previewUrl = URL.createObjectURL(blob);
+        img.onload = function () { if (old) URL.revokeObjectURL(old); };
+        img.src = previewUrl;
+        $("preview-empty").hidden = true;
+      });
+    }).catch(function () { /* the next step tries again */ }).then(function () {
+      setTimeout(previewStep, Math.max(50, 1000 / FPS - (performance.now() - started)));
+    });
+  }
+  function startPreview() {
+    if (previewRunning) return;
+    previewRunning = true;
+    previewStep();
+  }
+
+  function meter(db) {
+    if (!isFinite(db)) return;
+    var pct = Math.max(0, Math.min(1, (db + 60) / 60));
+    var fill = $("meter-fill");
+    fill.style.transform = "scaleX(" + pct.toFixed(3) + ")";
+    fill.className = "meter-fill" + (db > -3 ? " clip" : db > -12 ? " hot" : "");
+    $("meter").setAttribute("aria-valuenow", String(Math.round(db)));
+    $("meter-text").textContent = db <= -60 ? "mic: silent" : "mic " + Math.round(db) + " dB";
+  }
+
+  /* ---------- wiring ---------- */
+
+  $("pad").addEventListener("pointerdown", function (e) {
+    var b = e.target.closest("button.tag");
+    // The event's own timestamp is when the finger landed, before any handler ran.
+    var t = e.timeStamp > 0 && e.timeStamp <= performance.now() ? e.timeStamp : performance.now();
+    if (b) downAt.set(b, t);
+  });
+  $("pad").addEventListener("click", function (e) {
+    var b = e.target.closest("button.tag");
+    if (!b) return;
+    var now = performance.now();
+    var t = downAt.get(b);
+    downAt.delete(b);
+    tap(b.getAttribute("data-label"), t != null && now - t < 1500 ? t : now, b);
+  });
+  $("taglist").addEventListener("click", function (e) {
+    var b = e.target.closest("button");
+    if (!b) return;
+    var id = b.closest("li").getAttribute("data-id");
+    if (b.classList.contains("del")) removeTag(id);
+    else if (b.classList.contains("edit")) openSheet(id);
+  });
+  $("record").addEventListener("click", record);
+  stop.addEventListener("pointerdown", function (e) {
+    e.preventDefault();
+    if (stop.setPointerCapture) { try { stop.setPointerCapture(e.pointerId); } catch (err) { /* fine */ } }
+    startHold();
+  });
+  ["pointerup", "pointercancel", "lostpointercapture"].forEach(function (k) { stop.addEventListener(k, cancelHold); });
+  stop.addEventListener("keydown", function (e) {
+    if ((e.key === "Enter" || e.key === " ") && !e.repeat) { e.preventDefault(); startHold(); }
+  });
+  stop.addEventListener("keyup", cancelHold);
+  stop.addEventListener("contextmenu", function (e) { e.preventDefault(); });
+  $("sheet-form").addEventListener("submit", saveSheet);
+  $("sheet-cancel").addEventListener("click", closeSheet);
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) return;
+    resync();
+    flush();
+    startPreview();
+    if (!es || es.readyState === EventSource.CLOSED || performance.now() - lastActivity > HEARTBEAT_S * 1000 + 5000) connect();
+  });
+  window.addEventListener("online", flush);
+  setInterval(tick, 250);
+
+  model.labels = Array.prototype.map.call($("pad").querySelectorAll("button.tag"), function (b) { return b.getAttribute("data-label"); });
+  renderPad();
+  loadOutbox();
+  Kit.api("POST", "/api/clock", { phone_time_ms: Date.now() }).catch(function () { /* a label only */ });
+  resync().then(function () {
+    connect();
+    flush();
+  });
+  startPreview();
+})();

@@ -1,0 +1,141 @@
+/* Shared helpers for the kit's pages. Plain JS, no build step, no framework.
+ *
+ * The hotspot serves plain HTTP, which is not a "secure context": no
+ * crypto.randomUUID, no clipboard API, no wake lock. Nothing here uses them.
+ */
+"use strict";
+
+window.Kit = (function () {
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = meta ? meta.getAttribute("content") : "";
+
+  /* A JSON request. Resolves to {ok, status, body}; rejects only when the
+   * network fails or the request times out. Sends the phone's CSRF token. */
+  function api(method, path, body, options) {
+    var opts = options || {};
+    var controller = typeof AbortController === "function" ? new AbortController() : null;
+    var timer = null;
+    var headers = { Accept: "application/json" };
+    if (method !== "GET") headers["X-CSRF-Token"] = csrf;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (opts.headers) {
+      Object.keys(opts.headers).forEach(function (k) { headers[k] = opts.headers[k]; });
+    }
+    var init = {
+      method: method,
+      headers: headers,
+      credentials: "same-origin",
+      cache: "no-store",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    };
+    if (controller) {
+      init.signal = controller.signal;
+      timer = setTimeout(function () { controller.abort(); }, opts.timeoutMs || 8000);
+    }
+    return fetch(path, init).then(function (response) {
+      if (timer) clearTimeout(timer);
+      if (response.status === 401 && !opts.noRedirect) {
+        location.href = "/pair";
+      }
+      return response.text().then(function (text) {
+        var parsed = null;
+        try { parsed = text ? JSON.parse(text) : null; } catch (e) { parsed = null; }
+        return { ok: response.ok, status: response.status, body: parsed || {} };
+      });
+    }, function (err) {
+      if (timer) clearTimeout(timer);
+      throw err;
+    });
+  }
+
+  /* A random id for a tap, made on the phone (works without a secure context). */
+  function newId() {
+    var bytes = new Uint8Array(12);
+    crypto.getRandomValues(bytes);
+    var out = "";
+    for (var i = 0; i < bytes.length; i++) out += ("0" + bytes[i].toString(16)).slice(-2);
+    return out;
+  }
+
+  /* 75.4 -> "1:15"; 3725 -> "1:02:05". */
+  function clock(seconds) {
+    var s = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(s / 3600);
+    var m = Math.floor((s % 3600) / 60);
+    var ss = ("0" + (s % 60)).slice(-2);
+    return h ? h + ":" + ("0" + m).slice(-2) + ":" + ss : m + ":" + ss;
+  }
+
+  function vibrate(ms) {
+    // Android only; iPhones ignore it, so a visible confirmation is the real feedback.
+    if (navigator.vibrate) {
+      try { navigator.vibrate(ms); } catch (e) { /* not allowed here */ }
+    }
+  }
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  /* A toast with an optional action, shown for `seconds` (with a countdown on the action). */
+  function Toast(root) {
+    this.root = root;
+    this.text = root.querySelector(".toast-text");
+    this.undo = root.querySelector(".undo");
+    this.timer = null;
+    this.onUndo = null;
+    var self = this;
+    this.undo.addEventListener("click", function () {
+      var action = self.onUndo;
+      self.hide();
+      if (action) action();
+    });
+  }
+  Toast.prototype.show = function (message, seconds, onUndo, kind) {
+    var self = this;
+    clearInterval(this.timer);
+    this.root.hidden = false;
+    this.root.className = "toast" + (kind ? " " + kind : "");
+    this.text.textContent = message;
+    this.onUndo = onUndo || null;
+    this.undo.hidden = !onUndo;
+    var until = performance.now() + seconds * 1000;
+    var tick = function () {
+      var left = Math.ceil((until - performance.now()) / 1000);
+      if (left <= 0) { self.hide(); return; }
+      if (onUndo) self.undo.textContent = "Undo " + left;
+    };
+    tick();
+    this.timer = setInterval(tick, 250);
+  };
+  Toast.prototype.setText = function (message, kind) {
+    this.text.textContent = message;
+    this.root.className = "toast" + (kind ? " " + kind : "");
+  };
+  Toast.prototype.hide = function () {
+    clearInterval(this.timer);
+    this.root.hidden = true;
+    this.onUndo = null;
+  };
+
+  /* Copy the captive-portal banner's address (execCommand works without a secure context). */
+  document.addEventListener("DOMContentLoaded", function () {
+    var copy = document.getElementById("limited-copy");
+    var input = document.getElementById("limited-address");
+    if (copy && input) {
+      copy.addEventListener("click", function () {
+        input.focus();
+        input.select();
+        input.setSelectionRange(0, input.value.length);
+        var done = false;
+        try { done = document.execCommand("copy"); } catch (e) { done = false; }
+        copy.textContent = done ? "Copied" : "Select and copy";
+      });
+    }
+  });
+
+  return { api: api, newId: newId, clock: clock, vibrate: vibrate, el: el, Toast: Toast, csrf: csrf };
+})();
