@@ -1,0 +1,28 @@
+#!/bin/bash -e
+# Inside the image (pi-gen feeds this to bash in the chroot): the kit's user,
+# its virtual environment, and the service enabled at boot.
+
+# A system user without a login; its data live in /var/lib/kit (the unit's StateDirectory).
+if ! id -u kit >/dev/null 2>&1; then
+	useradd --system --user-group --home-dir /var/lib/kit --no-create-home \
+		--shell /usr/sbin/nologin kit
+fi
+# The unit adds these groups itself; membership also lets `sudo -u kit kit check` work.
+for group in gpio video audio; do
+	groupadd -f -r "${group}"
+	usermod -a -G "${group}" kit
+done
+
+# --system-site-packages: picamera2, libcamera and lgpio come from apt, not PyPI.
+python3 -m venv --system-site-packages /opt/kit/.venv
+/opt/kit/.venv/bin/pip install --no-cache-dir --upgrade pip
+# Editable, so the installed kit knows its source tree: `kit check` runs the
+# tests marked pi from /opt/kit/tests. pytest and hypothesis are what
+# collecting those tests needs (not the whole test extra: no browser, no linters).
+/opt/kit/.venv/bin/pip install --no-cache-dir -e /opt/kit 'pytest>=8' 'hypothesis>=6.100'
+# The service cannot write /opt (ProtectSystem=strict): compile the bytecode now,
+# or every start compiles it again in memory.
+/opt/kit/.venv/bin/python -m compileall -q /opt/kit/kit /opt/kit/web
+ln -sf /opt/kit/.venv/bin/kit /usr/local/bin/kit
+
+systemctl enable kit.service

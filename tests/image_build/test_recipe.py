@@ -1,0 +1,339 @@
+"""The image recipe: shellcheck-clean, shaped the way pi-gen reads a stage, and working parts.
+
+pi-gen itself needs root, loop devices and ARM emulation, so it is not run
+here; instead each script is linted, the stage's layout is checked against
+pi-gen's rules (numbered sub-stages, executable ``NN-run.sh``), the host-side
+install step runs into a fake root filesystem, and the first-boot hotspot
+script runs on temporary files.
+"""
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.systemd.test_units import parse_unit, verifiable_copy
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = ROOT / "image-build"
+STAGE = RECIPE / "stage-kit"
+HOTSPOT = STAGE / "02-hotspot" / "files" / "kit-hotspot-setup"
+HOTSPOT_UNIT = STAGE / "02-hotspot" / "files" / "kit-hotspot-setup.service"
+SOURCED = {RECIPE / "config", STAGE / "EXPORT_IMAGE"}  # bash fragments pi-gen sources
+
+
+def shell_scripts() -> list[Path]:
+    """Every file in image-build/ that is shell: by suffix, by shebang, or sourced by pi-gen."""
+    found = set(SOURCED)
+    for path in RECIPE.rglob("*"):
+        if not path.is_file():
+            continue
+        if path.suffix == ".sh":
+            found.add(path)
+            continue
+        with path.open("rb") as f:
+            first = f.readline()
+        if re.match(rb"#!\s*/(usr/)?bin/(env )?(ba)?sh\b", first):
+            found.add(path)
+    return sorted(found)
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(RECIPE))
+
+
+def is_executable(path: Path) -> bool:
+    return bool(path.stat().st_mode & stat.S_IXUSR)
+
+
+def test_the_scripts_are_found() -> None:
+    names = {rel(p) for p in shell_scripts()}
+    assert {
+        "config",
+        "build-image.sh",
+        "stage-kit/prerun.sh",
+        "stage-kit/EXPORT_IMAGE",
+        "stage-kit/01-kit/00-run.sh",
+        "stage-kit/01-kit/01-run-chroot.sh",
+        "stage-kit/02-hotspot/00-run.sh",
+        "stage-kit/02-hotspot/01-run-chroot.sh",
+        "stage-kit/02-hotspot/files/kit-hotspot-setup",
+    } <= names
+
+
+@pytest.mark.parametrize("script", shell_scripts(), ids=rel)
+def test_shellcheck(script: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (./quickstart test installs it)")
+    argv = [shellcheck, "--external-sources", "--severity=style"]
+    if script in SOURCED:
+        argv.append("--shell=bash")
+    done = subprocess.run(
+        [*argv, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- the stage as pi-gen reads it -----------------------------------------------------------
+
+
+def test_stage_layout() -> None:
+    assert is_executable(STAGE / "prerun.sh")
+    assert (STAGE / "EXPORT_IMAGE").is_file()
+    substages = sorted(p.name for p in STAGE.iterdir() if p.is_dir())
+    assert substages == ["00-install-packages", "01-kit", "02-hotspot"]
+    for sub in substages:
+        assert re.fullmatch(r"\d\d-[a-z-]+", sub)
+
+
+def test_run_scripts_are_executable_and_numbered() -> None:
+    # pi-gen silently skips an NN-run.sh without its executable bit.
+    runs = sorted(STAGE.glob("*/*-run.sh"))
+    assert runs
+    for script in runs:
+        assert re.fullmatch(r"\d\d-run\.sh", script.name), script
+        assert is_executable(script), f"{rel(script)} is not executable"
+    for script in STAGE.glob("*/*-run-chroot.sh"):
+        assert re.fullmatch(r"\d\d-run-chroot\.sh", script.name), script
+        assert script.read_text().startswith("#!/bin/bash -e\n"), script
+
+
+def test_packages() -> None:
+    text = (STAGE / "00-install-packages" / "00-packages-nr").read_text()
+    packages = set(re.sub(r"#[^\n]*", "", text).split())
+    assert packages == {
+        "python3-picamera2",
+        "python3-lgpio",
+        "python3-venv",
+        "libportaudio2",
+        "alsa-utils",
+        "network-manager",
+        "dnsmasq-base",
+    }
+
+
+def test_config_lists_the_kit_stage_after_raspberry_pi_os_lite() -> None:
+    done = subprocess.run(
+        ["bash", "-c", 'source "$1" && echo "$STAGE_LIST" && echo "$WPA_COUNTRY"', "-", "config"],
+        cwd=RECIPE,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    stage_list, country = done.stdout.splitlines()
+    assert stage_list.split() == ["stage0", "stage1", "stage2", str(STAGE)]
+    assert re.fullmatch(r"[A-Z]{2}", country)
+
+
+def test_the_kit_is_installed_into_opt_kit_with_its_unit_enabled() -> None:
+    chroot = (STAGE / "01-kit" / "01-run-chroot.sh").read_text()
+    assert "python3 -m venv --system-site-packages /opt/kit/.venv" in chroot
+    assert "useradd --system" in chroot
+    assert "systemctl enable kit.service" in chroot
+    for group in ("gpio", "video", "audio"):
+        assert group in chroot
+    hotspot = (STAGE / "02-hotspot" / "01-run-chroot.sh").read_text()
+    assert "systemctl enable kit-hotspot-setup.service" in hotspot
+
+
+def test_host_step_puts_the_source_and_unit_into_the_root_filesystem(tmp_path: Path) -> None:
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("needs the kit's git repository")
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc" / "systemd" / "system").mkdir(parents=True)
+    env = {**os.environ, "ROOTFS_DIR": str(rootfs), "STAGE_DIR": str(STAGE)}
+    subprocess.run(
+        ["bash", "-e", "./00-run.sh"],
+        cwd=STAGE / "01-kit",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    kit = rootfs / "opt" / "kit"
+    assert (kit / "pyproject.toml").is_file()
+    assert (kit / "kit" / "__init__.py").is_file()
+    assert not (kit / ".git").exists()
+    assert re.match(r"commit=[0-9a-f]{40}\n", (kit / "BUILD").read_text())
+    installed = rootfs / "etc" / "systemd" / "system" / "kit.service"
+    shipped = ROOT / "systemd" / "kit.service"
+    assert installed.read_text() == (kit / "systemd" / "kit.service").read_text()
+    assert parse_unit(installed.read_text())["Service"]["ExecStart"] == [
+        "/opt/kit/.venv/bin/kit run"
+    ]
+    assert parse_unit(shipped.read_text())["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_hotspot_unit_verifies_and_runs_before_networkmanager(tmp_path: Path) -> None:
+    unit = parse_unit(HOTSPOT_UNIT.read_text())
+    assert unit["Unit"]["Before"] == ["NetworkManager.service"]
+    assert unit["Service"]["ExecStart"] == ["/usr/local/sbin/kit-hotspot-setup"]
+    assert unit["Install"]["WantedBy"] == ["NetworkManager.service"]
+    installer = (STAGE / "02-hotspot" / "00-run.sh").read_text()
+    assert "/usr/local/sbin/kit-hotspot-setup" in installer
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    copy = verifiable_copy(HOTSPOT_UNIT, tmp_path)
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", "--generators=no", str(copy)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+# --- the first-boot hotspot script ----------------------------------------------------------
+
+
+class Kit:
+    """A fake kit's boot partition, NetworkManager directory and serial number."""
+
+    def __init__(self, root: Path, serial: bytes = b"10000000abcd12ef\0") -> None:
+        self.boot = root / "boot"
+        self.boot.mkdir(parents=True)
+        self.nm = root / "nm"
+        self.serial = root / "serial-number"
+        self.serial.write_bytes(serial)
+        self.machine_id = root / "machine-id"
+        self.machine_id.write_text("0123456789abcdef0123456789abcdef\n")
+
+    @property
+    def wifi_file(self) -> Path:
+        return self.boot / "kit-wifi.txt"
+
+    @property
+    def profile(self) -> Path:
+        return self.nm / "kit-hotspot.nmconnection"
+
+    def run(self) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": os.environ["PATH"],
+            "KIT_BOOT_DIR": str(self.boot),
+            "KIT_NM_DIR": str(self.nm),
+            "KIT_SERIAL_FILE": str(self.serial),
+            "KIT_MACHINE_ID_FILE": str(self.machine_id),
+            "KIT_NM_RELOAD": "0",
+        }
+        return subprocess.run(
+            [str(HOTSPOT)], env=env, capture_output=True, text=True, timeout=30, check=True
+        )
+
+    def settings(self, path: Path) -> dict[str, str]:
+        pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+        return {key: value for key, value in pairs if not key.startswith("#")}
+
+
+def test_first_boot_makes_credentials_and_the_profile(tmp_path: Path) -> None:
+    kit = Kit(tmp_path)
+    kit.run()
+    wifi = kit.settings(kit.wifi_file)
+    assert wifi["SSID"] == "VIG-Kit-12EF"
+    assert re.fullmatch(
+        r"[a-hj-km-np-z2-9]{4}-[a-hj-km-np-z2-9]{4}-[a-hj-km-np-z2-9]{4}", wifi["PASSPHRASE"]
+    )
+    assert wifi["ADDRESS"] == "http://10.42.0.1:8080/"
+
+    assert stat.S_IMODE(kit.profile.stat().st_mode) == 0o600
+    profile = parse_unit(kit.profile.read_text())
+    assert profile["connection"]["type"] == ["wifi"]
+    assert profile["wifi"]["mode"] == ["ap"]
+    assert profile["wifi"]["ssid"] == ["VIG-Kit-12EF"]
+    security = profile["wifi-security"]
+    assert (security["key-mgmt"], security["proto"], security["pmf"]) == (
+        ["wpa-psk"],
+        ["rsn"],
+        ["1"],
+    )
+    assert security["psk"] == [wifi["PASSPHRASE"]]
+    assert profile["ipv4"]["method"] == ["shared"]
+    assert profile["ipv4"]["address1"] == ["10.42.0.1/24"]
+
+
+def test_every_boot_after_keeps_the_same_credentials(tmp_path: Path) -> None:
+    kit = Kit(tmp_path)
+    kit.run()
+    wifi, profile = kit.wifi_file.read_text(), kit.profile.read_text()
+    again = kit.run()
+    assert (kit.wifi_file.read_text(), kit.profile.read_text()) == (wifi, profile)
+    assert again.stderr == ""
+
+
+def test_two_kits_get_different_passphrases(tmp_path: Path) -> None:
+    first, second = Kit(tmp_path / "a"), Kit(tmp_path / "b")
+    first.run()
+    second.run()
+    assert kit_passphrase(first) != kit_passphrase(second)
+
+
+def kit_passphrase(kit: Kit) -> str:
+    return kit.settings(kit.wifi_file)["PASSPHRASE"]
+
+
+def test_edited_credentials_are_applied_keeping_the_profile_id(tmp_path: Path) -> None:
+    kit = Kit(tmp_path)
+    kit.run()
+    uuid = parse_unit(kit.profile.read_text())["connection"]["uuid"]
+    # Edited on a Windows computer: CRLF line endings.
+    kit.wifi_file.write_bytes(b"# mine\r\nSSID=Family Room 2\r\nPASSPHRASE=correct.horse:42\r\n")
+    kit.run()
+    profile = parse_unit(kit.profile.read_text())
+    assert profile["wifi"]["ssid"] == ["Family Room 2"]
+    assert profile["wifi-security"]["psk"] == ["correct.horse:42"]
+    assert profile["connection"]["uuid"] == uuid
+    assert kit.wifi_file.read_bytes().startswith(b"# mine")  # the person's file is left alone
+
+
+def test_credentials_set_before_the_first_boot_are_used(tmp_path: Path) -> None:
+    kit = Kit(tmp_path)
+    kit.wifi_file.write_text("SSID=Clinic-3\nPASSPHRASE=hello-there-42\n")
+    kit.run()
+    assert parse_unit(kit.profile.read_text())["wifi"]["ssid"] == ["Clinic-3"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SSID=Clinic\nPASSPHRASE=short\n",
+        "SSID=Clinic\nPASSPHRASE=has\\backslash\n",
+        "SSID=\nPASSPHRASE=long-enough-1\n",
+        "SSID=" + "x" * 33 + "\nPASSPHRASE=long-enough-1\n",
+        "SSID=$(reboot)\nPASSPHRASE=long-enough-1\n",
+    ],
+)
+def test_invalid_edits_keep_the_current_hotspot(tmp_path: Path, text: str) -> None:
+    kit = Kit(tmp_path)
+    kit.run()
+    before = kit.profile.read_text()
+    kit.wifi_file.write_text(text)
+    done = kit.run()
+    assert kit.profile.read_text() == before
+    assert "not allowed" in done.stderr
+    assert kit.wifi_file.read_text() == text
+
+
+def test_invalid_file_before_the_first_boot_is_replaced(tmp_path: Path) -> None:
+    kit = Kit(tmp_path)
+    kit.wifi_file.write_text("SSID=Clinic\nPASSPHRASE=short\n")
+    kit.run()
+    wifi = kit.settings(kit.wifi_file)
+    assert wifi["SSID"] == "VIG-Kit-12EF"
+    assert "were not valid" in kit.wifi_file.read_text()
+    assert parse_unit(kit.profile.read_text())["wifi-security"]["psk"] == [wifi["PASSPHRASE"]]
+
+
+def test_without_a_serial_number_the_machine_id_names_the_kit(tmp_path: Path) -> None:
+    kit = Kit(tmp_path)
+    kit.serial.unlink()
+    kit.run()
+    assert kit.settings(kit.wifi_file)["SSID"] == "VIG-Kit-CDEF"
