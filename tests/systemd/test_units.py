@@ -97,6 +97,8 @@ EXPECTED = {
     "Restart": "on-failure",
     "RestartSec": "2",
     "TimeoutStopSec": "60",
+    # Recovery of takes a power cut left runs before READY=1.
+    "TimeoutStartSec": "10min",
     "User": "kit",
     "Group": "kit",
     "SupplementaryGroups": "gpio video audio",
