@@ -23,7 +23,8 @@ from kit.config import Config
 from kit.daemon.notify import Notifier, watchdog_interval_ns
 from kit.daemon.panel import Panel
 from kit.daemon.storage import StorageGuard, free_bytes
-from kit.daemon.worker import KitDaemon, RecorderFailed, Shutdown, State
+from kit.daemon.worker import HardwareProblem, KitDaemon, RecorderFailed, Shutdown, State
+from kit.errors import KitError
 from kit.hardware.factory import Hardware
 from kit.recording.recorder import TakeRecorder
 from kit.recording.takes import Finaliser, TakeService
@@ -107,7 +108,7 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
     if pin_factory is not None:
         signal.signal(signal.SIGUSR1, lambda *_: _press_mock_button(pin_factory, gpio.button_pin))
 
-    hardware.camera.open()
+    _open_camera(hardware, daemon)
     server = _web_server(config, daemon, store, port)
     web_thread = threading.Thread(target=server.run, name="web", daemon=True)
     web_thread.start()
@@ -129,6 +130,16 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
             panel.close()
         store.close()
     return 1 if daemon.state == State.ERROR else 0
+
+
+def _open_camera(hardware: Hardware, daemon: KitDaemon) -> None:
+    try:
+        hardware.camera.open()
+    except KitError as exc:
+        # Stay up: the phone page shows the problem, the LED shows an error, and
+        # a press (or Record) retries once the camera is back.
+        log.error("the camera is not available: %s", exc)
+        daemon.post(HardwareProblem(f"camera: {exc}"))
 
 
 def _panel(config: Config, on_press: Callable[[], None], pin_factory: Any) -> Panel | None:

@@ -86,6 +86,13 @@ class RecorderFailed:
 
 
 @dataclass(frozen=True)
+class HardwareProblem:
+    """A device failed outside a take (e.g. no camera at start-up): show it, stay up."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class CutProgress:
     session_id: str
     fraction: float
@@ -224,41 +231,47 @@ class KitDaemon:
             return self._heartbeat_ns
 
     def _handle(self, event: object) -> None:
+        handlers: dict[type, Callable[[Any], None]] = {
+            Press: lambda e: self._on_press(e.at_ns),
+            StartRequest: lambda e: self._start(e.source),
+            StopRequest: self._on_stop_request,
+            Tick: lambda _: self._on_tick(),
+            RecorderFailed: lambda e: self._on_recorder_failed(e.error),
+            HardwareProblem: self._on_hardware_problem,
+            CutProgress: self._on_cut_progress,
+            CutDone: lambda e: self._on_cut_done(e.session_id, e.error),
+            Shutdown: lambda _: self._on_shutdown(),
+        }
         try:
-            self._handle_one(event)
+            handler = handlers.get(type(event))
+            if handler is None:
+                log.error("the worker got an unknown event %r", event)
+            else:
+                handler(event)
+        except Exception as exc:  # the worker must outlive any one event
+            log.exception("handling %r failed", event)
+            self._set(State.ERROR, f"internal error: {exc}")
         finally:
             with self._lock:
                 self._heartbeat_ns = self._clock.now()
 
-    def _handle_one(self, event: object) -> None:
-        try:
-            match event:
-                case Press(at_ns=at):
-                    self._on_press(at)
-                case StartRequest(source=source):
-                    self._start(source)
-                case StopRequest(source=source):
-                    if self.state == State.RECORDING:
-                        self._stop(f"stopped from the {source}")
-                case Tick():
-                    self._on_tick()
-                case RecorderFailed(error=error):
-                    self._on_recorder_failed(error)
-                case CutProgress(fraction=fraction):
-                    with self._lock:
-                        self._cut_progress = fraction
-                    self._publish_status()
-                case CutDone(session_id=sid, error=error):
-                    self._on_cut_done(sid, error)
-                case Shutdown():
-                    if self.state == State.RECORDING:
-                        self._stop("the kit is shutting down")
-                    self._stopped = True
-                case _:
-                    log.error("the worker got an unknown event %r", event)
-        except Exception as exc:  # the worker must outlive any one event
-            log.exception("handling %r failed", event)
-            self._set(State.ERROR, f"internal error: {exc}")
+    def _on_stop_request(self, event: StopRequest) -> None:
+        if self.state == State.RECORDING:
+            self._stop(f"stopped from the {event.source}")
+
+    def _on_hardware_problem(self, event: HardwareProblem) -> None:
+        if self.state != State.RECORDING:
+            self._set(State.ERROR, event.message)
+
+    def _on_cut_progress(self, event: CutProgress) -> None:
+        with self._lock:
+            self._cut_progress = event.fraction
+        self._publish_status()
+
+    def _on_shutdown(self) -> None:
+        if self.state == State.RECORDING:
+            self._stop("the kit is shutting down")
+        self._stopped = True
 
     def _on_press(self, at_ns: int) -> None:
         state = self.state
@@ -291,6 +304,7 @@ class KitDaemon:
             return
         session = self._session or self._new_session()
         try:
+            self._camera.open()  # idempotent; retries a camera that failed at start-up
             take = self._takes.start(session.id)
         except KitError as exc:
             log.exception("the take could not start")
