@@ -511,12 +511,21 @@ def probe_pi_tests(
         return CheckItem(name, Level.SKIP, "pytest is not installed", "pip install pytest")
     summary = _last_line(done.stdout) or _last_line(done.stderr) or "no output"
     data = {"exit_code": done.returncode, "summary": summary}
-    if done.returncode == 0:
-        return CheckItem(name, Level.OK, summary, "", data)
-    if done.returncode == 5:
-        return CheckItem(name, Level.SKIP, "no tests are marked pi", "", data)
-    hint = f"run it yourself for the details: {' '.join(argv)}"
-    return CheckItem(name, Level.FAIL, summary, hint, data)
+    level, value, hint = _pytest_outcome(done.returncode, summary)
+    if level is Level.FAIL:
+        hint = f"run it yourself for the details: {' '.join(argv)}"
+    return CheckItem(name, level, value, hint, data)
+
+
+def _pytest_outcome(code: int, summary: str) -> tuple[Level, str, str]:
+    if code == 5:
+        return Level.SKIP, "no tests are marked pi", ""
+    if code != 0:
+        return Level.FAIL, summary, ""
+    if " passed" not in f" {summary}":
+        hint = "every pi test skipped itself (off a Pi, or hardware missing): add -rs to see why"
+        return Level.WARN, summary, hint
+    return Level.OK, summary, ""
 
 
 def _last_line(text: str) -> str:

@@ -321,6 +321,7 @@ def pytest_argv(root: Path) -> tuple[str, ...]:
     ("code", "stdout", "stderr", "level"),
     [
         (0, "..\n2 passed, 40 deselected in 1.2s\n", "", Level.OK),
+        (0, "ss\n2 skipped, 40 deselected in 1.2s\n", "", Level.WARN),
         (1, "F.\n1 failed, 1 passed in 1.2s\n", "", Level.FAIL),
         (5, "42 deselected in 0.5s\n", "", Level.SKIP),
         (1, "", "/usr/bin/python3: No module named pytest\n", Level.SKIP),
