@@ -285,7 +285,9 @@ def _gpio_failure(
 ) -> CheckItem:
     reasons = "; ".join(str(w.message) for w in caught)
     value = f"{pins}: {exc}" + (f" ({reasons})" if reasons else "")
-    if isinstance(exc, ImportError):  # gpiozero's BadPinFactory: no pin library works here
+    if ".lgd-nfy" in value:  # lgpio makes its notification FIFOs in the working directory
+        hint = "lgpio needs a writable working directory: cd /tmp and check again"
+    elif isinstance(exc, ImportError):  # gpiozero's BadPinFactory: no pin library works here
         hint = "needs a Raspberry Pi with python3-lgpio"
     else:
         hint = "check [gpio] in the config; " + BUSY_HINT
