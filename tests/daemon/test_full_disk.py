@@ -8,7 +8,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from kit.config import load_config
 from kit.daemon.storage import StorageGuard
 from kit.hardware.sim.analysis import analyse_film
-from tests.daemon.test_run_e2e import FakeSystemd, _free_port
+from tests.daemon.kit_process import FakeSystemd, start_kit
 
 MB = 1 << 20
 ENV = {
@@ -71,30 +70,7 @@ def test_guard_refuses_then_stops_cleanly_and_keeps_everything(card: Path, tmp_p
     guard = StorageGuard.from_config(load_config(path=None, environ=ENV))
     data, filler = card / "data", card / "filler.bin"
     systemd = FakeSystemd(tmp_path / "notify.sock")
-    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify.sock"), **ENV)
-    env["KIT_CONFIG"] = str(tmp_path / "none.toml")
-    (tmp_path / "none.toml").write_text("")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kit",
-            "run",
-            "--simulate",
-            "--data",
-            str(data),
-            "--port",
-            str(_free_port()),
-            "--width",
-            "640",
-            "--height",
-            "360",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_kit(data, systemd, tmp_path, ENV)
 
     def press_and_wait(status: str, timeout: float = 15) -> None:
         at = time.monotonic()
@@ -141,7 +117,7 @@ def test_guard_refuses_then_stops_cleanly_and_keeps_everything(card: Path, tmp_p
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        systemd.sock.close()
+        systemd.close()
     assert proc.returncode in (0, 1), out[-3000:]
     takes = _takes(data)
     assert [t[2] for t in takes] == ["ready", "ready"], out[-3000:]

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,50 +11,14 @@ from pathlib import Path
 import pytest
 
 from kit.hardware.sim.analysis import analyse_film
-
-
-class FakeSystemd:
-    """Listens on a notify socket the way systemd does and keeps every message."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self.messages: list[tuple[float, str]] = []
-
-    def pump(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                return
-            for line in data.decode().splitlines():
-                self.messages.append((time.monotonic(), line))
-
-    def wait_for(self, predicate: str, timeout: float, after: float = 0.0) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.pump()
-            for at, line in self.messages:
-                if at >= after and line.startswith(predicate):
-                    return at
-        raise AssertionError(f"no {predicate!r} in {timeout} s: {self.messages[-10:]}")
-
-    def count(self, line: str, after: float) -> int:
-        return sum(1 for at, m in self.messages if m == line and at >= after)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.daemon.kit_process import FakeSystemd, start_kit
 
 
 @pytest.fixture
 def systemd(tmp_path: Path) -> Iterator[FakeSystemd]:
     fake = FakeSystemd(tmp_path / "notify.sock")
     yield fake
-    fake.sock.close()
+    fake.close()
 
 
 def _takes(data: Path) -> list[tuple[str, str, str]]:
@@ -72,34 +32,7 @@ def _takes(data: Path) -> list[tuple[str, str, str]]:
 @pytest.mark.slow
 def test_ready_watchdog_button_and_sigterm_mid_take(tmp_path: Path, systemd: FakeSystemd) -> None:
     data = tmp_path / "data"
-    env = dict(
-        os.environ,
-        NOTIFY_SOCKET=str(tmp_path / "notify.sock"),
-        WATCHDOG_USEC="1500000",
-        KIT_CONFIG=str(tmp_path / "none.toml"),
-    )
-    (tmp_path / "none.toml").write_text("")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kit",
-            "run",
-            "--simulate",
-            "--data",
-            str(data),
-            "--port",
-            str(_free_port()),
-            "--width",
-            "640",
-            "--height",
-            "360",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_kit(data, systemd, tmp_path, {"WATCHDOG_USEC": "1500000"})
     try:
         ready = systemd.wait_for("READY=1", timeout=60)
         # The watchdog keeps arriving: at least every half of WatchdogSec (1.5 s).
