@@ -58,6 +58,9 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
     notifier = Notifier.from_environ()
     store = Store(Path(config.storage.data_dir))
     finaliser = Finaliser(store, aac_bitrate=config.audio.aac_bitrate)
+    if store.db.unfinished_takes():
+        # Muxing a long take can outlast TimeoutStartSec: ask for more first.
+        notifier.extend_timeout(FINALISE_ALLOWANCE_NS)
     notifier.status("recovering unfinished takes")
     for take in finaliser.recover():
         log.warning("recovered take %s: %s", take.id, take.state)
