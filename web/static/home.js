@@ -245,7 +245,7 @@
     } else if (item.patch) {
       reliable("PATCH", "/api/tags/" + tag.id, item.patch);
     }
-    if (toast.tagId === item.id && !item.undone) toast.setText("✓ Saved: " + describe(tag.id), "good");
+    if (toast.tagId === item.id && !item.undone) toast.setText("✓ " + describe(tag.id), "good");
     renderTags();
   }
 
@@ -282,7 +282,7 @@
     button.classList.remove("hit");
     void button.offsetWidth; // restart the flash animation
     button.classList.add("hit");
-    showTagToast(item.id, "✓ " + describe(item.id));
+    showTagToast(item.id, describe(item.id) + " …");
     renderTags();
   }
 
@@ -358,7 +358,7 @@
       reliable("PATCH", "/api/tags/" + id, values);
     }
     renderTags();
-    notify("✓ Saved: " + describe(id), 3, null, "good");
+    notify("✓ Note saved: " + describe(id), 3, null, "good");
   }
 
   /* ---------- record and hold-to-stop ---------- */
