@@ -38,8 +38,19 @@ DEFAULTS: dict[str, Any] = {
     "KIT_UNDO_S": 10.0,  # how long the page offers to undo a tag
     "KIT_PREVIEW_FPS": 4.0,  # preview frames a second each phone asks for
     "KIT_STREAMS_PER_PHONE": 2,
-    # Each event stream holds a server thread: keep this below the server's threads.
-    "KIT_MAX_STREAMS": 12,
+    # Each event stream holds one of the WSGI server's threads for as long as it is
+    # open: keep this at most the server's threads minus 2 (waitress threads=8 -> 6).
+    "KIT_MAX_STREAMS": 6,
+    # What the settings page offers as "VIG defaults" (the daemon's defaults, ideally).
+    "KIT_DEFAULT_LABELS": [
+        "Being attentive",
+        "Encouraging initiatives",
+        "Receiving initiatives",
+        "Developing attuned interactions",
+        "Guiding",
+        "Deepening discussion",
+        "Better than usual ★",
+    ],
     "KIT_COOKIE_MAX_AGE_S": 400 * 24 * 3600,  # browsers cap cookies at 400 days
 }
 

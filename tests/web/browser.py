@@ -175,12 +175,13 @@ def whole_flow(
         "() => { const i = document.getElementById('preview');"
         " return i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0; }"
     )
-    expect(page.locator("#meter-text")).to_contain_text("dB")
+    expect(page.locator("#meter-text")).to_contain_text("mic")
     shots(page, "home-preview")
 
     page.locator("#record").tap()
     expect(page.locator("#home")).to_have_attribute("data-state", "recording")
     expect(page.locator("#pad button.tag")).to_have_count(7)
+    expect(page.locator("#meter-text")).to_contain_text("dB")  # the microphone is live
     check_layout(page)
     shots(page, "recording")
 
@@ -207,13 +208,13 @@ def whole_flow(
     page.locator("#sheet-save").tap()
     expect(page.locator("#taglist")).to_contain_text("Mum waited for him to look up")
     page.wait_for_timeout(700)
-    taps.append(tap_label(page, "better than usual ★"))
-    expect(page.locator("#toast")).to_contain_text("✓ better than usual ★")
+    taps.append(tap_label(page, "Better than usual ★"))
+    expect(page.locator("#toast")).to_contain_text("✓ Better than usual ★")
     expect(page.locator("#taglist li:not(.pending)")).to_have_count(3)
     shots(page, "three-tags")
     page.locator("#toast-undo").tap()
     expect(page.locator("#taglist li")).to_have_count(2)
-    expect(page.locator("#toast")).to_contain_text("Deleted better than usual ★")
+    expect(page.locator("#toast")).to_contain_text("Deleted Better than usual ★")
     shots(page, "undone")
 
     # A quick tap on Stop does not stop; holding it does.

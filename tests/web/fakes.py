@@ -13,18 +13,11 @@ import numpy as np
 
 from kit.daemon.api import Status
 from kit.daemon.events import EventLog
+from kit.daemon.worker import DEFAULT_LABELS
 from kit.errors import NotFound, StateError, StorageFull
 from kit.model import Session, Tag, Take, TakeState
 
-VIG_LABELS = [
-    "Being attentive",
-    "Encouraging initiatives",
-    "Receiving initiatives",
-    "Developing attuned interactions",
-    "Guiding",
-    "Deepening discussion",
-    "better than usual ★",
-]
+VIG_LABELS = list(DEFAULT_LABELS)
 
 
 def jpeg_frames(count: int = 10, width: int = 320, height: int = 180) -> list[bytes]:
@@ -55,9 +48,10 @@ def jpeg_frames(count: int = 10, width: int = 320, height: int = 180) -> list[by
 class FakeController:
     """The kit as the phone sees it, in memory: idle <-> recording, tags, labels, preview.
 
-    Publishes the events the daemon publishes: ``state`` (Status.as_dict()),
-    ``tag`` (a tag's fields, on add and update), ``tag_deleted`` ({"id"}),
-    ``tag_restored`` (the tag) and ``labels`` ({"labels"}).
+    Publishes what the daemon (kit.daemon.worker) publishes: ``status``
+    (Status.as_dict()), ``take`` ({"take_id", "state"}) when a take ends,
+    ``tag`` ({"action": "added" | "updated" | "restored", "tag": {...}} or
+    {"action": "deleted", "tag_id"}) and ``labels`` ({"labels"}).
     """
 
     def __init__(
@@ -78,6 +72,7 @@ class FakeController:
         self.level_dbfs = -24.0
         self.storage_full = False
         self.error = ""
+        self.refuse_values = False  # make add_tag, update_tag and set_labels raise ValueError
         self.calls: list[tuple[str, str]] = []
         self._sessions: list[Session] = []
         self._takes: dict[str, Take] = {}
@@ -107,8 +102,8 @@ class FakeController:
                 error=self.error,
             )
 
-    def _publish_state(self) -> None:
-        self._events.publish("state", self.status().as_dict())
+    def _publish_status(self) -> None:
+        self._events.publish("status", self.status().as_dict())
 
     def start(self, source: str = "phone") -> None:
         with self._lock:
@@ -139,7 +134,7 @@ class FakeController:
             self._takes[take.id] = take
             self._take = take
             self.state = "recording"
-            self._publish_state()
+            self._publish_status()
 
     def stop(self, source: str = "phone") -> None:
         with self._lock:
@@ -150,11 +145,17 @@ class FakeController:
             self._takes[take.id] = take
             self._take = take
             self.state = "idle"
-            self._publish_state()
+            self._events.publish("take", {"take_id": take.id, "state": take.state.value})
+            self._publish_status()
+
+    def _check(self) -> None:
+        if self.refuse_values:
+            raise ValueError("the kit refuses that value")
 
     def add_tag(
         self, tag_id: str, label: str, note: str, author: str, delay_ns: int
     ) -> tuple[Tag, bool]:
+        self._check()
         with self._lock:
             if tag_id in self._tags:
                 return self._tags[tag_id], False
@@ -172,7 +173,7 @@ class FakeController:
                 created_ns=now,
             )
             self._tags[tag_id] = tag
-            self._events.publish("tag", dataclasses.asdict(tag))
+            self._events.publish("tag", {"action": "added", "tag": dataclasses.asdict(tag)})
             return tag, True
 
     def _live(self, tag_id: str) -> Tag:
@@ -182,27 +183,29 @@ class FakeController:
         return tag
 
     def update_tag(self, tag_id: str, **values: Any) -> Tag:
+        self._check()
         with self._lock:
             unknown = set(values) - {"label", "note", "at_ns"}
             if unknown:
                 raise ValueError(f"cannot update tag fields {sorted(unknown)}")
             tag = dataclasses.replace(self._live(tag_id), **values)
             self._tags[tag_id] = tag
-            self._events.publish("tag", dataclasses.asdict(tag))
+            self._events.publish("tag", {"action": "updated", "tag": dataclasses.asdict(tag)})
             return tag
 
     def delete_tag(self, tag_id: str) -> None:
         with self._lock:
             self._live(tag_id)
             self._deleted.add(tag_id)
-            self._events.publish("tag_deleted", {"id": tag_id})
+            self._events.publish("tag", {"action": "deleted", "tag_id": tag_id})
 
     def restore_tag(self, tag_id: str) -> None:
         with self._lock:
             if tag_id not in self._deleted:
                 raise NotFound(f"no deleted tag {tag_id!r}")
             self._deleted.discard(tag_id)
-            self._events.publish("tag_restored", dataclasses.asdict(self._tags[tag_id]))
+            tag = dataclasses.asdict(self._tags[tag_id])
+            self._events.publish("tag", {"action": "restored", "tag": tag})
 
     def sessions(self) -> list[Session]:
         with self._lock:
@@ -237,6 +240,7 @@ class FakeController:
             return list(self._labels)
 
     def set_labels(self, labels: list[str]) -> None:
+        self._check()
         with self._lock:
             self._labels = list(labels)
             self._events.publish("labels", {"labels": list(labels)})

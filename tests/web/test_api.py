@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -265,8 +268,31 @@ def test_pages_carry_the_csrf_token_and_labels(phone: Phone) -> None:
     home = phone.get("/")
     assert home.status_code == 200
     assert f'<meta name="csrf-token" content="{phone.csrf}">'.encode() in home.data
-    assert 'data-label="better than usual ★"'.encode() in home.data
+    assert 'data-label="Better than usual ★"'.encode() in home.data
     assert b'<script src="/static/home.js?v=' in home.data
     settings = phone.get("/settings")
     assert settings.status_code == 200
     assert b'id="label-list"' in settings.data
+
+
+def test_values_the_kit_refuses_are_400(phone: Phone, controller: FakeController) -> None:
+    phone.post("/api/start")
+    phone.post("/api/tags", json=tag_body())
+    controller.refuse_values = True
+    for r in (
+        phone.post("/api/tags", json=tag_body(id="tap0000000002")),
+        phone.patch("/api/tags/tap0000000001", json={"note": "x"}),
+        phone.put("/api/labels", json={"labels": ["A", "B"]}),
+    ):
+        assert r.status_code == 400
+        assert r.json == {"error": "the kit refuses that value"}
+
+
+def test_settings_offers_the_configured_default_labels(
+    controller: FakeController, pairing: PairingStore
+) -> None:
+    app = create_app(controller, pairing, {"KIT_DEFAULT_LABELS": ['Say "hi"', "B ★"]})
+    page = pair(app, pairing).get("/settings").get_data(as_text=True)
+    found = re.search(r'data-default-labels="([^"]*)"', page)
+    assert found is not None
+    assert json.loads(html.unescape(found.group(1))) == ['Say "hi"', "B ★"]

@@ -410,7 +410,8 @@
 
   var es = null;
   var lastActivity = performance.now();
-  var KINDS = ["state", "tag", "tag_restored", "tag_deleted", "labels", "progress", "phones", "resync", "heartbeat"];
+  // What kit.daemon.worker publishes, plus the web layer's own "phones" and the log's "resync".
+  var KINDS = ["status", "take", "tag", "labels", "cut", "refused", "phones", "resync", "heartbeat"];
 
   function connect() {
     if (es) es.close();
@@ -436,23 +437,35 @@
   }
 
   function onEvent(kind, data) {
-    if (kind === "heartbeat") return;
-    if (kind === "tag" || kind === "tag_restored") {
-      if (model.take.id != null && data.take_id !== model.take.id) { resync(); return; }
-      model.tags.set(data.id, data);
-      if (kind === "tag_restored") hiddenIds.delete(data.id);
-      renderTags();
-    } else if (kind === "tag_deleted") {
-      model.tags.delete(data.id);
-      hiddenIds.delete(data.id);
+    if (kind === "heartbeat" || kind === "phones") return;
+    if (kind === "status") {
+      var old = model.status;
+      if (old && old.state === data.state && old.take_id === data.take_id) {
+        // Status events lack started_ns and now_ns: keep the ones from the last resync.
+        applyStatus(Object.assign({}, old, data));
+      } else {
+        resync(); // a new state or take: fetch its start and tags
+      }
+    } else if (kind === "tag") {
+      if (data.action === "deleted") {
+        model.tags.delete(data.tag_id);
+        hiddenIds.delete(data.tag_id);
+        renderTags();
+        return;
+      }
+      var tag = data.tag;
+      if (!tag || (model.take.id != null && tag.take_id !== model.take.id)) { resync(); return; }
+      model.tags.set(tag.id, tag);
+      if (data.action === "restored") hiddenIds.delete(tag.id);
       renderTags();
     } else if (kind === "labels") {
       model.labels = data.labels;
       renderPad();
-    } else if (kind === "phones") {
-      /* nothing on this screen */
+    } else if (kind === "refused") {
+      notify(data.reason || "The kit refused", 8, null, "bad");
+      resync();
     } else {
-      resync(); // state, progress, resync, and anything new
+      resync(); // take, cut, resync, and anything new
     }
   }
 
@@ -501,7 +514,8 @@
     fill.style.transform = "scaleX(" + pct.toFixed(3) + ")";
     fill.className = "meter-fill" + (db > -3 ? " clip" : db > -12 ? " hot" : "");
     $("meter").setAttribute("aria-valuenow", String(Math.round(db)));
-    $("meter-text").textContent = db <= -60 ? "mic: silent" : "mic " + Math.round(db) + " dB";
+    // The kit reports -120 dBFS or less when it is not listening (e.g. between takes).
+    $("meter-text").textContent = db <= -100 ? "mic: not listening" : db <= -60 ? "mic: silent" : "mic " + Math.round(db) + " dB";
   }
 
   /* ---------- wiring ---------- */

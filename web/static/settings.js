@@ -5,10 +5,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var me = $("settings").getAttribute("data-phone-id");
   var toast = new Kit.Toast($("toast"));
-  var VIG_LABELS = [
-    "Being attentive", "Encouraging initiatives", "Receiving initiatives",
-    "Developing attuned interactions", "Guiding", "Deepening discussion", "better than usual ★",
-  ];
+  var VIG_LABELS = JSON.parse($("settings").getAttribute("data-default-labels") || "[]");
   var saved = [];
 
   /* ---------- labels ---------- */

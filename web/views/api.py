@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -16,7 +18,8 @@ from web.views.pairing import note_phone_time
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-LABEL_MAX = 40
+LABEL_MAX = 40  # a label on the pad (two lines of a half-width button)
+TAG_LABEL_MAX = 60  # a tag's label (kit.daemon.worker.MAX_LABEL_LEN)
 LABELS_MAX = 12
 NOTE_MAX = 500
 
@@ -52,6 +55,15 @@ def _phone_json(p: Phone, me: Phone) -> dict[str, Any]:
         "me": p.id == me.id,
         "seen_ago_s": None if seen is None else round(seen),
     }
+
+
+@contextmanager
+def refused_values() -> Iterator[None]:
+    """A value the controller refuses (``ValueError``) is the phone's mistake: a 400."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from exc
 
 
 def _publish_phones() -> None:
@@ -97,11 +109,14 @@ def add_tag() -> tuple[dict[str, Any], int]:
     body = json_body()
     only_keys(body, {"id", "label", "note", "delay_ms"})
     tag_id = ident(body.get("id"), "'id'")
-    label = text(body, "label", max_len=LABEL_MAX * 2)
+    label = text(body, "label", max_len=TAG_LABEL_MAX)
     note = text(body, "note", max_len=NOTE_MAX, required=False, single_line=False)
     max_ms = float(current_app.config["KIT_MAX_TAG_DELAY_S"]) * 1000
     delay_ms = number(body, "delay_ms", low=0, high=max_ms)
-    tag, new = ctx().controller.add_tag(tag_id, label, note, phone().name, round(delay_ms * 1e6))
+    with refused_values():
+        tag, new = ctx().controller.add_tag(
+            tag_id, label, note, phone().name, round(delay_ms * 1e6)
+        )
     return {"tag": tag_json(tag), "new": new}, 201 if new else 200
 
 
@@ -112,12 +127,13 @@ def update_tag(tag_id: str) -> dict[str, Any]:
     only_keys(body, {"label", "note"})
     values: dict[str, Any] = {}
     if "label" in body:
-        values["label"] = text(body, "label", max_len=LABEL_MAX * 2)
+        values["label"] = text(body, "label", max_len=TAG_LABEL_MAX)
     if "note" in body:
         values["note"] = text(body, "note", max_len=NOTE_MAX, required=False, single_line=False)
     if not values:
         raise ApiError(400, "send 'label' and/or 'note'")
-    return {"tag": tag_json(ctx().controller.update_tag(tag_id, **values))}
+    with refused_values():
+        return {"tag": tag_json(ctx().controller.update_tag(tag_id, **values))}
 
 
 @bp.delete("/tags/<tag_id>")
@@ -147,7 +163,8 @@ def set_labels() -> dict[str, Any]:
     values = [text({"label": v}, "label", max_len=LABEL_MAX) for v in raw]
     if len({v.casefold() for v in values}) != len(values):
         raise ApiError(400, "labels must differ from each other")
-    ctx().controller.set_labels(values)
+    with refused_values():
+        ctx().controller.set_labels(values)
     return {"labels": ctx().controller.labels()}
 
 

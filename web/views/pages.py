@@ -20,6 +20,7 @@ def _page(template: str) -> str:
         undo_s=current_app.config["KIT_UNDO_S"],
         preview_fps=current_app.config["KIT_PREVIEW_FPS"],
         heartbeat_s=current_app.config["KIT_HEARTBEAT_S"],
+        default_labels=list(current_app.config["KIT_DEFAULT_LABELS"]),
         limited=limited_browser(
             request.headers.get("User-Agent", ""), request.headers.get("X-Requested-With", "")
         ),

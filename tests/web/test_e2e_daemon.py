@@ -1,0 +1,34 @@
+"""End to end: the phone page in Chromium against the real daemon, ``kit run --simulate``,
+started as a subprocess on a free port with a temp data directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.web.browser import Shots, chromium, need_chromium, whole_flow
+from tests.web.daemon import Daemon, kit_run
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    with kit_run(tmp_path / "data") as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    need_chromium()
+    with chromium() as b:
+        yield b
+
+
+def test_the_whole_flow_against_kit_run(browser: Any, daemon: Daemon) -> None:
+    whole_flow(browser, daemon.url, daemon.code, daemon.stored_tags, Shots("e2e"))
+    log = "\n".join(daemon.log)
+    assert "Traceback" not in log, log
