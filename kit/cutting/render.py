@@ -1,0 +1,430 @@
+"""Render a cut plan into one MP4 without re-encoding the video.
+
+Video packets are copied as they are: each clip starts on the keyframe at or
+before its planned start (so the moment is never cut short; recordings have a
+keyframe every second) and ends with the frame showing at its planned end.
+Timestamps run on continuously from clip to clip. The audio of each clip is
+decoded and re-encoded (see :mod:`kit.cutting.audio`) so it can be cut to the
+sample where the video cuts: every clip's sound stays on its pictures.
+
+Where each clip lands in the film is worked out from the takes' MP4 indexes
+before anything is written, so the film carries one chapter per clip and its
+``moov`` can be reserved at the front (a faststart file, written once: the
+usual ``+faststart`` would copy the whole film a second time).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from kit.clock import NS_PER_S
+from kit.cutting import CutError
+from kit.cutting.audio import AudioTrack, AudioWorker, ClipAudio
+from kit.cutting.plan import Clip, CutPlan
+from kit.store.files import FileLayer
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float], None]
+
+_IO_BUFFER = 256 * 1024
+# Upper bounds on what the moov needs, per sample and fixed (stts, ctts, stsz,
+# stsc, co64 and stss together stay under 48 bytes a sample); generous on
+# purpose: too small a reservation fails the whole render at its very end.
+_MOOV_PER_SAMPLE = 48
+_MOOV_FIXED = 64 * 1024
+_MOOV_PER_CHAPTER = 1024
+
+
+@dataclass(frozen=True)
+class Source:
+    """A take's film as the cutter needs it."""
+
+    take_id: str
+    seq: int  # the take's number within its session (1, 2, ...)
+    path: str  # the take's MP4, relative to the data directory
+    first_frame_ns: int  # the kit-clock instant of the MP4's t=0
+
+
+@dataclass(frozen=True)
+class FilmClip:
+    """Where one planned clip ended up: in its take and in the film."""
+
+    clip: Clip
+    source: Source
+    start_ns: int  # kit-clock instant of the clip's first frame (a keyframe, <= the plan's start)
+    end_ns: int  # kit-clock instant where its last frame ends (>= the plan's end)
+    film_start_ns: int
+    film_end_ns: int
+    frames: int
+
+    @property
+    def take_start_ns(self) -> int:
+        """The clip's start as a position in its take's MP4."""
+        return self.start_ns - self.source.first_frame_ns
+
+    @property
+    def take_end_ns(self) -> int:
+        return self.end_ns - self.source.first_frame_ns
+
+    def film_ns(self, instant: int) -> int:
+        """Where the kit-clock ``instant`` (inside this clip) is in the film."""
+        return self.film_start_ns + instant - self.start_ns
+
+
+@dataclass(frozen=True)
+class Film:
+    """The rendered rough cut."""
+
+    path: str  # relative to the data directory
+    clips: tuple[FilmClip, ...]
+    fps: Fraction
+    width: int
+    height: int
+    size_bytes: int
+
+    @property
+    def duration_ns(self) -> int:
+        return self.clips[-1].film_end_ns if self.clips else 0
+
+
+@dataclass(frozen=True)
+class _Extent:
+    """A clip in its take's video time base: index entries and timestamps."""
+
+    clip: Clip
+    source: Source
+    first: int  # index entry of the keyframe it starts on
+    last: int  # index entry of its last frame
+    start_ts: int
+    last_ts: int
+    end_ts: int  # where its last frame ends
+
+    @property
+    def duration_ts(self) -> int:
+        return self.end_ts - self.start_ts
+
+
+class _Take:
+    """An open take MP4: one demuxer for the film, a second one to prime the audio decoder."""
+
+    def __init__(self, files: FileLayer, source: Source) -> None:
+        import av
+
+        self._files = files
+        self.source = source
+        self._f = files.read(source.path)
+        self.container: Any = av.open(self._f, buffer_size=_IO_BUFFER)
+        if not self.container.streams.video:
+            self.close()
+            raise CutError(f"take {source.take_id} has no video")
+        self.video: Any = self.container.streams.video[0]
+        self.audio: Any = self.container.streams.audio[0] if self.container.streams.audio else None
+        self._side: Any = None
+        self._side_f: Any = None
+
+    def priming(self, before_pts: int, count: int = 2) -> list[Any]:
+        """The ``count`` audio packets before ``before_pts``: AAC needs one to decode the next."""
+        import av
+
+        if self.audio is None:
+            return []
+        if self._side is None:
+            self._side_f = self._files.read(self.source.path)
+            self._side = av.open(self._side_f)
+        stream = self._side.streams.audio[0]
+        frame = self.audio.codec_context.frame_size or 1024
+        # No clamp at 0: the encoder's priming packet sits before it, at a negative time.
+        self._side.seek(before_pts - count * frame, stream=stream, backward=True)
+        packets = []
+        for packet in self._side.demux(stream):
+            if packet.pts is None or packet.pts >= before_pts:
+                break
+            packets.append(packet)
+        return packets[-count:]
+
+    def close(self) -> None:
+        for thing in (self._side, self._side_f, getattr(self, "container", None), self._f):
+            if thing is not None:
+                thing.close()
+
+
+def _stream_end(video: Any) -> int:
+    entries = video.index_entries
+    last = int(entries[len(entries) - 1].timestamp)
+    end = int(video.start_time or 0) + int(video.duration or 0)
+    if end > last:
+        return end
+    step = last - int(entries[len(entries) - 2].timestamp) if len(entries) > 1 else 1
+    return last + max(1, step)
+
+
+def _extent(take: _Take, clip: Clip) -> _Extent:
+    video = take.video
+    entries = video.index_entries
+    count = len(entries)
+    if count == 0:
+        raise CutError(f"take {take.source.take_id} has no indexed video frames")
+    tb = Fraction(video.time_base)
+
+    def ticks(instant: int) -> int:
+        return round(Fraction(instant - take.source.first_frame_ns, NS_PER_S) / tb)
+
+    start, end = ticks(clip.start_ns), ticks(clip.end_ns)
+    first = max(0, entries.search_timestamp(start, backward=True))
+    last = entries.search_timestamp(max(end - 1, start), backward=True, any_frame=True)
+    last = min(max(last, first), count - 1)
+    end_ts = int(entries[last + 1].timestamp) if last + 1 < count else _stream_end(video)
+    return _Extent(
+        clip=clip,
+        source=take.source,
+        first=first,
+        last=last,
+        start_ts=int(entries[first].timestamp),
+        last_ts=int(entries[last].timestamp),
+        end_ts=end_ts,
+    )
+
+
+def _moov_bound(extents: Sequence[_Extent], rate: int, tb: Fraction) -> int:
+    video = sum(e.last - e.first + 1 for e in extents)
+    seconds = sum(Fraction(e.duration_ts) * tb for e in extents)
+    audio = int(seconds * rate) // 1024 + 2 * len(extents) + 2
+    return _MOOV_FIXED + _MOOV_PER_SAMPLE * (video + audio) + _MOOV_PER_CHAPTER * len(extents)
+
+
+def render_film(
+    files: FileLayer,
+    plan: CutPlan,
+    sources: Mapping[str, Source],
+    out_rel: str,
+    *,
+    title: str = "",
+    aac_bitrate: int = 128_000,
+    progress: Progress | None = None,
+) -> Film:
+    """Stream-copy ``plan``'s clips into ``out_rel`` (atomically) with a chapter per clip."""
+    if not plan.clips:
+        raise CutError("the plan has no clips: nothing to cut")
+    report = progress or (lambda _: None)
+    takes: dict[str, _Take] = {}
+    parent = out_rel.rpartition("/")[0]
+    if parent:
+        files.makedirs(parent)
+    try:
+        for clip in plan.clips:
+            if clip.take_id not in takes:
+                if clip.take_id not in sources:
+                    raise CutError(f"the plan names take {clip.take_id}, which has no film")
+                takes[clip.take_id] = _Take(files, sources[clip.take_id])
+        extents = [_extent(takes[c.take_id], c) for c in plan.clips]
+        film = _write(files, takes, extents, out_rel, title, aac_bitrate, report)
+    finally:
+        for take in takes.values():
+            take.close()
+    report(1.0)
+    return film
+
+
+def _check_compatible(takes: Mapping[str, _Take]) -> tuple[Any, Any]:
+    """The first take's video and audio streams, once every take is known to match them."""
+    first = next(iter(takes.values()))
+    video, audio = first.video, first.audio
+    for take in takes.values():
+        v = take.video
+        same = (
+            v.codec_context.name == video.codec_context.name
+            and (v.width, v.height) == (video.width, video.height)
+            and v.time_base == video.time_base
+            and bytes(v.codec_context.extradata or b"")
+            == bytes(video.codec_context.extradata or b"")
+        )
+        if not same:
+            raise CutError(
+                f"take {take.source.take_id} was filmed with other video settings than "
+                f"take {first.source.take_id}; one film cannot hold both"
+            )
+        if audio is None and take.audio is not None:
+            audio = take.audio
+    return video, audio
+
+
+def _write(
+    files: FileLayer,
+    takes: Mapping[str, _Take],
+    extents: Sequence[_Extent],
+    out_rel: str,
+    title: str,
+    aac_bitrate: int,
+    report: Progress,
+) -> Film:
+    import av
+
+    video, audio = _check_compatible(takes)
+    tb: Fraction = video.time_base
+    rate = int(audio.rate) if audio is not None else 48_000
+    layout = "stereo" if audio is not None and audio.channels == 2 else "mono"
+    starts = [0]
+    for e in extents:
+        starts.append(starts[-1] + e.duration_ts)
+    total = max(1, starts[-1])
+    film_clips = []
+    with files.replace(out_rel) as f:
+        out: Any = av.open(
+            f,
+            "w",
+            format="mp4",
+            options={"moov_size": str(_moov_bound(extents, rate, tb))},
+            buffer_size=_IO_BUFFER,
+        )
+        try:
+            vout = out.add_stream_from_template(video)
+            vout.time_base = tb
+            worker = AudioWorker(AudioTrack(out, rate, layout, aac_bitrate))
+            if title:
+                out.metadata["title"] = title
+            out.set_chapters(
+                [
+                    {
+                        "id": i + 1,
+                        "start": starts[i],
+                        "end": starts[i + 1],
+                        "time_base": tb,
+                        "metadata": {"title": e.clip.title},
+                    }
+                    for i, e in enumerate(extents)
+                ]
+            )
+            try:
+                for i, extent in enumerate(extents):
+
+                    def clip_progress(done_ts: int, base: int = starts[i]) -> None:
+                        report(0.99 * (base + done_ts) / total)
+
+                    _copy_clip(
+                        takes[extent.clip.take_id],
+                        extent,
+                        out,
+                        vout,
+                        worker,
+                        starts[i],
+                        tb,
+                        rate,
+                        clip_progress,
+                    )
+                    film_clips.append(_film_clip(extent, starts[i], tb))
+                out.mux(worker.close())
+            except BaseException:
+                worker.abandon()
+                raise
+        finally:
+            out.close()
+        size = f.tell()
+    return Film(
+        path=out_rel,
+        clips=tuple(film_clips),
+        fps=Fraction(video.average_rate or video.guessed_rate or 30),
+        width=int(video.width),
+        height=int(video.height),
+        size_bytes=size,
+    )
+
+
+def _ns(ts: int, tb: Fraction) -> int:
+    return round(Fraction(ts) * tb * NS_PER_S)
+
+
+def _film_clip(extent: _Extent, film_start_ts: int, tb: Fraction) -> FilmClip:
+    t0 = extent.source.first_frame_ns
+    return FilmClip(
+        clip=extent.clip,
+        source=extent.source,
+        start_ns=t0 + _ns(extent.start_ts, tb),
+        end_ns=t0 + _ns(extent.end_ts, tb),
+        film_start_ns=_ns(film_start_ts, tb),
+        film_end_ns=_ns(film_start_ts + extent.duration_ts, tb),
+        frames=extent.last - extent.first + 1,
+    )
+
+
+class _AudioFeed:
+    """Decodes one clip's source audio (priming the decoder first) and hands it to the worker."""
+
+    def __init__(self, take: _Take, audio: ClipAudio, worker: AudioWorker, rate: int) -> None:
+        self._take = take
+        self._audio = audio
+        self._worker = worker
+        self._primed = False
+        self.done = take.audio is None
+        tb: Fraction = take.audio.time_base if take.audio is not None else Fraction(1)
+        self._tb = tb
+        # Integer arithmetic: this runs for every audio frame.
+        self._num, self._den = tb.numerator * rate, tb.denominator
+
+    def packet(self, packet: Any) -> None:
+        decoder = self._take.audio.codec_context
+        if not self._primed:
+            self._primed = True
+            for early in self._take.priming(packet.pts):
+                self._decode(decoder, early)
+        self._decode(decoder, packet)
+
+    def _decode(self, decoder: Any, packet: Any) -> None:
+        for frame in decoder.decode(packet):
+            self._worker.feed(self._audio, frame, self._tb)
+            first = (2 * frame.pts * self._num + self._den) // (2 * self._den)
+            self.done = first + frame.samples >= self._audio.src_end
+
+
+def _copy_clip(
+    take: _Take,
+    extent: _Extent,
+    out: Any,
+    vout: Any,
+    worker: AudioWorker,
+    film_start_ts: int,
+    tb: Fraction,
+    rate: int,
+    progress: Callable[[int], None],
+) -> None:
+    """Copy one clip's video packets and hand its audio to the worker, from its keyframe on."""
+    vin, ain = take.video, take.audio
+
+    def samples(ts: int) -> int:
+        return round(Fraction(ts) * tb * rate)
+
+    film_first = samples(film_start_ts)
+    count = samples(film_start_ts + extent.duration_ts) - film_first
+    audio = ClipAudio(worker.track, samples(extent.start_ts), film_first, count)
+    feed = _AudioFeed(take, audio, worker, rate)
+    shift = film_start_ts - extent.start_ts
+    take.container.seek(extent.start_ts, stream=vin, backward=True)
+    video_done = False
+    reported = 0
+    step = max(1, extent.duration_ts // 50)
+    for packet in take.container.demux():
+        if packet.pts is None:
+            continue
+        if packet.stream_index == vin.index:
+            if packet.pts > extent.last_ts:
+                video_done = True
+            elif packet.pts >= extent.start_ts:
+                packet.stream = vout
+                packet.pts += shift
+                packet.dts = packet.dts + shift if packet.dts is not None else packet.pts
+                if worker.ready:
+                    out.mux(worker.drain())
+                out.mux(packet)
+                if packet.pts - film_start_ts - reported >= step:
+                    reported = packet.pts - film_start_ts
+                    progress(reported)
+        elif ain is not None and packet.stream_index == ain.index and not feed.done:
+            feed.packet(packet)
+        if video_done and feed.done:
+            break
+    worker.finish(audio)
+    progress(extent.duration_ts)
