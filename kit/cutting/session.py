@@ -1,0 +1,232 @@
+"""Cut a session: plan, render, stills, contact sheet and exports, in one call.
+
+This is what the daemon (after a take) and ``kit cut`` call. Planning and
+the exports are cheap and run here; rendering and the stills decode and
+encode media, so they run in a low-priority child process (see
+:mod:`kit.cutting.child`) unless ``in_child=False`` (tests, benchmarks).
+
+Outputs, below the session's directory::
+
+    cut/rough-cut.mp4      the film: the tagged moments, a chapter each
+    cut/stills/NN-<tag>.jpg one full-resolution still per tag, in film order
+    cut/contact-sheet.jpg  every still with its label, note and times
+    cut/rough-cut.otio     OpenTimelineIO timeline of the takes, a marker per tag
+    cut/rough-cut.edl      the same as a CMX 3600 EDL
+    cut/tags.csv           every tag of the session
+    cut/chapters.vtt       WebVTT chapters of the film
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kit.cutting import CutError
+from kit.cutting.child import run_in_child
+from kit.cutting.exports import ExportPaths, write_exports
+from kit.cutting.plan import CutPlan, CutRules, TakeSpan, plan_cut
+from kit.cutting.render import Film, Source, render_film
+from kit.cutting.stills import Still, contact_sheet, grab_stills
+from kit.model import Take, TakeState
+from kit.store import layout
+from kit.store.files import FileLayer
+from kit.store.store import Store
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float], None]
+
+# Shares of the progress bar, measured on a 60-minute 1080p take with 10 tags
+# (`kit bench cut`): the film dominates, stills and the sheet take the rest.
+_FILM_SHARE = 0.85
+_STILLS_SHARE = 0.12
+
+
+def cut_dir(session_id: str) -> str:
+    return f"{layout.session_dir(session_id)}/cut"
+
+
+def film_path(session_id: str) -> str:
+    return f"{cut_dir(session_id)}/rough-cut.mp4"
+
+
+def stills_dir(session_id: str) -> str:
+    return f"{cut_dir(session_id)}/stills"
+
+
+def contact_sheet_path(session_id: str) -> str:
+    return f"{cut_dir(session_id)}/contact-sheet.jpg"
+
+
+@dataclass(frozen=True)
+class CutJob:
+    """Everything the child needs to make the media (plain, picklable data)."""
+
+    root: str
+    session_id: str
+    plan: CutPlan
+    sources: tuple[Source, ...]
+    title: str
+    aac_bitrate: int
+
+
+@dataclass(frozen=True)
+class CutMedia:
+    """What the child made, and how long each part took (seconds, wall)."""
+
+    film: Film
+    stills: tuple[Still, ...]
+    contact_sheet: str
+    timings: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class CutResult:
+    """A finished cut: the plan and everything made from it (paths relative to the data dir)."""
+
+    session_id: str
+    plan: CutPlan
+    film: Film | None  # None when there was nothing to cut
+    stills: tuple[Still, ...]
+    contact_sheet: str | None
+    exports: ExportPaths | None
+    peak_rss_bytes: int  # of the process that made the media (0 if none was made)
+    timings: tuple[tuple[str, float], ...] = ()  # (part, wall seconds): film, stills, ...
+
+
+def make_media(job: CutJob, *, progress: Progress | None = None) -> CutMedia:
+    """Render the film, the stills and the contact sheet (runs in the child)."""
+    report = progress or (lambda _: None)
+    files = FileLayer(Path(job.root))
+    started = time.perf_counter()
+    film = render_film(
+        files,
+        job.plan,
+        {s.take_id: s for s in job.sources},
+        film_path(job.session_id),
+        title=job.title,
+        aac_bitrate=job.aac_bitrate,
+        progress=lambda f: report(_FILM_SHARE * f),
+    )
+    film_done = time.perf_counter()
+    stills = grab_stills(
+        files,
+        film.clips,
+        stills_dir(job.session_id),
+        progress=lambda f: report(_FILM_SHARE + _STILLS_SHARE * f),
+    )
+    stills_done = time.perf_counter()
+    sheet = contact_sheet(files, stills, contact_sheet_path(job.session_id), title=job.title)
+    timings = (
+        ("film", film_done - started),
+        ("stills", stills_done - film_done),
+        ("contact sheet", time.perf_counter() - stills_done),
+    )
+    return CutMedia(film, tuple(stills), sheet, timings)
+
+
+def _ready_takes(store: Store, session_id: str) -> list[Take]:
+    takes = []
+    for take in store.db.takes(session_id):
+        if take.state != TakeState.READY or take.first_frame_ns is None or take.end_ns is None:
+            continue
+        if not store.files.exists(layout.take_mp4(layout.take_dir(session_id, take.id))):
+            log.warning("take %s is ready but its MP4 is missing; leaving it out", take.id)
+            continue
+        takes.append(take)
+    return takes
+
+
+def _title(store: Store, session_id: str) -> str:
+    session = store.db.session(session_id)
+    if session.title:
+        return session.title
+    return f"Rough cut {session.wall_time}".strip()
+
+
+def _remove_stale(files: FileLayer, directory: str, keep: Sequence[str]) -> None:
+    """Delete files in ``directory`` a previous cut made that this one did not."""
+    full = files.path(directory)
+    if not full.is_dir():
+        return
+    kept = {files.path(rel) for rel in keep}
+    for entry in sorted(full.iterdir()):
+        if entry.is_file() and not entry.name.startswith(".") and entry not in kept:
+            files.remove(f"{directory}/{entry.name}")
+
+
+def cut_session(
+    store: Store,
+    session_id: str,
+    rules: CutRules,
+    progress: Progress | None = None,
+    *,
+    in_child: bool = True,
+    aac_bitrate: int = 128_000,
+    cancel: threading.Event | None = None,
+) -> CutResult:
+    """Make the rough cut of ``session_id`` from its ready takes and its tags.
+
+    Raises :class:`~kit.errors.NotFound` for an unknown session and
+    :class:`~kit.cutting.CutError` when the media cannot be made. A session
+    without tags (or without a ready take) has nothing to cut: the result has
+    no film, and the outputs of an earlier cut are removed.
+    """
+    report = progress or (lambda _: None)
+    title = _title(store, session_id)
+    takes = _ready_takes(store, session_id)
+    tags = store.db.tags_for_session(session_id)
+    plan = plan_cut([TakeSpan.of(t) for t in takes], tags, rules)
+    for tag in plan.skipped:
+        log.info("tag %s (%s) is outside every take; it has no clip", tag.id, tag.label)
+    files = store.files
+    if not plan.clips:
+        _remove_stale(files, cut_dir(session_id), [])
+        _remove_stale(files, stills_dir(session_id), [])
+        report(1.0)
+        return CutResult(session_id, plan, None, (), None, None, 0)
+    sources = tuple(
+        Source(
+            t.id, t.seq, layout.take_mp4(layout.take_dir(session_id, t.id)), t.first_frame_ns or 0
+        )
+        for t in takes
+    )
+    job = CutJob(str(files.root), session_id, plan, sources, title, aac_bitrate)
+    started = time.perf_counter()
+    if in_child:
+        run = run_in_child(make_media, job, progress=report, cancel=cancel)
+        media, peak = run.value, run.peak_rss_bytes
+    else:
+        media = make_media(job, progress=report)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    media_s = time.perf_counter() - started
+    if not isinstance(media, CutMedia):  # pragma: no cover - a child protocol error
+        raise CutError("the cutting process returned something unexpected")
+    take_info = {t.id: (t.seq, t.first_frame_ns or 0, t.duration_ns) for t in takes}
+    exports = write_exports(
+        files, media.film, tags, cut_dir(session_id), title=title, take_info=take_info
+    )
+    _remove_stale(files, stills_dir(session_id), [s.path for s in media.stills])
+    exports_s = time.perf_counter() - started - media_s
+    made = sum(t for _, t in media.timings)
+    timings = (
+        ("child start and finish", max(0.0, media_s - made)) if in_child else ("", 0.0),
+        *media.timings,
+        ("exports", exports_s),
+    )
+    report(1.0)
+    return CutResult(
+        session_id=session_id,
+        plan=plan,
+        film=media.film,
+        stills=media.stills,
+        contact_sheet=media.contact_sheet,
+        exports=exports,
+        peak_rss_bytes=peak,
+        timings=tuple(t for t in timings if t[0]),
+    )

@@ -1,0 +1,212 @@
+"""A recorded take, tagged with ``kit record --tag-at``, cut end to end and measured from the files.
+
+One 20 s simulated take (real H.264 + AAC, a keyframe a second, frame numbers
+on every frame, a white frame and a beep every second) is recorded once for
+the module; the cut runs in its low-priority child process like the daemon's.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import av
+import numpy as np
+import opentimelineio as otio
+import pytest
+
+from kit.clock import NS_PER_S, seconds
+from kit.cutting.plan import CutRules, Window
+from kit.cutting.session import CutResult, cut_session
+from kit.hardware.sim.analysis import analyse_film
+from kit.hardware.sim.framecode import read_code
+from kit.store.store import Store
+
+pytestmark = pytest.mark.slow  # the take is recorded in real time (20 s)
+
+FPS = 30
+NOTE = "she waited = he looked up ★ together"
+# Guiding asks for more lead; everything else 3 s before and 2 s after.
+RULES = CutRules(Window(seconds(3), seconds(2)), (("guiding", Window(seconds(4), seconds(2.5))),))
+# Tags at 5 s (Guiding: 1..7.5), 9.5 s (6.5..11.5, merges) and 17.5 s (14.5..19.5).
+TAG_ARGS = ["--tag-at", "5:Guiding", "--tag-at", "9.5", "--tag-at", "17.5:Receiving initiatives"]
+PLANNED_S = [(1.0, 11.5), (14.5, 19.5)]
+KEYFRAME_S = [1.0, 14.0]
+
+
+@pytest.fixture(scope="module")
+def cut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, CutResult, list[float]]]:
+    root = tmp_path_factory.mktemp("cut")
+    argv = [
+        sys.executable,
+        "-m",
+        "kit",
+        "record",
+        "--simulate",
+        "--seconds",
+        "20",
+        "--width",
+        "640",
+        "--height",
+        "360",
+        "--data",
+        str(root),
+        *TAG_ARGS,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    store = Store(root)
+    session = store.db.sessions()[0]
+    guiding = next(t for t in store.db.tags_for_session(session.id) if t.label == "Guiding")
+    store.db.update_tag(guiding.id, note=NOTE)
+    progress: list[float] = []
+    result = cut_session(store, session.id, RULES, progress.append)
+    yield store, result, progress
+    store.close()
+
+
+def _take_s(result: CutResult, ns: int) -> float:
+    assert result.film is not None
+    return (ns - result.film.clips[0].source.first_frame_ns) / NS_PER_S
+
+
+def test_clips_follow_the_plan_within_a_keyframe_interval(
+    cut: tuple[Store, CutResult, list[float]],
+) -> None:
+    _, result, progress = cut
+    film = result.film
+    assert film is not None
+    planned = [(_take_s(result, c.start_ns), _take_s(result, c.end_ns)) for c in result.plan.clips]
+    assert planned == PLANNED_S
+    assert len(film.clips) == 2
+    for clip, keyframe in zip(film.clips, KEYFRAME_S, strict=True):
+        # Starts on the keyframe at or before the planned start, ends with the frame at its end.
+        assert clip.start_ns <= clip.clip.start_ns < clip.start_ns + NS_PER_S
+        assert clip.clip.end_ns <= clip.end_ns < clip.clip.end_ns + NS_PER_S // FPS
+        assert _take_s(result, clip.start_ns) == pytest.approx(keyframe, abs=1e-4)
+        assert abs((clip.end_ns - clip.start_ns) - clip.clip.duration_ns) < NS_PER_S
+    assert [c.film_start_ns for c in film.clips] == [0, film.clips[0].film_end_ns]
+    assert film.duration_ns == pytest.approx(16 * NS_PER_S, abs=1000)
+    assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) > 5
+    assert result.peak_rss_bytes < 200 * 2**20
+
+
+def test_the_film_plays_the_right_frames_in_sync(cut: tuple[Store, CutResult, list[float]]) -> None:
+    store, result, _ = cut
+    assert result.film is not None
+    path = store.files.path(result.film.path)
+    report = analyse_film(path)
+    assert report.numbers == [*range(30, 345), *range(420, 585)]
+    assert report.video_duration_s == pytest.approx(16.0, abs=1e-3)
+    # A white frame each whole second of the takes: 1..11 s, then 14..19 s at 10.5 s on.
+    assert report.white_times_s == pytest.approx(
+        [*range(11), *(10.5 + k for k in range(6))], abs=1e-3
+    )
+    assert len(report.offsets_s) == 17
+    assert report.max_abs_offset_s <= 0.005, report.offsets_s
+
+
+def test_timestamps_run_on_and_the_file_starts_fast(
+    cut: tuple[Store, CutResult, list[float]],
+) -> None:
+    store, result, _ = cut
+    assert result.film is not None
+    path = store.files.path(result.film.path)
+    with av.open(str(path)) as container:
+        video = [p for p in container.demux(video=0) if p.pts is not None]
+    pts = [p.pts for p in video]
+    assert pts == [k * 3000 for k in range(len(pts))]
+    assert video[0].is_keyframe and video[315].is_keyframe
+    data = path.read_bytes()
+    boxes = []
+    offset = 0
+    while offset < len(data):
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        boxes.append(kind.decode())
+        offset += size if size else len(data)
+    assert boxes.index("moov") < boxes.index("mdat")
+
+
+def test_one_chapter_per_clip_titled_with_labels_and_note(
+    cut: tuple[Store, CutResult, list[float]],
+) -> None:
+    store, result, _ = cut
+    assert result.film is not None
+    with av.open(str(store.files.path(result.film.path))) as container:
+        chapters = container.chapters()
+    titles = [c["metadata"]["title"] for c in chapters]
+    assert titles == [f"Guiding + better than usual: {NOTE}", "Receiving initiatives"]
+    bounds = [(c["start"] * c["time_base"], c["end"] * c["time_base"]) for c in chapters]
+    assert bounds == [(0, 10.5), (10.5, 16)]
+
+
+def test_stills_show_the_frame_at_each_tag(cut: tuple[Store, CutResult, list[float]]) -> None:
+    store, result, _ = cut
+    assert [s.number for s in result.stills] == [1, 2, 3]
+    frames = []
+    for still in result.stills:
+        with av.open(str(store.files.path(still.path))) as container:
+            frame = next(container.decode(video=0))
+        assert (frame.width, frame.height) == (640, 360)
+        luma = np.asarray(frame.to_ndarray(format="yuv420p"), dtype=np.uint8)[: frame.height]
+        code = read_code(luma)
+        assert code is not None
+        frames.append(code.number)
+    assert frames == [150, 285, 525]
+    assert [s.film_ns for s in result.stills] == [4 * NS_PER_S, 8_500_000_000, 14 * NS_PER_S]
+    assert result.contact_sheet is not None
+    with av.open(str(store.files.path(result.contact_sheet))) as container:
+        sheet = next(container.decode(video=0))
+    assert sheet.width > 3 * 400 and sheet.height > 200
+
+
+def test_exports_read_back(cut: tuple[Store, CutResult, list[float]]) -> None:
+    store, result, _ = cut
+    exports = result.exports
+    assert exports is not None and result.film is not None
+    timeline = otio.adapters.read_from_file(str(store.files.path(exports.otio)))
+    video_track = timeline.video_tracks()[0]
+    assert len(video_track) == 2
+    assert timeline.duration().to_seconds() == pytest.approx(16.0)
+    first = video_track[0]
+    assert first.source_range.start_time.to_seconds() == pytest.approx(1.0)
+    assert [m.name for m in first.markers] == ["Guiding", "better than usual"]
+    assert first.markers[0].comment == NOTE
+    assert first.markers[0].marked_range.start_time.to_seconds() == pytest.approx(5.0)
+    media = store.files.path(exports.otio).parent / first.media_reference.target_url
+    assert media.resolve().exists()
+
+    edl = store.files.path(exports.edl).read_text(encoding="ascii")
+    events = re.findall(
+        r"^(\d{3})  (\S+)\s+(V|A)\s+C\s+(\S+) (\S+) (\S+) (\S+)$", edl, flags=re.MULTILINE
+    )
+    assert [(e[0], e[2]) for e in events] == [
+        ("001", "V"),
+        ("001", "A"),
+        ("002", "V"),
+        ("002", "A"),
+    ]
+    assert events[0][3:] == ("00:00:01:00", "00:00:11:15", "01:00:00:00", "01:00:10:15")
+    assert events[2][5:] == ("01:00:10:15", "01:00:16:00")
+    assert len(re.findall(r"^\* LOC: \d\d:\d\d:\d\d:\d\d YELLOW ", edl, flags=re.MULTILINE)) == 3
+
+    rows = list(csv.DictReader(io.StringIO(store.files.path(exports.csv).read_text("utf-8"))))
+    assert [r["label"] for r in rows] == ["Guiding", "better than usual", "Receiving initiatives"]
+    assert rows[0]["note"] == NOTE
+    assert [r["take_time_s"] for r in rows] == ["5.000", "9.500", "17.500"]
+    assert [r["film_time_s"] for r in rows] == ["4.000", "8.500", "14.000"]
+
+    vtt = store.files.path(exports.vtt).read_text("utf-8")
+    assert vtt.startswith("WEBVTT\n\n")
+    cues = re.findall(
+        r"^(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(.+)$", vtt, flags=re.MULTILINE
+    )
+    assert cues == [
+        ("00:00:00.000", "00:00:10.500", f"Guiding + better than usual: {NOTE}"),
+        ("00:00:10.500", "00:00:16.000", "Receiving initiatives"),
+    ]
