@@ -21,7 +21,8 @@ def test_pulse_signal_starts_each_whole_second() -> None:
     t = np.arange(3 * rate, dtype=np.float64) * (NS_PER_S / rate) + 5e9
     signal = pulse_signal(t, epoch=5 * NS_PER_S) / 32768
     onsets = beep_onsets(signal.astype(np.float32), rate, 0.0)
-    assert onsets == pytest.approx([0.0, 1.0, 2.0], abs=1e-4)
+    # Detected where the burst passes half its amplitude: within 0.2 ms of its start.
+    assert onsets == pytest.approx([0.0, 1.0, 2.0], abs=2e-4)
     assert not pulse_signal(t, None).any()
 
 
