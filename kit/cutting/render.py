@@ -38,6 +38,9 @@ _IO_BUFFER = 256 * 1024
 _MOOV_PER_SAMPLE = 48
 _MOOV_FIXED = 64 * 1024
 _MOOV_PER_CHAPTER = 1024
+# Takes interleave audio within a frame or two of its video; after this many
+# video packets past a clip's end, its audio is not coming.
+_MAX_READ_PAST_END = 90
 
 
 @dataclass(frozen=True)
@@ -323,14 +326,14 @@ def _write(
                 raise
         finally:
             out.close()
-        size = f.tell()
     return Film(
         path=out_rel,
         clips=tuple(film_clips),
-        fps=Fraction(video.average_rate or video.guessed_rate or 30),
+        # The nominal rate (a take with dropped frames averages less).
+        fps=Fraction(video.base_rate or video.average_rate or 30),
         width=int(video.width),
         height=int(video.height),
-        size_bytes=size,
+        size_bytes=files.size(out_rel),
     )
 
 
@@ -404,6 +407,7 @@ def _copy_clip(
     shift = film_start_ts - extent.start_ts
     take.container.seek(extent.start_ts, stream=vin, backward=True)
     video_done = False
+    past_end = 0
     reported = 0
     step = max(1, extent.duration_ts // 50)
     for packet in take.container.demux():
@@ -412,6 +416,9 @@ def _copy_clip(
         if packet.stream_index == vin.index:
             if packet.pts > extent.last_ts:
                 video_done = True
+                past_end += 1
+                if past_end > _MAX_READ_PAST_END:
+                    break  # the take's audio ends early: the rest is silence
             elif packet.pts >= extent.start_ts:
                 packet.stream = vout
                 packet.pts += shift
