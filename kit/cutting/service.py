@@ -1,0 +1,101 @@
+"""The daemon's cutter: rough cuts one at a time, in the background, reported by callbacks.
+
+It fits :class:`kit.daemon.worker.Cutter`: ``start`` returns at once; a thread
+of its own runs each requested cut in turn (each in its low-priority child
+process, see :func:`kit.cutting.session.cut_session`) and calls back with
+progress and, always, once with the outcome ("" or what went wrong). Cuts never
+run side by side: they would write the same files, and a Pi has little to spare.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kit.cutting.plan import CutRules
+from kit.cutting.session import CutResult, cut_session
+from kit.store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Request:
+    session_id: str
+    on_progress: Callable[[float], None]
+    on_done: Callable[[str], None]
+
+
+class BackgroundCutter:
+    """Queues rough cuts and makes them one after another on a worker thread."""
+
+    def __init__(self, store: Store, rules: CutRules, *, aac_bitrate: int = 128_000) -> None:
+        self._store = store
+        self._rules = rules
+        self._aac_bitrate = aac_bitrate
+        self._lock = threading.Lock()
+        self._queue: deque[_Request] = deque()
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self.last: CutResult | None = None  # the latest successful cut, for whoever asks
+
+    def start(
+        self,
+        session_id: str,
+        on_progress: Callable[[float], None],
+        on_done: Callable[[str], None],
+    ) -> None:
+        """Queue a cut of ``session_id``; returns at once."""
+        with self._lock:
+            if self._cancel.is_set():
+                on_done("the cutter is shut down")
+                return
+            self._queue.append(_Request(session_id, on_progress, on_done))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="cutter", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._thread = None
+                    return
+                request = self._queue.popleft()
+            error = ""
+            try:
+                self.last = cut_session(
+                    self._store,
+                    request.session_id,
+                    self._rules,
+                    request.on_progress,
+                    aac_bitrate=self._aac_bitrate,
+                    cancel=self._cancel,
+                )
+            except Exception as exc:  # a thread boundary: report with the traceback, keep going
+                log.exception("the rough cut of session %s failed", request.session_id)
+                error = str(exc) or type(exc).__name__
+            try:
+                request.on_done(error)
+            except Exception:  # a thread boundary
+                log.exception("the cut's completion callback failed")
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._thread is not None
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop: cancel the running cut (its child is killed) and drop queued ones."""
+        with self._lock:
+            self._cancel.set()
+            dropped = list(self._queue)
+            self._queue.clear()
+            thread = self._thread
+        for request in dropped:
+            request.on_done("the cutter is shut down")
+        if thread is not None:
+            thread.join(timeout_s)
