@@ -98,9 +98,11 @@
     error.hidden = !(s && s.error);
     if (s && s.error) error.textContent = s.error;
     var record = $("record");
-    record.disabled = st !== "idle";
-    record.lastChild.textContent = st === "idle" ? "Record" : (STATE_NAMES[st] || st);
-    $("hint").textContent = st === "idle" ? "Frame the shot, then press Record." : "";
+    // In the error state Record stays live: the kit retries the camera on the next start.
+    var ready = st === "idle" || st === "error";
+    record.disabled = !ready;
+    record.lastChild.textContent = ready ? "Record" : (STATE_NAMES[st] || st);
+    $("hint").textContent = ready ? "Frame the shot, then press Record." : "";
     tick();
   }
 
