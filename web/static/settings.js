@@ -45,6 +45,7 @@
         var button = Kit.el("button", "btn small " + b[0], b[1]);
         button.type = "button";
         button.setAttribute("aria-label", b[2] + ": " + label);
+        if (b[0] === "up" && i === 0) button.disabled = true;
         li.appendChild(button);
       });
       list.appendChild(li);
