@@ -25,21 +25,23 @@ import argparse
 import io
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from kit.clock import NS_PER_S
 from kit.cutting.plan import CutRules, TakeSpan, plan_cut
 from kit.cutting.render import Source, render_film
-from kit.cutting.session import cut_session
+from kit.cutting.session import CutResult, cut_session, film_path
 from kit.hardware.sim.framecode import WHITE, FrameCode, draw_code
 from kit.model import Tag, TakeState
 from kit.store import layout
@@ -63,6 +65,8 @@ _GOPS = 4
 _AUDIO_LOOP_S = 16
 _T0 = 5_000 * NS_PER_S  # the synthetic take's first frame, on the kit clock
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class BenchOptions:
@@ -73,6 +77,7 @@ class BenchOptions:
     fps: int = 30
     bitrate: int = 10_000_000
     reencode: bool = True
+    repeat: int = 3
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class BenchResult:
     reencode_s: float | None
     peak_rss_bytes: int
     cut_parts: tuple[tuple[str, float], ...] = ()
+    runs: int = 1
 
 
 def _gops(options: BenchOptions) -> list[list[tuple[bytes, bool]]]:
@@ -320,37 +326,54 @@ def reencode(source: Path, film_clips: Sequence[Any], directory: Path) -> float:
     return time.perf_counter() - start
 
 
+def _timed(call: Callable[[], T]) -> tuple[float, T]:
+    """(wall seconds, value) of ``call()``, started with nothing left to write back."""
+    os.sync()
+    started = time.perf_counter()
+    value = call()
+    return time.perf_counter() - started, value
+
+
 def run_bench(root: Path, options: BenchOptions) -> BenchResult:
-    """Build the take in ``root``, cut it, measure the baselines."""
+    """Build the take in ``root``, cut it, measure the baselines (medians of ``repeat`` runs)."""
     store = Store(root)
     try:
         started = time.perf_counter()
         session_id, take_id = build_take(store, options)
         build_s = time.perf_counter() - started
-        # Let the take's gigabytes reach the disk first, or their writeback slows what we time.
-        os.sync()
         take = store.db.take(take_id)
         mp4 = store.files.path(layout.take_mp4(layout.take_dir(session_id, take_id)))
-        started = time.perf_counter()
-        result = cut_session(store, session_id, CutRules())
-        cut_wall = time.perf_counter() - started
-        film = result.film
-        assert film is not None
-        # The film alone, in this process, for the like-for-like comparison with a copy.
-        plan = plan_cut([TakeSpan.of(take)], store.db.tags_for_session(session_id), CutRules())
+        rules = CutRules()
+        plan = plan_cut([TakeSpan.of(take)], store.db.tags_for_session(session_id), rules)
         source = Source(
             take.id,
             take.seq,
             layout.take_mp4(layout.take_dir(session_id, take_id)),
             take.first_frame_ns or 0,
         )
-        os.sync()
-        started = time.perf_counter()
-        render_film(store.files, plan, {take.id: source}, f"{session_id}-film-only.mp4")
-        film_wall = time.perf_counter() - started
-        ranges = _clip_byte_ranges(mp4, film.clips)
-        os.sync()
-        copy_s = plain_copy(mp4, ranges, root / "copy.bin")
+        film_only = f"{session_id}-film-only.mp4"
+        cuts: list[tuple[float, CutResult]] = []
+        film_walls: list[float] = []
+        copies: list[float] = []
+        ranges: list[tuple[int, int]] = []
+        for _ in range(max(1, options.repeat)):
+            # Each run writes new files, as the first would: no old file to unlink on the way.
+            for rel in (film_path(session_id), film_only):
+                if store.files.exists(rel):
+                    store.files.remove(rel)
+            (root / "copy.bin").unlink(missing_ok=True)
+            cuts.append(_timed(partial(cut_session, store, session_id, rules)))
+            # The film alone, in this process: the like-for-like comparison with a copy.
+            film_walls.append(
+                _timed(partial(render_film, store.files, plan, {take.id: source}, film_only))[0]
+            )
+            film = cuts[-1][1].film
+            assert film is not None
+            ranges = _clip_byte_ranges(mp4, film.clips)
+            copies.append(_timed(partial(plain_copy, mp4, ranges, root / "copy.bin"))[0])
+        cut_wall, result = sorted(cuts, key=lambda c: c[0])[len(cuts) // 2]
+        film = result.film
+        assert film is not None
         reencode_s = None
         if options.reencode and Path(FFMPEG).exists():
             reencode_s = reencode(mp4, film.clips, root)
@@ -363,11 +386,12 @@ def run_bench(root: Path, options: BenchOptions) -> BenchResult:
             film_bytes=film.size_bytes,
             clip_bytes=sum(hi - lo for lo, hi in ranges),
             cut_wall_s=cut_wall,
-            film_wall_s=film_wall,
-            copy_s=copy_s,
+            film_wall_s=statistics.median(film_walls),
+            copy_s=statistics.median(copies),
             reencode_s=reencode_s,
-            peak_rss_bytes=result.peak_rss_bytes,
+            peak_rss_bytes=max(r.peak_rss_bytes for _, r in cuts),
             cut_parts=result.timings,
+            runs=len(cuts),
         )
     finally:
         store.close()
@@ -381,6 +405,7 @@ def report(r: BenchResult) -> str:
         f"({r.take_bytes * 8 / r.take_s / mb:.1f} Mbit/s), built in {r.build_s:.1f} s",
         f"film: {r.clips} clips, {r.film_s:.1f} s, {r.film_bytes / mb:.1f} MB; "
         f"clip bytes in the take: {r.clip_bytes / mb:.1f} MB",
+        f"timings are medians of {r.runs} runs; re-encode runs once",
         f"cut (child start, film, stills, contact sheet, exports): {r.cut_wall_s:.2f} s wall"
         + (" = " + ", ".join(f"{name} {s:.2f}" for name, s in r.cut_parts) if r.cut_parts else ""),
         f"film alone (render_film in-process): {r.film_wall_s:.2f} s wall",
@@ -408,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--bitrate", type=int, default=10_000_000, help="video bit/s (10M)")
     parser.add_argument("--no-reencode", action="store_true", help="skip the ffmpeg baseline")
+    parser.add_argument("--repeat", type=int, default=3, help="runs to take medians of (3)")
     parser.add_argument("--data", type=Path, help="work directory (default: a temp dir)")
     args = parser.parse_args(argv)
     options = BenchOptions(

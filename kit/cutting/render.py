@@ -15,7 +15,6 @@ usual ``+faststart`` would copy the whole film a second time).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -26,8 +25,6 @@ from kit.cutting import CutError
 from kit.cutting.audio import AudioTrack, AudioWorker, ClipAudio
 from kit.cutting.plan import Clip, CutPlan
 from kit.store.files import FileLayer
-
-log = logging.getLogger(__name__)
 
 Progress = Callable[[float], None]
 

@@ -10,13 +10,14 @@ from kit.bench.cut import FFMPEG, BenchOptions, main, report, run_bench
 
 
 def test_the_benchmark_runs_on_a_tiny_take(tmp_path: Path) -> None:
-    options = BenchOptions(minutes=0.25, tags=3, width=320, height=240, bitrate=500_000)
+    options = BenchOptions(minutes=0.25, tags=3, width=320, height=240, bitrate=500_000, repeat=2)
     result = run_bench(tmp_path, options)
     assert result.clips == 1  # tags at 2.87, 7.87 and 12.87 s: with 8 s lead, one clip
     assert result.take_s == pytest.approx(15.0)
     assert result.film_bytes > 0 and result.clip_bytes > 0
     assert result.copy_s > 0 and result.cut_wall_s > 0 and result.film_wall_s > 0
     assert 0 < result.peak_rss_bytes < 200 * 2**20
+    assert result.runs == 2
     assert [name for name, _ in result.cut_parts] == [
         "child start and finish",
         "film",
@@ -43,6 +44,8 @@ def test_main_prints_the_figures(capsys: pytest.CaptureFixture[str]) -> None:
                 "--height",
                 "120",
                 "--no-reencode",
+                "--repeat",
+                "1",
             ]
         )
         == 0
