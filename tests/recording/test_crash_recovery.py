@@ -35,9 +35,22 @@ def test_kill_dash_nine_at_random_moments(tmp_path: Path) -> None:
     for _ in range(TRIALS):
         seconds = rng.choice([1.5, 3.0, 6.0])
         proc = subprocess.Popen(
-            [*KIT, "record", "--simulate", "--seconds", str(seconds), "--data", str(data),
-             "--width", "640", "--height", "360"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                *KIT,
+                "record",
+                "--simulate",
+                "--seconds",
+                str(seconds),
+                "--data",
+                str(data),
+                "--width",
+                "640",
+                "--height",
+                "360",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             _wait_for_recording(proc)
@@ -53,7 +66,11 @@ def test_kill_dash_nine_at_random_moments(tmp_path: Path) -> None:
         kills.append((kill_ns, seconds))
 
     result = subprocess.run(
-        [*KIT, "recover", "--data", str(data)], capture_output=True, text=True, timeout=300
+        [*KIT, "recover", "--data", str(data)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
 
@@ -64,7 +81,9 @@ def test_kill_dash_nine_at_random_moments(tmp_path: Path) -> None:
     ).fetchall()
     db.close()
     assert len(rows) == TRIALS
-    for (take_id, session_id, state, first, end), (kill_ns, seconds) in zip(rows, kills, strict=True):
+    for (take_id, session_id, state, first, end), (kill_ns, seconds) in zip(
+        rows, kills, strict=True
+    ):
         assert state == "ready", (take_id, state)
         planned_end = first + int(seconds * 1e9)
         expected = min(kill_ns, planned_end) - first

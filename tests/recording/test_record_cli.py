@@ -17,7 +17,9 @@ KIT = [sys.executable, "-m", "kit"]
 def _ffprobe(path: Path) -> dict:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(out)
 
@@ -32,9 +34,19 @@ def test_sixty_seconds_in_sync_with_skew_and_latency(tmp_path: Path) -> None:
     # The three takes record at once: 60 s of real time, not 180.
     procs = {
         name: subprocess.Popen(
-            [*KIT, "record", "--simulate", "--seconds", "60", "--data", str(tmp_path / str(i)),
-             *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                *KIT,
+                "record",
+                "--simulate",
+                "--seconds",
+                "60",
+                "--data",
+                str(tmp_path / str(i)),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i, (name, extra) in enumerate(variants.items())
     }
