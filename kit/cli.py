@@ -184,7 +184,7 @@ def _cmd_check(args: argparse.Namespace, config: Config) -> int:
     return check.main(config, args.json)
 
 
-BENCHMARKS = {"record": "kit.bench.record"}
+BENCHMARKS = {"record": "kit.bench.record", "tagging": "kit.bench.tagging"}
 
 
 def _cmd_bench(args: argparse.Namespace, config: Config) -> int:

@@ -38,6 +38,8 @@ class Status:
             "state": self.state,
             "session_id": self.session_id,
             "take_id": self.take_id,
+            "started_ns": self.started_ns,
+            "now_ns": self.now_ns,
             "elapsed_s": round(max(0.0, elapsed), 3),
             "minutes_left": round(self.minutes_left, 1),
             "low_storage": self.low_storage,

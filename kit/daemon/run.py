@@ -23,6 +23,7 @@ from kit.config import Config
 from kit.daemon.notify import Notifier, watchdog_interval_ns
 from kit.daemon.panel import Panel
 from kit.daemon.storage import StorageGuard, free_bytes
+from kit.daemon.wallclock import WallClock
 from kit.daemon.worker import HardwareProblem, KitDaemon, RecorderFailed, Shutdown, State
 from kit.errors import KitError
 from kit.hardware.factory import Hardware
@@ -58,12 +59,7 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
     notifier = Notifier.from_environ()
     store = Store(Path(config.storage.data_dir))
     finaliser = Finaliser(store, aac_bitrate=config.audio.aac_bitrate)
-    if store.db.unfinished_takes():
-        # Muxing a long take can outlast TimeoutStartSec: ask for more first.
-        notifier.extend_timeout(FINALISE_ALLOWANCE_NS)
-    notifier.status("recovering unfinished takes")
-    for take in finaliser.recover():
-        log.warning("recovered take %s: %s", take.id, take.state)
+    _recover(store, finaliser, notifier)
 
     daemon_ref: list[KitDaemon] = []
     recorder = TakeRecorder(
@@ -84,6 +80,7 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
 
     panel = _panel(config, on_press, pin_factory)
     data_dir = store.root
+    wall = WallClock(clock)
     daemon = KitDaemon(
         clock=clock,
         db=store.db,
@@ -96,6 +93,7 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
         ignore_stop_within_ns=round(gpio.ignore_stop_within_s * NS_PER_S),
         cutter=_cutter(store, config),
         lights=panel,
+        wall=wall,
     )
     daemon_ref.append(daemon)
 
@@ -112,16 +110,16 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
         signal.signal(signal.SIGUSR1, lambda *_: _press_mock_button(pin_factory, gpio.button_pin))
 
     _open_camera(hardware, daemon)
-    server = _web_server(config, daemon, store, port)
-    web_thread = threading.Thread(target=server.run, name="web", daemon=True)
-    web_thread.start()
+    server = _WebServer(config, daemon, store, wall, port)
+    server.start()
+    daemon.begin()
     watchdog = _Watchdog(notifier, daemon, clock)
     watchdog.start()
     threading.Thread(
         target=_report_status, args=(notifier, daemon), name="status", daemon=True
     ).start()
-    notifier.ready(f"ready on port {server.effective_port}")
-    log.info("kit ready: http://%s:%s/", config.web.host, server.effective_port)
+    notifier.ready(f"ready on port {server.port}")
+    log.info("kit ready: http://%s:%s/", config.web.host, server.port)
     try:
         daemon.run()
     finally:
@@ -133,6 +131,17 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
             panel.close()
         store.close()
     return 1 if daemon.state == State.ERROR else 0
+
+
+def _recover(store: Store, finaliser: Finaliser, notifier: Notifier) -> None:
+    """Finalise what a crash or power cut left, before anything else."""
+    if not store.db.unfinished_takes():
+        return
+    # Muxing a long take can outlast TimeoutStartSec: ask for more first.
+    notifier.extend_timeout(FINALISE_ALLOWANCE_NS)
+    notifier.status("recovering unfinished takes")
+    for take in finaliser.recover():
+        log.warning("recovered take %s: %s", take.id, take.state)
 
 
 def _open_camera(hardware: Hardware, daemon: KitDaemon) -> None:
@@ -164,20 +173,52 @@ def _cutter(store: Store, config: Config) -> Any:
     return None
 
 
-def _web_server(config: Config, daemon: KitDaemon, store: Store, port: int | None) -> Any:
-    from waitress import create_server
+class _WebServer:
+    """The phone page, served by waitress in its own thread."""
 
-    from web.app import create_app
-    from web.pairing import PairingStore
+    def __init__(
+        self, config: Config, daemon: KitDaemon, store: Store, wall: WallClock, port: int | None
+    ) -> None:
+        from waitress import create_server
 
-    pairing = PairingStore(store.files.path(PAIRING_DB))
-    app = create_app(daemon, pairing, {"KIT_DATA_DIR": str(store.root)})
-    server = create_server(
-        app, host=config.web.host, port=config.web.port if port is None else port, threads=8
-    )
-    base = f"http://{config.web.host}:{server.effective_port}"
-    log.info("pair a phone: open %s or type the code %s", pairing.link(base), pairing.code)
-    return server
+        from web.app import create_app
+        from web.pairing import PairingStore
+
+        self._pairing = PairingStore(store.files.path(PAIRING_DB))
+        self._app = create_app(
+            daemon,
+            self._pairing,
+            {"KIT_DATA_DIR": str(store.root)},
+            on_phone_time=wall.set_from_phone,
+        )
+        self._server = create_server(
+            self._app,
+            host=config.web.host,
+            port=config.web.port if port is None else port,
+            # Each open event stream holds a thread; the app allows threads - 2 of them.
+            threads=8,
+            # The app refuses big bodies with a 413; this stops waitress buffering them first.
+            max_request_body_size=1_000_000,
+        )
+        self.port = int(self._server.effective_port)
+        base = f"http://{config.web.host}:{self.port}"
+        log.info(
+            "pair a phone: open %s or type the code %s",
+            self._pairing.link(base),
+            self._pairing.code,
+        )
+        self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        from web.app import shutdown
+
+        shutdown(self._app)  # ends the event streams first
+        self._server.task_dispatcher.shutdown()
+        self._server.close()
+        self._pairing.close()
 
 
 def status_line(status: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from kit.daemon.api import Status
 from kit.daemon.events import EventLog
 from kit.daemon.panel import Light
 from kit.daemon.storage import StorageGuard, StorageState
+from kit.daemon.wallclock import WallClock
 from kit.errors import KitError, NotFound, StateError, StorageFull
 from kit.hardware.camera import Camera
 from kit.hardware.microphone import Microphone
@@ -160,6 +161,7 @@ class KitDaemon:
         cutter: Cutter | None = None,
         lights: Lights | None = None,
         events: EventLog | None = None,
+        wall: WallClock | None = None,
     ) -> None:
         self._clock = clock
         self._db = db
@@ -172,7 +174,13 @@ class KitDaemon:
         self._ignore_stop_within = ignore_stop_within_ns
         self._cutter = cutter
         self._lights = lights
-        self._events = events or EventLog()
+        # Status goes out twice a second: 5000 events keep ~40 minutes for a sleeping phone.
+        self._events = events or EventLog(capacity=5000)
+        self._wall = wall or WallClock(clock)
+        self._monitoring = False
+        # The take that ended last, with its span, so a tag retried just after
+        # Stop still lands in it.
+        self._last_take: tuple[Take, int, int] | None = None
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._state = State.IDLE
@@ -212,6 +220,10 @@ class KitDaemon:
         while not self._stopped:
             if not self.step(timeout_s=tick_s):
                 self._handle(Tick())
+
+    def begin(self) -> None:
+        """Start listening to the microphone for the level meter (before :meth:`run`)."""
+        self._monitor(on=True)
 
     @property
     def finished(self) -> bool:
@@ -303,12 +315,14 @@ class KitDaemon:
             self._set(State.ERROR if self.state == State.ERROR else self.state, message)
             return
         session = self._session or self._new_session()
+        self._monitor(on=False)
         try:
             self._camera.open()  # idempotent; retries a camera that failed at start-up
             take = self._takes.start(session.id)
         except KitError as exc:
             log.exception("the take could not start")
             self._set(State.ERROR, f"could not start recording: {exc}")
+            self._monitor(on=True)
             return
         with self._lock:
             self._take = take
@@ -318,6 +332,7 @@ class KitDaemon:
 
     def _stop(self, reason: str, error: str = "") -> None:
         log.info("stopping: %s", reason)
+        first, stopped = self._recorder.first_frame_ns, self._clock.now()
         self._set(State.FINALISING, error)
         try:
             finished = self._takes.stop()
@@ -325,9 +340,13 @@ class KitDaemon:
             log.exception("stopping the take failed")
             self._set(State.ERROR, f"stopping failed: {exc}")
             return
+        finally:
+            self._monitor(on=True)
         take = finished.take
         with self._lock:
             self._take = take
+            if first is not None:
+                self._last_take = (take, first, stopped)
         self._events.publish("take", {"take_id": take.id, "state": take.state.value})
         if take.state == TakeState.FAILED:
             self._set(State.ERROR, f"the take could not be finalised: {take.error}")
@@ -359,6 +378,8 @@ class KitDaemon:
             self._set(State.IDLE, f"the rough cut failed: {error}" if error else "")
 
     def _on_tick(self) -> None:
+        if self.state != State.RECORDING:
+            self._monitor(on=True)
         storage = self._assess()
         if self.state == State.RECORDING and storage.must_stop:
             self._stop(
@@ -386,10 +407,27 @@ class KitDaemon:
             self._storage = storage
         return storage
 
+    def _monitor(self, *, on: bool) -> None:
+        """Keep the microphone open between takes, so the level meter works while framing."""
+        if on == self._monitoring:
+            return
+        try:
+            if on:
+                self._mic.start(lambda _block: None)
+            else:
+                self._mic.stop()
+        except KitError as exc:
+            log.warning(
+                "the level meter's microphone %s failed: %s", "start" if on else "stop", exc
+            )
+            return
+        self._monitoring = on
+
     def _new_session(self) -> Session:
         from kit.store.store import new_id
 
-        session = Session(id=new_id(), created_ns=self._clock.now(), wall_time="", title="")
+        now = self._clock.now()
+        session = Session(id=new_id(), created_ns=now, wall_time=self._wall.label(now), title="")
         self._db.add_session(session)
         with self._lock:
             self._session = session
@@ -441,7 +479,7 @@ class KitDaemon:
             now_ns=self._clock.now(),
             minutes_left=storage.minutes_left,
             low_storage=storage.low,
-            level_dbfs=self._mic.level_dbfs if recording else -120.0,
+            level_dbfs=self._mic.level_dbfs if recording or self._monitoring else -120.0,
             error=error,
             cut_progress=progress,
         )
@@ -459,16 +497,20 @@ class KitDaemon:
         self, tag_id: str, label: str, note: str, author: str, delay_ns: int
     ) -> tuple[Tag, bool]:
         now = self._clock.now()
+        at = now - delay_ns
         with self._lock:
-            state, take = self._state, self._take
+            state, take, last = self._state, self._take, self._last_take
         if state != State.RECORDING or take is None:
-            raise StateError("tags can only be added while recording")
+            # A tap sent (or retried) just after Stop still belongs to the take it was in.
+            if last is None or not last[1] <= at <= last[2]:
+                raise StateError("tags can only be added while recording")
+            take = last[0]
         _check_text(label, note)
         tag = Tag(
             id=tag_id,
             session_id=take.session_id,
             take_id=take.id,
-            at_ns=now - delay_ns,
+            at_ns=at,
             label=label,
             note=note,
             author=author,

@@ -377,7 +377,40 @@ def test_labels_default_to_the_vig_principles_and_can_be_edited(kit: Kit) -> Non
 
 def test_status_carries_preview_and_level(kit: Kit) -> None:
     assert kit.daemon.preview_jpeg() == (7, b"\xff\xd8jpeg")
-    assert kit.daemon.status().level_dbfs == -120.0  # the meter is live only while recording
+    assert kit.daemon.status().level_dbfs == -120.0  # nothing listening yet
+    kit.daemon.begin()  # the mic opens for the meter while framing the shot
+    assert kit.daemon.status().level_dbfs == -23.0
     kit.daemon.start()
     kit.run()
     assert kit.daemon.status().level_dbfs == -23.0
+    status = kit.daemon.status().as_dict()
+    assert status["now_ns"] == kit.clock.now() and status["started_ns"] is None
+
+
+def test_a_tap_retried_just_after_stop_still_lands_in_its_take(kit: Kit) -> None:
+    kit.press()
+    kit.run()
+    kit.recorder.first_frame_ns = kit.clock.now()
+    kit.clock.advance(5 * NS_PER_S)
+    kit.daemon.stop()
+    kit.run()
+    kit.clock.advance(NS_PER_S // 2)
+    # Tapped 0.8 s ago (before the stop), acknowledged only now: kept.
+    tag, new = kit.daemon.add_tag("late", "Guiding", "", "phone", 800_000_000)
+    assert new and tag.take_id == "take1"
+    # Tapped after the stop: refused.
+    with pytest.raises(StateError):
+        kit.daemon.add_tag("after", "Guiding", "", "phone", 100_000_000)
+
+
+def test_sessions_are_labelled_with_the_phones_time(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from kit.daemon.wallclock import WallClock
+
+    clock = FakeClock()
+    wall = WallClock(clock, system_time_ns=lambda: 0)  # a Pi that booted in 1970
+    assert wall.label(clock.now()) == ""
+    wall.set_from_phone(datetime.fromisoformat("2026-11-25T14:03:00+00:00").timestamp())
+    clock.advance(60 * NS_PER_S)
+    assert wall.label(clock.now()) == "2026-11-25T14:04:00Z"
