@@ -110,12 +110,11 @@ class _Extent:
 
 
 class _Take:
-    """An open take MP4: one demuxer for the film, a second one to prime the audio decoder."""
+    """An open take MP4 (one demuxer each: a 60-minute take's index alone takes ~30 MB)."""
 
     def __init__(self, files: FileLayer, source: Source) -> None:
         import av
 
-        self._files = files
         self.source = source
         self._f = files.read(source.path)
         self.container: Any = av.open(self._f, buffer_size=_IO_BUFFER)
@@ -124,31 +123,45 @@ class _Take:
             raise CutError(f"take {source.take_id} has no video")
         self.video: Any = self.container.streams.video[0]
         self.audio: Any = self.container.streams.audio[0] if self.container.streams.audio else None
-        self._side: Any = None
-        self._side_f: Any = None
 
-    def priming(self, before_pts: int, count: int = 2) -> list[Any]:
-        """The ``count`` audio packets before ``before_pts``: AAC needs one to decode the next."""
-        import av
+    def seek_clip(self, start_ts: int) -> list[Any]:
+        """Put the demuxer on the keyframe at ``start_ts``.
 
-        if self.audio is None:
+        Returns the audio packets just before where the audio resumes: AAC needs
+        the packet before the first one it decodes, or its first 21 ms are wrong.
+        """
+        priming = self._priming(start_ts)
+        self.container.seek(start_ts, stream=self.video, backward=True)
+        return priming
+
+    def _priming(self, start_ts: int, count: int = 2) -> list[Any]:
+        if self.audio is None or len(self.audio.index_entries) == 0:
             return []
-        if self._side is None:
-            self._side_f = self._files.read(self.source.path)
-            self._side = av.open(self._side_f)
-        stream = self._side.streams.audio[0]
-        frame = self.audio.codec_context.frame_size or 1024
-        # No clamp at 0: the encoder's priming packet sits before it, at a negative time.
-        self._side.seek(before_pts - count * frame, stream=stream, backward=True)
+        entries = self.audio.index_entries
+        # The demuxer resumes the audio at the packet at or before the keyframe's time.
+        resume = round(Fraction(start_ts) * self.video.time_base / self.audio.time_base)
+        index = entries.search_timestamp(resume, backward=True, any_frame=True)
+        if index <= 0:
+            index = min(1, len(entries) - 1)  # the first packet (an encoder's priming) has none
+        lo, hi = int(entries[max(0, index - count)].timestamp), int(entries[index].timestamp)
+        if lo >= hi:
+            return []
+        # Seek to any frame, so the video is not wound back to its previous keyframe.
+        self.container.seek(lo, stream=self.audio, backward=True, any_frame=True)
         packets = []
-        for packet in self._side.demux(stream):
-            if packet.pts is None or packet.pts >= before_pts:
+        for read, packet in enumerate(self.container.demux()):
+            if read > _MAX_READ_PAST_END:
                 break
-            packets.append(packet)
-        return packets[-count:]
+            if packet.stream_index != self.audio.index or packet.pts is None:
+                continue
+            if packet.pts >= hi:
+                break
+            if packet.pts >= lo:
+                packets.append(packet)
+        return packets
 
     def close(self) -> None:
-        for thing in (self._side, self._side_f, getattr(self, "container", None), self._f):
+        for thing in (getattr(self, "container", None), self._f):
             if thing is not None:
                 thing.close()
 
@@ -354,10 +367,13 @@ def _film_clip(extent: _Extent, film_start_ts: int, tb: Fraction) -> FilmClip:
 class _AudioFeed:
     """Decodes one clip's source audio (priming the decoder first) and hands it to the worker."""
 
-    def __init__(self, take: _Take, audio: ClipAudio, worker: AudioWorker, rate: int) -> None:
+    def __init__(
+        self, take: _Take, audio: ClipAudio, worker: AudioWorker, rate: int, priming: list[Any]
+    ) -> None:
         self._take = take
         self._audio = audio
         self._worker = worker
+        self._priming = priming
         self._primed = False
         self.done = take.audio is None
         tb: Fraction = take.audio.time_base if take.audio is not None else Fraction(1)
@@ -369,8 +385,9 @@ class _AudioFeed:
         decoder = self._take.audio.codec_context
         if not self._primed:
             self._primed = True
-            for early in self._take.priming(packet.pts):
-                self._decode(decoder, early)
+            for early in self._priming:
+                if early.pts < packet.pts:
+                    self._decode(decoder, early)
         self._decode(decoder, packet)
 
     def _decode(self, decoder: Any, packet: Any) -> None:
@@ -400,9 +417,8 @@ def _copy_clip(
     film_first = samples(film_start_ts)
     count = samples(film_start_ts + extent.duration_ts) - film_first
     audio = ClipAudio(worker.track, samples(extent.start_ts), film_first, count)
-    feed = _AudioFeed(take, audio, worker, rate)
+    feed = _AudioFeed(take, audio, worker, rate, take.seek_clip(extent.start_ts))
     shift = film_start_ts - extent.start_ts
-    take.container.seek(extent.start_ts, stream=vin, backward=True)
     video_done = False
     past_end = 0
     reported = 0

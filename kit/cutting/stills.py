@@ -110,9 +110,11 @@ def grab_stills(
                 handle = files.read(source.path)
                 handles.append(handle)
                 container = av.open(handle)
-                # Decoding from the keyframe may take up to a second of frames: use the
-                # cores (the child runs niced, so a recording still comes first).
-                container.streams.video[0].codec_context.thread_type = "AUTO"
+                # Decoding from the keyframe may take up to a second of frames: use two
+                # cores (niced: a recording still comes first), and no more, for memory.
+                codec = container.streams.video[0].codec_context
+                codec.thread_type = "FRAME"
+                codec.thread_count = 2
                 containers[source.take_id] = container
             frame, frame_ns = _frame_at(containers[source.take_id], source, tag.at_ns)
             rel = f"{out_dir}/{number:02d}-{tag.id}.jpg"
@@ -231,6 +233,10 @@ def contact_sheet(
         with files.read(still.path) as f:
             container: Any = av.open(f)
             with container:
+                # Decode the JPEG at a quarter (or half) size: cheaper, and all a thumbnail needs.
+                scale = _lowres(still.width, thumb_w)
+                if scale:
+                    container.streams.video[0].codec_context.options = {"lowres": str(scale)}
                 frame = next(container.decode(video=0))
                 thumb = frame.reformat(width=thumb_w, height=thumb_h, format="yuv420p")
         canvas.paste(thumb, x, y)
@@ -239,6 +245,14 @@ def contact_sheet(
     with files.replace(out_rel) as f:
         f.write(encode_jpeg(picture))
     return out_rel
+
+
+def _lowres(width: int, thumb_width: int) -> int:
+    """The JPEG decoder's ``lowres`` (halvings, at most 3) that stays at least ``thumb_width``."""
+    scale = 0
+    while scale < 3 and width >> (scale + 1) >= thumb_width:
+        scale += 1
+    return scale
 
 
 def _note_lines(note: str, width: int) -> list[str]:
