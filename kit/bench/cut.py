@@ -443,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         height=args.height,
         bitrate=args.bitrate,
         reencode=not args.no_reencode,
+        repeat=args.repeat,
     )
     with tempfile.TemporaryDirectory(prefix="kit-bench-cut-") as tmp:
         root = args.data or Path(tmp)

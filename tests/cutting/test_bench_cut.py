@@ -52,3 +52,4 @@ def test_main_prints_the_figures(capsys: pytest.CaptureFixture[str]) -> None:
     )
     out = capsys.readouterr().out
     assert "plain copy" in out and "ffmpeg re-encode: skipped" in out
+    assert "medians of 1 runs" in out
