@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="tag a moment (repeatable)",
     )
 
+    cut = sub.add_parser("cut", help="make a session's rough cut (film, stills, exports)")
+    _add_common(cut)
+    cut.add_argument("session", help="session id")
+    cut.add_argument("--lead", type=float, help="seconds before each tag (default: cut.lead_s)")
+    cut.add_argument("--lag", type=float, help="seconds after each tag (default: cut.lag_s)")
+
     recover = sub.add_parser("recover", help="finalise takes a crash or power cut left unfinished")
     _add_common(recover)
 
@@ -103,6 +109,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     put("camera", "width", getattr(args, "width", None))
     put("camera", "height", getattr(args, "height", None))
     put("camera", "fps", getattr(args, "fps", None))
+    put("cut", "lead_s", getattr(args, "lead", None))
+    put("cut", "lag_s", getattr(args, "lag", None))
     return o
 
 
@@ -126,6 +134,7 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> int:
     clock = MonotonicClock()
     store = Store(Path(config.storage.data_dir))
     interrupt = threading.Event()
+    cut = None
     signal.signal(signal.SIGINT, lambda *_: interrupt.set())
     signal.signal(signal.SIGTERM, lambda *_: interrupt.set())
     try:
@@ -140,6 +149,8 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> int:
             aac_bitrate=config.audio.aac_bitrate,
             interrupt=interrupt,
         )
+        if result.tags and result.mp4:
+            cut = _cut(store, result.take.session_id, config)
     finally:
         store.close()
     take, stats = result.take, result.stats
@@ -152,7 +163,52 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> int:
     if not result.mp4:
         print(f"error: take {take.id} produced no film: {take.error}", file=sys.stderr)
         return 1
+    if cut is not None:
+        _print_cut(cut)
     print(result.mp4)
+    return 0
+
+
+def _print_cut(result: Any) -> None:
+    if result.film is None:
+        print(f"session {result.session_id}: no tagged moment in a finished take, nothing to cut")
+        return
+    clips = len(result.film.clips)
+    print(f"rough cut: {clips} clip(s), {result.film.duration_ns / NS_PER_S:.1f} s")
+    for still in result.stills:
+        print(f"still: {still.path}")
+    if result.contact_sheet:
+        print(f"contact sheet: {result.contact_sheet}")
+    if result.exports:
+        e = result.exports
+        print(f"exports: {e.otio} {e.edl} {e.csv} {e.vtt}")
+    print(f"film: {result.film.path}")
+
+
+def _cut(store: Any, session_id: str, config: Config) -> Any:
+    from kit.cutting.plan import CutRules
+    from kit.cutting.session import cut_session
+
+    def progress(fraction: float) -> None:
+        log.debug("cutting: %3.0f%%", fraction * 100)
+
+    return cut_session(
+        store,
+        session_id,
+        CutRules.from_config(config.cut),
+        progress,
+        aac_bitrate=config.audio.aac_bitrate,
+    )
+
+
+def _cmd_cut(args: argparse.Namespace, config: Config) -> int:
+    from kit.store.store import Store
+
+    store = Store(Path(config.storage.data_dir))
+    try:
+        _print_cut(_cut(store, args.session, config))
+    finally:
+        store.close()
     return 0
 
 
@@ -184,7 +240,11 @@ def _cmd_check(args: argparse.Namespace, config: Config) -> int:
     return check.main(config, args.json)
 
 
-BENCHMARKS = {"record": "kit.bench.record", "tagging": "kit.bench.tagging"}
+BENCHMARKS = {
+    "record": "kit.bench.record",
+    "tagging": "kit.bench.tagging",
+    "cut": "kit.bench.cut",
+}
 
 
 def _cmd_bench(args: argparse.Namespace, config: Config) -> int:
@@ -207,6 +267,7 @@ COMMANDS = {
     "config": _cmd_config,
     "bench": _cmd_bench,
     "check": _cmd_check,
+    "cut": _cmd_cut,
 }
 
 

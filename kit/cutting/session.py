@@ -32,6 +32,7 @@ from pathlib import Path
 from kit.cutting import CutError
 from kit.cutting.child import run_in_child
 from kit.cutting.exports import ExportPaths, write_exports
+from kit.cutting.manifest import write_manifest
 from kit.cutting.plan import CutPlan, CutRules, TakeSpan, plan_cut
 from kit.cutting.render import Film, Source, render_film
 from kit.cutting.stills import Still, contact_sheet, grab_stills
@@ -235,8 +236,7 @@ def cut_session(
         *media.timings,
         ("exports", exports_s),
     )
-    report(1.0)
-    return CutResult(
+    result = CutResult(
         session_id=session_id,
         plan=plan,
         film=media.film,
@@ -246,3 +246,6 @@ def cut_session(
         peak_rss_bytes=peak,
         timings=tuple(t for t in timings if t[0]),
     )
+    write_manifest(files, result)  # last: whoever finds it finds everything it names
+    report(1.0)
+    return result

@@ -10,6 +10,7 @@ does not allow the action, :class:`kit.errors.NotFound` for unknown ids,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from kit.daemon.events import EventLog
@@ -103,3 +104,24 @@ class Controller(Protocol):
         ...
 
     def set_labels(self, labels: list[str]) -> None: ...
+
+    def cut(self, session_id: str) -> dict[str, Any] | None:
+        """The session's last rough cut, as ``cut/cut.json`` describes it, or None.
+
+        Keys: ``film`` (path), ``duration_s``, ``fps``, ``clips`` (``number``,
+        ``film_start_s``, ``film_end_s``, ``labels``, ``notes``, ``tag_ids``,
+        ``tags_film_s``), ``stills`` (``tag_id``, ``label``, ``note``, ``path``,
+        ``film_s``), ``contact_sheet``, ``exports`` (``otio``, ``edl``, ``csv``,
+        ``vtt``). Paths are relative to the data directory; serve them with
+        :meth:`cut_file` using the part after ``sessions/<id>/cut/``.
+        """
+        ...
+
+    def cut_file(self, session_id: str, name: str) -> Path:
+        """The file ``name`` (e.g. ``rough-cut.mp4``, ``stills/01-x.jpg``) of the session's
+        cut directory; NotFound for anything else (no path escapes)."""
+        ...
+
+    def recut(self, session_id: str) -> None:
+        """Make the session's rough cut again (queued; progress arrives as status events)."""
+        ...

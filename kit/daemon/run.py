@@ -20,6 +20,8 @@ from typing import Any
 
 from kit.clock import NS_PER_S, MonotonicClock
 from kit.config import Config
+from kit.cutting.plan import CutRules
+from kit.cutting.service import BackgroundCutter
 from kit.daemon.notify import Notifier, watchdog_interval_ns
 from kit.daemon.panel import Panel
 from kit.daemon.storage import StorageGuard, free_bytes
@@ -81,6 +83,7 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
     panel = _panel(config, on_press, pin_factory)
     data_dir = store.root
     wall = WallClock(clock)
+    cutter = _cutter(store, config)
     daemon = KitDaemon(
         clock=clock,
         db=store.db,
@@ -91,9 +94,10 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
         guard=StorageGuard.from_config(config),
         free_bytes=lambda: free_bytes(data_dir),
         ignore_stop_within_ns=round(gpio.ignore_stop_within_s * NS_PER_S),
-        cutter=_cutter(store, config),
+        cutter=cutter,
         lights=panel,
         wall=wall,
+        files=store.files,
     )
     daemon_ref.append(daemon)
 
@@ -126,6 +130,7 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
         notifier.stopping("shutting down")
         watchdog.stop()
         server.close()
+        cutter.close()
         hardware.camera.close()
         if panel is not None:
             panel.close()
@@ -169,8 +174,10 @@ def _panel(config: Config, on_press: Callable[[], None], pin_factory: Any) -> Pa
         return None
 
 
-def _cutter(store: Store, config: Config) -> Any:
-    return None
+def _cutter(store: Store, config: Config) -> BackgroundCutter:
+    return BackgroundCutter(
+        store, CutRules.from_config(config.cut), aac_bitrate=config.audio.aac_bitrate
+    )
 
 
 class _WebServer:

@@ -19,9 +19,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 from kit.clock import NS_PER_S, Clock
+from kit.cutting.manifest import read_manifest
 from kit.daemon.api import Status
 from kit.daemon.events import EventLog
 from kit.daemon.panel import Light
@@ -32,7 +34,9 @@ from kit.hardware.camera import Camera
 from kit.hardware.microphone import Microphone
 from kit.model import Session, Tag, Take, TakeState
 from kit.recording.takes import Finished
+from kit.store import layout
 from kit.store.database import Database
+from kit.store.files import FileLayer
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,13 @@ class CutProgress:
 
 
 @dataclass(frozen=True)
+class RecutRequest:
+    """Tags of a finished session changed: make its rough cut again."""
+
+    session_id: str
+
+
+@dataclass(frozen=True)
 class CutDone:
     session_id: str
     error: str = ""
@@ -162,6 +173,7 @@ class KitDaemon:
         lights: Lights | None = None,
         events: EventLog | None = None,
         wall: WallClock | None = None,
+        files: FileLayer | None = None,
     ) -> None:
         self._clock = clock
         self._db = db
@@ -177,6 +189,7 @@ class KitDaemon:
         # Status goes out twice a second: 5000 events keep ~40 minutes for a sleeping phone.
         self._events = events or EventLog(capacity=5000)
         self._wall = wall or WallClock(clock)
+        self._files = files
         self._monitoring = False
         # The take that ended last, with its span, so a tag retried just after
         # Stop still lands in it.
@@ -252,6 +265,7 @@ class KitDaemon:
             HardwareProblem: self._on_hardware_problem,
             CutProgress: self._on_cut_progress,
             CutDone: lambda e: self._on_cut_done(e.session_id, e.error),
+            RecutRequest: lambda e: self._on_recut(e.session_id),
             Shutdown: lambda _: self._on_shutdown(),
         }
         try:
@@ -367,6 +381,15 @@ class KitDaemon:
             on_progress=lambda f: self.post(CutProgress(session_id, f)),
             on_done=lambda err: self.post(CutDone(session_id, err)),
         )
+
+    def _on_recut(self, session_id: str) -> None:
+        if self._cutter is None:
+            return
+        if self.state in (State.IDLE, State.CUTTING):
+            self._start_cut(session_id)
+        else:
+            # Recording or finalising: the cut that follows this take includes the edit.
+            log.info("re-cut of %s deferred until the take ends", session_id)
 
     def _on_cut_done(self, session_id: str, error: str) -> None:
         with self._lock:
@@ -527,15 +550,51 @@ class KitDaemon:
             _check_text(values.get("label", "x"), values.get("note", ""))
         tag = self._db.update_tag(tag_id, **values)
         self._events.publish("tag", {"action": "updated", "tag": _tag_dict(tag)})
+        self._recut_after_edit(tag)
         return tag
 
     def delete_tag(self, tag_id: str) -> None:
+        tag = self._db.tag(tag_id)
         self._db.delete_tag(tag_id)
         self._events.publish("tag", {"action": "deleted", "tag_id": tag_id})
+        self._recut_after_edit(tag)
 
     def restore_tag(self, tag_id: str) -> None:
         self._db.restore_tag(tag_id)
-        self._events.publish("tag", {"action": "restored", "tag": _tag_dict(self._db.tag(tag_id))})
+        tag = self._db.tag(tag_id)
+        self._events.publish("tag", {"action": "restored", "tag": _tag_dict(tag)})
+        self._recut_after_edit(tag)
+
+    def _recut_after_edit(self, tag: Tag) -> None:
+        """An edit to a finished take's tag makes the rough cut again."""
+        with self._lock:
+            take = self._take
+            live = self._state == State.RECORDING and take is not None and take.id == tag.take_id
+        if not live:
+            self.post(RecutRequest(tag.session_id))
+
+    def recut(self, session_id: str) -> None:
+        """Ask for the session's rough cut to be made again."""
+        self._db.session(session_id)  # NotFound for an unknown id
+        self.post(RecutRequest(session_id))
+
+    def cut(self, session_id: str) -> dict[str, Any] | None:
+        """The session's last rough cut (film, chapters, stills, exports), or None."""
+        self._db.session(session_id)
+        if self._files is None:
+            return None
+        return read_manifest(self._files, session_id)
+
+    def cut_file(self, session_id: str, name: str) -> Path:
+        """The path of one of the session's cut outputs, refusing anything else."""
+        self._db.session(session_id)
+        if self._files is None:
+            raise NotFound("no media files here")
+        directory = self._files.path(f"{layout.session_dir(session_id)}/cut")
+        path = self._files.path(f"{layout.session_dir(session_id)}/cut/{name}")
+        if directory not in path.parents or not path.is_file() or path.name.startswith("."):
+            raise NotFound(f"no cut file {name!r} in session {session_id}")
+        return path
 
     def sessions(self) -> list[Session]:
         return self._db.sessions()
