@@ -5,6 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+DEFAULT_LABELS = (
+    # The principles of attuned interaction, in the order guiders learn them...
+    "Being attentive",
+    "Encouraging initiatives",
+    "Receiving initiatives",
+    "Developing attuned interactions",
+    "Guiding",
+    "Deepening discussion",
+    # ...and a plain tag, because guiders tag first and classify later.
+    "Better than usual ★",
+)
+"""The tag pad's labels until an organisation edits them."""
+
 
 class TakeState(StrEnum):
     """Where a take is in its life."""

@@ -32,7 +32,7 @@ from kit.daemon.wallclock import WallClock
 from kit.errors import KitError, NotFound, StateError, StorageFull
 from kit.hardware.camera import Camera
 from kit.hardware.microphone import Microphone
-from kit.model import Session, Tag, Take, TakeState
+from kit.model import DEFAULT_LABELS, Session, Tag, Take, TakeState
 from kit.recording.takes import Finished
 from kit.store import layout
 from kit.store.database import Database
@@ -40,15 +40,6 @@ from kit.store.files import FileLayer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LABELS = [
-    "Being attentive",
-    "Encouraging initiatives",
-    "Receiving initiatives",
-    "Developing attuned interactions",
-    "Guiding",
-    "Deepening discussion",
-    "Better than usual ★",
-]
 MAX_LABELS = 12
 MAX_LABEL_LEN = 60
 MAX_NOTE_LEN = 500
@@ -645,4 +636,4 @@ def _tag_dict(tag: Tag) -> dict[str, Any]:
     }
 
 
-__all__ = ["KitDaemon", "NotFound", "State"]
+__all__ = ["DEFAULT_LABELS", "KitDaemon", "NotFound", "State"]

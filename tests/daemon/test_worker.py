@@ -367,7 +367,7 @@ def test_tags_are_stamped_at_the_tap_and_stored_once(kit: Kit) -> None:
 
 
 def test_labels_default_to_the_vig_principles_and_can_be_edited(kit: Kit) -> None:
-    assert kit.daemon.labels() == DEFAULT_LABELS
+    assert kit.daemon.labels() == list(DEFAULT_LABELS)
     kit.daemon.set_labels(["Attentive", " Guiding "])
     assert kit.daemon.labels() == ["Attentive", "Guiding"]
     for bad in ([], ["a", "a"], [""], ["x" * 61], [str(i) for i in range(13)]):
