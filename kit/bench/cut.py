@@ -43,20 +43,12 @@ from kit.cutting.plan import CutRules, TakeSpan, plan_cut
 from kit.cutting.render import Source, render_film
 from kit.cutting.session import CutResult, cut_session, film_path
 from kit.hardware.sim.framecode import WHITE, FrameCode, draw_code
-from kit.model import Tag, TakeState
+from kit.model import DEFAULT_LABELS, Tag, TakeState
 from kit.store import layout
 from kit.store.store import Store, new_id
 
 FFMPEG = "/usr/bin/ffmpeg"
-LABELS = (
-    "Being attentive",
-    "Encouraging initiatives",
-    "Receiving initiatives",
-    "Developing attuned interactions",
-    "Guiding",
-    "Deepening discussion",
-    "better than usual ★",
-)
+LABELS = DEFAULT_LABELS
 _TB = Fraction(1, 90_000)
 _RATE = 48_000
 _AAC = 1024
