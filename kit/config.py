@@ -92,10 +92,16 @@ class WebConfig:
 
 @dataclass(frozen=True)
 class CutConfig:
-    """Rough-cut rules: lead and lag around each tag (the Sportscode model)."""
+    """Rough-cut rules: lead and lag around each tag (the Sportscode model).
+
+    ``label_windows`` overrides them per label: in TOML a table
+    ``[cut.label_windows]`` of ``"Guiding" = [10, 4]`` (lead, lag in seconds);
+    in the environment ``KIT_CUT_LABEL_WINDOWS="Guiding=10:4;Being attentive=6:2"``.
+    """
 
     lead_s: float = 8.0
     lag_s: float = 3.0
+    label_windows: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,34 @@ def _reject(where: str, what: str, value: Any) -> Any:
     raise ConfigError(f"{where}: expected {what}, got {value!r}")
 
 
+def _windows(where: str, value: Any) -> tuple[tuple[str, float, float], ...]:
+    """Per-label (lead, lag) windows from a TOML table or a ``label=lead:lag;...`` string."""
+    pairs: list[tuple[Any, Any]]
+    if isinstance(value, str):
+        pairs = []
+        for item in filter(None, (part.strip() for part in value.split(";"))):
+            label, sep, times = item.rpartition("=")
+            lead, colon, lag = times.partition(":")
+            if not sep or not colon:
+                raise ConfigError(f"{where}: expected label=lead:lag; ..., got {item!r}")
+            pairs.append((label.strip(), [lead, lag]))
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        raise ConfigError(f"{where}: expected a table of label = [lead, lag], got {value!r}")
+    windows = []
+    for label, times in pairs:
+        if not isinstance(label, str) or not label.strip():
+            raise ConfigError(f"{where}: a label must be non-empty text, got {label!r}")
+        if not isinstance(times, list | tuple) or len(times) != 2:
+            raise ConfigError(f"{where}.{label}: expected [lead, lag] seconds, got {times!r}")
+        lead, lag = (_coerce(where, label, float, t) for t in times)
+        if lead < 0 or lag < 0:
+            raise ConfigError(f"{where}.{label}: lead and lag cannot be negative")
+        windows.append((label.strip(), lead, lag))
+    return tuple(windows)
+
+
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
@@ -186,8 +220,11 @@ def _apply(config: Config, overrides: Mapping[str, Mapping[str, Any]], source: s
                 raise ConfigError(
                     f"{source}: unknown key {section}.{key} (known: {', '.join(known)})"
                 )
-            kind = _TYPES[str(known[key].type)]
-            changes[key] = _coerce(section, key, kind, value)
+            kind_name = str(known[key].type)
+            if kind_name.startswith("tuple[tuple[str, float, float]"):
+                changes[key] = _windows(f"{section}.{key}", value)
+                continue
+            changes[key] = _coerce(section, key, _TYPES[kind_name], value)
         updated[section] = replace(current, **changes)
     return replace(config, **updated)
 

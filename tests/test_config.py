@@ -54,3 +54,28 @@ def test_named_missing_file_is_an_error(tmp_path: Path) -> None:
 def test_booleans_and_floats_from_env() -> None:
     config = load_config(path=None, environ={"KIT_SIM_MIC_SKEW_PPM": "-300.5"})
     assert config.sim.mic_skew_ppm == -300.5
+
+
+def test_per_label_cut_windows_from_toml_and_env(tmp_path: Path) -> None:
+    from kit.clock import NS_PER_S
+    from kit.cutting.plan import CutRules
+
+    file = tmp_path / "kit.toml"
+    file.write_text('[cut]\nlead_s = 6\n[cut.label_windows]\n"Guiding" = [10, 4]\n')
+    config = load_config(file, environ={})
+    assert config.cut.label_windows == (("Guiding", 10.0, 4.0),)
+    rules = CutRules.from_config(config.cut)
+    assert rules.window("guiding").lead_ns == 10 * NS_PER_S
+    assert rules.window("Other").lead_ns == 6 * NS_PER_S
+    env = load_config(path=None, environ={"KIT_CUT_LABEL_WINDOWS": "Guiding=10:4; A=1:2"})
+    assert env.cut.label_windows == (("Guiding", 10.0, 4.0), ("A", 1.0, 2.0))
+
+
+@pytest.mark.parametrize(
+    "value", ['"Guiding" = [10]', '"Guiding" = [-1, 2]', '"Guiding" = "x"', '"" = [1, 2]']
+)
+def test_bad_label_windows_are_clear_errors(tmp_path: Path, value: str) -> None:
+    file = tmp_path / "kit.toml"
+    file.write_text(f"[cut.label_windows]\n{value}\n")
+    with pytest.raises(ConfigError, match="cut.label_windows"):
+        load_config(file, environ={})

@@ -49,12 +49,15 @@ class CutRules:
     def from_config(
         cls, cut: CutConfig, per_label: Mapping[str, tuple[float, float]] | None = None
     ) -> CutRules:
-        """Rules from ``config.cut``; ``per_label`` maps a label to (lead_s, lag_s)."""
+        """Rules from ``config.cut`` (with its ``label_windows``); ``per_label`` maps a
+        label to (lead_s, lag_s) and wins over the config's."""
+        windows = {label: (lead, lag) for label, lead, lag in cut.label_windows}
+        windows.update(per_label or {})
         return cls(
             default=Window(seconds(cut.lead_s), seconds(cut.lag_s)),
             per_label=tuple(
                 (label, Window(seconds(lead), seconds(lag)))
-                for label, (lead, lag) in (per_label or {}).items()
+                for label, (lead, lag) in windows.items()
             ),
         )
 
