@@ -77,5 +77,5 @@ def test_per_label_cut_windows_from_toml_and_env(tmp_path: Path) -> None:
 def test_bad_label_windows_are_clear_errors(tmp_path: Path, value: str) -> None:
     file = tmp_path / "kit.toml"
     file.write_text(f"[cut.label_windows]\n{value}\n")
-    with pytest.raises(ConfigError, match="cut.label_windows"):
+    with pytest.raises(ConfigError, match=r"cut\.label_windows"):
         load_config(file, environ={})
