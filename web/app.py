@@ -1,6 +1,6 @@
 """The phone page's Flask app: ``create_app(controller, pairing, config)``.
 
-One blueprint per area (pairing, pages, api, events). Every route except
+One blueprint per area (pairing, pages, api, events, review, media). Every route except
 pairing and static files needs a paired phone (a session cookie); every
 state-changing request also needs that phone's CSRF token in the
 ``X-CSRF-Token`` header. Errors on ``/api/`` are JSON ``{"error": ...}``.
@@ -77,7 +77,7 @@ def create_app(
     called on the request thread, so it must be quick, and it may ignore the
     value (e.g. when the kit's clock is already set).
     """
-    from web.views import api, events, pages
+    from web.views import api, events, media, pages, review
     from web.views import pairing as pairing_views
 
     app = Flask(__name__)
@@ -105,6 +105,8 @@ def create_app(
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(events.bp)
+    app.register_blueprint(review.bp)
+    app.register_blueprint(media.bp)
     app.before_request(_require_paired_phone)
     app.after_request(_security_headers)
     app.register_error_handler(ApiError, _api_error)
@@ -129,7 +131,8 @@ def _static_versions() -> dict[str, str]:
 
 
 def _is_api() -> bool:
-    return request.path.startswith("/api/")
+    """JSON errors (and 401 rather than a redirect to /pair): the API and the media files."""
+    return request.path.startswith(("/api/", "/media/"))
 
 
 def _require_paired_phone() -> BaseResponse | None:

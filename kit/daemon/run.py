@@ -28,7 +28,7 @@ from kit.daemon.storage import StorageGuard, free_bytes
 from kit.daemon.wallclock import WallClock
 from kit.daemon.worker import HardwareProblem, KitDaemon, RecorderFailed, Shutdown, State
 from kit.errors import KitError
-from kit.hardware.factory import Hardware
+from kit.hardware.factory import Hardware, is_raspberry_pi
 from kit.recording.recorder import TakeRecorder
 from kit.recording.takes import Finaliser, TakeService
 from kit.store.store import Store
@@ -123,7 +123,7 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
         target=_report_status, args=(notifier, daemon), name="status", daemon=True
     ).start()
     notifier.ready(f"ready on port {server.port}")
-    log.info("kit ready: http://%s:%s/", config.web.host, server.port)
+    log.info("kit ready: http://%s:%s/", _display_host(config.web.host), server.port)
     try:
         daemon.run()
     finally:
@@ -180,6 +180,16 @@ def _cutter(store: Store, config: Config) -> BackgroundCutter:
     )
 
 
+HOTSPOT_ADDRESS = "10.42.0.1"  # NetworkManager's shared-mode address (image-build/)
+
+
+def _display_host(host: str) -> str:
+    """Where a person should point a browser: the hotspot on a kit, this machine elsewhere."""
+    if host not in {"0.0.0.0", "::", ""}:  # noqa: S104 - comparing, not binding
+        return host
+    return HOTSPOT_ADDRESS if is_raspberry_pi() else "127.0.0.1"
+
+
 class _WebServer:
     """The phone page, served by waitress in its own thread."""
 
@@ -208,7 +218,7 @@ class _WebServer:
             max_request_body_size=1_000_000,
         )
         self.port = int(self._server.effective_port)
-        base = f"http://{config.web.host}:{self.port}"
+        base = f"http://{_display_host(config.web.host)}:{self.port}"
         log.info(
             "pair a phone: open %s or type the code %s",
             self._pairing.link(base),

@@ -12,6 +12,7 @@ from web.pairing import PairingStore
 
 TAG = "tag00000001"
 PHONE = "ph000001"
+SESSION = "ses00001"
 
 # (method, path, paired) for every route; a new route must be added here.
 ROUTES = [
@@ -34,6 +35,12 @@ ROUTES = [
     ("POST", "/api/clock", True),
     ("GET", "/api/preview.jpg", True),
     ("GET", "/api/events", True),
+    ("GET", "/review", True),
+    ("GET", f"/review/{SESSION}", True),
+    ("GET", "/api/sessions", True),
+    ("GET", f"/api/sessions/{SESSION}", True),
+    ("POST", f"/api/sessions/{SESSION}/recut", True),
+    ("GET", f"/media/{SESSION}/rough-cut.mp4", True),
     ("GET", "/pair", False),
     ("POST", "/api/pair", False),
     ("GET", "/static/kit.css", False),
@@ -45,7 +52,9 @@ def _rule_key(path: str) -> str:
     return (
         path.replace(TAG, "<tag_id>")
         .replace(PHONE, "<phone_id>")
+        .replace(SESSION, "<session_id>")
         .replace("/static/kit.css", "/static/<path:filename>")
+        .replace("/rough-cut.mp4", "/<path:name>")
     )
 
 
@@ -63,7 +72,7 @@ def test_the_route_table_is_complete(app: Flask) -> None:
 @pytest.mark.parametrize(("method", "path"), [(m, p) for m, p, paired in ROUTES if paired])
 def test_unpaired_requests_are_refused(client: FlaskClient, method: str, path: str) -> None:
     r = client.open(path, method=method, json={})
-    if path.startswith("/api/"):
+    if path.startswith(("/api/", "/media/")):
         assert r.status_code == 401
         assert r.json == {"error": "this phone is not paired with the kit"}
     else:

@@ -1,8 +1,9 @@
 """No request reaches a file outside what the app means to serve.
 
-The app serves files only from its own package's static folder (the data
-directory's media are not served yet; a route that serves them must resolve
-paths through ``kit.store.files.FileLayer.path``, which refuses escapes).
+The app serves files from its own package's static folder, and a session's
+rough-cut outputs through ``Controller.cut_file`` (``/media/<session>/<name>``),
+which refuses anything outside the session's cut directory; the web layer
+refuses odd names before asking (tests/web/test_review.py tries the escapes).
 """
 
 from __future__ import annotations
@@ -61,12 +62,16 @@ def test_only_the_packages_static_folder_is_served(app: Flask) -> None:
     assert app.static_folder is not None
     assert Path(app.static_folder).resolve() == Path(web.__file__).parent.resolve() / "static"
     assert app.template_folder == "templates"
-    assert {r.endpoint for r in app.url_map.iter_rules() if "<path:" in r.rule} == {"static"}
+    assert {r.endpoint for r in app.url_map.iter_rules() if "<path:" in r.rule} == {
+        "static",
+        "media.cut_file",
+    }
 
 
 def test_static_files_need_no_pairing(app: Flask) -> None:
     client = app.test_client()
-    for name in ("kit.css", "kit.js", "pair.js", "home.js", "settings.js", "icon.svg"):
+    names = ("kit.css", "kit.js", "pair.js", "home.js", "settings.js", "review.js", "sessions.js")
+    for name in (*names, "icon.svg"):
         r = client.get(f"/static/{name}")
         assert r.status_code == 200, name
         assert "max-age=3600" in r.headers["Cache-Control"]

@@ -65,3 +65,40 @@ def test_events_stream_through_waitress(kit: tuple[str, FakeController, dict[str
     assert r.readline() == b"\n"
     assert r.readline() == b"event: heartbeat\n"  # nothing else happened
     conn.close()
+
+
+def test_a_range_of_the_film_through_waitress(tmp_path: Path) -> None:
+    """What a <video> asks for when it seeks: a byte range, answered 206 by the server."""
+    from tests.web.fakes import film_bytes
+
+    controller = FakeController(media=tmp_path / "data")
+    pairing = PairingStore(tmp_path / "pairing.db")
+    controller.start()
+    controller.add_tag("tag00000001", "Guiding", "", "Sam", 0)
+    controller.stop()
+    session = controller.sessions()[0].id
+    with served(create_app(controller, pairing, {"KIT_HEARTBEAT_S": 0.2})) as url:
+        host = url.removeprefix("http://")
+        conn = http.client.HTTPConnection(host, timeout=5)
+        conn.request(
+            "POST",
+            "/api/pair",
+            json.dumps({"code": pairing.code}),
+            {"X-Kit-Pairing": "1", "Content-Type": "application/json"},
+        )
+        r = conn.getresponse()
+        r.read()
+        cookie = (r.getheader("Set-Cookie") or "").split(";")[0]
+        for _ in range(2):  # the same connection, twice (keep-alive survives a range)
+            conn.request(
+                "GET",
+                f"/media/{session}/rough-cut.mp4",
+                headers={"Cookie": cookie, "Range": "bytes=1000-2999"},
+            )
+            r = conn.getresponse()
+            assert r.status == 206
+            assert r.getheader("Content-Range") == "bytes 1000-2999/65536"
+            assert r.getheader("Content-Disposition") == "inline"
+            assert r.read() == film_bytes()[1000:3000]
+        conn.close()
+    pairing.close()

@@ -103,6 +103,9 @@
     record.disabled = !ready;
     record.lastChild.textContent = ready ? "Record" : (STATE_NAMES[st] || st);
     $("hint").textContent = ready ? "Frame the shot, then press Record." : "";
+    var review = $("review-link");
+    review.hidden = !(s && s.session_id) || st === "recording";
+    if (s && s.session_id) review.href = "/review/" + encodeURIComponent(s.session_id);
     tick();
   }
 

@@ -10,7 +10,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from kit.daemon.api import Controller, Status
-from kit.model import Tag
+from kit.errors import NotFound
+from kit.model import Tag, Take
 from web.context import COOKIE, ctx, phone
 from web.http import ApiError, ident, json_body, number, only_keys, text
 from web.pairing import Phone
@@ -22,6 +23,7 @@ LABEL_MAX = 40  # a label on the pad (two lines of a half-width button)
 TAG_LABEL_MAX = 60  # a tag's label (kit.daemon.worker.MAX_LABEL_LEN)
 LABELS_MAX = 12
 NOTE_MAX = 500
+NUDGE_MAX_MS = 60_000  # the review page nudges by 0.2 s and 1 s; a minute is plenty
 
 
 def tag_json(tag: Tag) -> dict[str, Any]:
@@ -120,18 +122,54 @@ def add_tag() -> tuple[dict[str, Any], int]:
     return {"tag": tag_json(tag), "new": new}, 201 if new else 200
 
 
+def _find_tag(c: Controller, tag_id: str) -> tuple[Tag, Take | None]:
+    """A live tag and its take (newest sessions first), or NotFound."""
+    for session in reversed(c.sessions()):
+        for tag in c.tags(session.id):
+            if tag.id == tag_id:
+                takes = [t for t in c.takes(session.id) if t.id == tag.take_id]
+                return tag, takes[0] if takes else None
+    raise NotFound(f"no tag {tag_id!r}")
+
+
+def _moved_at_ns(c: Controller, tag_id: str, body: dict[str, Any]) -> int:
+    """Where ``at_ns`` or ``nudge_ms`` puts the tag; it must stay inside its take.
+
+    An absolute ``at_ns`` outside the take is refused; a nudge past either end
+    stops at the end (a guider nudging a tag at 0:01 back by 1 s means "the start").
+    """
+    tag, take = _find_tag(c, tag_id)
+    if take is None or take.first_frame_ns is None:
+        raise ApiError(409, "this tag's take has no pictures to move it within")
+    low = take.first_frame_ns
+    high = take.end_ns if take.end_ns is not None else c.now_ns()
+    if "at_ns" in body:
+        at = body["at_ns"]
+        if isinstance(at, bool) or not isinstance(at, int):
+            raise ApiError(400, "'at_ns' must be an integer (kit-clock nanoseconds)")
+        if not low <= at <= high:
+            raise ApiError(400, "'at_ns' must be inside the tag's take", low=low, high=high)
+        return at
+    nudge_ms = number(body, "nudge_ms", low=-NUDGE_MAX_MS, high=NUDGE_MAX_MS)
+    return min(high, max(low, tag.at_ns + round(nudge_ms * 1e6)))
+
+
 @bp.patch("/tags/<tag_id>")
 def update_tag(tag_id: str) -> dict[str, Any]:
     ident(tag_id, "a tag id")
     body = json_body()
-    only_keys(body, {"label", "note"})
+    only_keys(body, {"label", "note", "at_ns", "nudge_ms"})
     values: dict[str, Any] = {}
     if "label" in body:
         values["label"] = text(body, "label", max_len=TAG_LABEL_MAX)
     if "note" in body:
         values["note"] = text(body, "note", max_len=NOTE_MAX, required=False, single_line=False)
+    if "at_ns" in body and "nudge_ms" in body:
+        raise ApiError(400, "send 'at_ns' or 'nudge_ms', not both")
+    if "at_ns" in body or "nudge_ms" in body:
+        values["at_ns"] = _moved_at_ns(ctx().controller, tag_id, body)
     if not values:
-        raise ApiError(400, "send 'label' and/or 'note'")
+        raise ApiError(400, "send 'label', 'note', 'at_ns' and/or 'nudge_ms'")
     with refused_values():
         return {"tag": tag_json(ctx().controller.update_tag(tag_id, **values))}
 

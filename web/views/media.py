@@ -1,0 +1,66 @@
+"""The rough cut's files for the review page: the film, its stills, the chapters.
+
+Served inline, never as a download: typical VIG consent terms allow no copies
+without written consent. ``Content-Disposition: inline``, ``no-store`` and the
+page's ``controlsList="nodownload"`` keep the browser from offering to save
+them; none of this stops a determined person with a paired phone (see
+web/API.md), it only keeps the easy path from making a copy.
+
+Range requests are answered (206) so the phone's ``<video>`` can seek.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, send_file
+
+from kit.errors import NotFound
+from web.context import ctx
+from web.http import ID_PATTERN
+
+bp = Blueprint("media", __name__)
+
+# What the review page shows, by extension; anything else in the cut directory
+# (the OTIO, EDL and CSV exports) is not served to phones.
+MIMETYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".vtt": "text/vtt"}
+# One or two plain path segments ("rough-cut.mp4", "stills/01-ab12.jpg"): no dot
+# first (no "..", no hidden files), no backslash, no empty segment.
+_NAME = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def media_url(session_id: str, rel: str | None) -> str | None:
+    """The URL of a cut output named by its data-directory path (as the manifest names it)."""
+    prefix = f"sessions/{session_id}/cut/"
+    if not rel or not rel.startswith(prefix):
+        return None
+    name = rel.removeprefix(prefix)
+    return f"/media/{session_id}/{name}" if servable(name) else None
+
+
+def servable(name: str) -> bool:
+    """Whether ``name`` looks like a cut output the page may show (no path tricks)."""
+    dot = name.rfind(".")
+    return bool(_NAME.fullmatch(name)) and dot > 0 and name[dot:] in MIMETYPES
+
+
+@bp.get("/media/<session_id>/<path:name>")
+def cut_file(session_id: str, name: str) -> Response:
+    """One file of the session's cut directory, inline, with Range support."""
+    if not ID_PATTERN.fullmatch(session_id) or not servable(name):
+        raise NotFound(f"no cut file {name!r}")
+    path = ctx().controller.cut_file(session_id, name)
+    try:
+        response = send_file(
+            path,
+            mimetype=MIMETYPES[name[name.rfind(".") :]],
+            conditional=True,  # Range -> 206, If-None-Match -> 304
+            etag=True,
+            max_age=None,
+        )
+    except FileNotFoundError:  # replaced by a re-cut between the lookup and the open
+        raise NotFound(f"no cut file {name!r}") from None
+    response.headers["Content-Disposition"] = "inline"
+    # Not kept in the browser's cache: no copy of the film is left on the phone.
+    response.headers["Cache-Control"] = "no-store, private"
+    return response
