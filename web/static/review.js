@@ -2,9 +2,9 @@
  * moments on the phone; and the guider's edits (relabel, move, delete with Undo), after
  * which the kit makes the film again and the page reloads it.
  *
- * The film is served inline from /media/ (no download: see web/API.md). Moments are the
- * cut manifest's clips; a tag's label comes from the live tags, so an edit shows at once
- * while the new film is being made.
+ * The film is served inline from /media/ (no download: see web/API.md) and played by
+ * review-player.js. Moments are the cut manifest's clips; a tag's label comes from the
+ * live tags, so an edit shows at once while the new film is being made.
  */
 "use strict";
 
@@ -14,32 +14,37 @@
   var SESSION = root.getAttribute("data-session");
   var UNDO_S = Number(root.getAttribute("data-undo-s")) || 10;
   var HEARTBEAT_S = Number(root.getAttribute("data-heartbeat-s")) || 15;
-  var video = $("film");
   var toast = new Kit.Toast($("toast"));
+  var fine = ReviewPlayer.fine;
 
   var model = {
     eventId: 0, session: null, takes: new Map(), tags: new Map(),
     cut: null, cutError: "", labels: [], status: null,
   };
   var hiddenIds = new Set(); // deleted here, before the kit confirmed it
-  var current = -1; // the moment (clip index) the film is in, or was last sent to
-  var loopIndex = -1; // the moment being looped, or -1
-  var rate = 1;
-  var pendingSeek = null; // where to go once the film's metadata is in
   var awaitingCut = false; // an edit was sent: a new film is on its way
-  var filmRetries = 0;
 
   function clips() { return (model.cut && model.cut.clips) || []; }
-  function fps() { return (model.cut && model.cut.fps) || 30; }
-
-  /* 5.26 -> "0:05.2" (tenths, truncated, so a frame step shows). */
-  function fine(seconds) {
-    var s = Math.max(0, seconds || 0);
-    var whole = Math.floor(s);
-    return Kit.clock(whole) + "." + Math.floor((s - whole) * 10 + 1e-6);
-  }
 
   function plural(n, one, many) { return n + " " + (n === 1 ? one : many); }
+
+  var player = ReviewPlayer.create($("film"), {
+    clips: clips,
+    fps: function () { return (model.cut && model.cut.fps) || 30; },
+    duration: function () { return model.cut ? model.cut.duration_s : 0; },
+    showTag: function (id) { return !!liveTag(id); },
+    onMoment: markMoments,
+    onFilm: function (state) {
+      root.setAttribute("data-film", state);
+      var empty = $("film-empty");
+      empty.hidden = state === "ready";
+      if (state === "loading") empty.textContent = "Loading the film…";
+      else if (state === "error") empty.textContent = "The film did not load. Trying again…";
+      else if (state === "none") renderEmpty();
+    },
+    onFailed: function () { return load(); },
+    notify: function (text) { notify(text, 6, null, "bad"); },
+  });
 
   /* ---------- loading ---------- */
 
@@ -73,32 +78,9 @@
     applyStatus(body.status);
     var oldUrl = before ? before.film_url : null;
     var newUrl = model.cut ? model.cut.film_url : null;
-    if (newUrl !== oldUrl || !video.getAttribute("src")) loadFilm(before != null);
+    if (newUrl !== oldUrl || !player.hasFilm()) player.load(newUrl, before != null);
     root.setAttribute("data-cut-version", model.cut ? model.cut.version : "");
     render();
-  }
-
-  function loadFilm(again) {
-    var url = model.cut ? model.cut.film_url : null;
-    var n = clips().length;
-    if (again && n && current >= 0) {
-      // A new cut: go back to the same moment (its number), paused.
-      pendingSeek = clips()[Math.min(current, n - 1)].film_start_s;
-    }
-    if (loopIndex >= n) setLoop(-1);
-    filmRetries = 0;
-    if (!url) {
-      video.removeAttribute("src");
-      video.load();
-      root.setAttribute("data-film", "none");
-      renderEmpty();
-      return;
-    }
-    root.setAttribute("data-film", "loading");
-    $("film-empty").textContent = "Loading the film…";
-    $("film-empty").hidden = false;
-    video.src = url;
-    video.load();
   }
 
   function renderEmpty() {
@@ -126,7 +108,7 @@
     $("making-bar").setAttribute("aria-valuenow", p == null ? "0" : String(Math.round(p * 100)));
     $("recut").disabled = cutting || awaitingCut;
     root.setAttribute("data-making", cutting || awaitingCut ? "yes" : "no");
-    if (!video.getAttribute("src")) renderEmpty();
+    if (!player.hasFilm()) renderEmpty();
   }
 
   /* ---------- rendering ---------- */
@@ -142,10 +124,9 @@
     $("error").hidden = !error;
     if (error) $("error").textContent = "The film cannot be read: " + error;
     renderMoments();
-    renderTimeline();
     renderStills();
     renderWaiting();
-    updatePosition();
+    player.render();
   }
 
   function liveTag(id) {
@@ -225,7 +206,7 @@
       li.appendChild(ul);
       ol.appendChild(li);
     });
-    markCurrent();
+    markMoments(player.current(), -1);
   }
 
   function renderStills() {
@@ -273,223 +254,12 @@
     $("waiting-section").hidden = !n;
   }
 
-  /* ---------- where the film is ---------- */
-
-  function clipAt(t) {
-    var list = clips();
-    for (var i = 0; i < list.length; i++) {
-      if (t < list[i].film_end_s - 1e-3 || i === list.length - 1) return t >= list[i].film_start_s - 1e-3 ? i : -1;
-    }
-    return -1;
-  }
-
-  /* The film as a bar of its moments (tap or drag to go anywhere), the tags as dots. */
-  function renderTimeline() {
-    var box = $("segments");
-    box.textContent = "";
-    var dur = filmDuration();
-    $("timeline").setAttribute("aria-valuemax", String(Math.round(dur * 10) / 10));
-    if (!dur) return;
-    clips().forEach(function (clip, i) {
-      var seg = Kit.el("div", "segment" + (i % 2 ? " odd" : ""));
-      seg.style.left = (100 * clip.film_start_s / dur) + "%";
-      seg.style.width = (100 * (clip.film_end_s - clip.film_start_s) / dur) + "%";
-      seg.appendChild(Kit.el("span", "segment-num", String(clip.number)));
-      clip.tag_ids.forEach(function (id, k) {
-        if (!liveTag(id)) return;
-        var dot = Kit.el("span", "tag-dot");
-        dot.style.left = (100 * (clip.tags_film_s[k] - clip.film_start_s) / (clip.film_end_s - clip.film_start_s)) + "%";
-        seg.appendChild(dot);
-      });
-      box.appendChild(seg);
-    });
-    markCurrent();
-  }
-
-  function filmDuration() {
-    if (isFinite(video.duration) && video.duration > 0) return video.duration;
-    return model.cut ? model.cut.duration_s || 0 : 0;
-  }
-
-  function markCurrent() {
-    Array.prototype.forEach.call($("segments").children, function (seg, i) {
-      seg.classList.toggle("current", i === current);
-    });
+  function markMoments(current, loopIndex) {
     Array.prototype.forEach.call($("moments").children, function (li, i) {
       li.classList.toggle("current", i === current);
       li.classList.toggle("looping", i === loopIndex);
     });
   }
-
-  function updatePosition() {
-    var t = video.currentTime || 0;
-    var dur = filmDuration();
-    $("clock").textContent = fine(t) + " / " + fine(dur);
-    $("playhead").style.left = (dur ? Math.min(100, 100 * t / dur) : 0) + "%";
-    $("timeline").setAttribute("aria-valuenow", String(Math.round(t * 10) / 10));
-    $("timeline").setAttribute("aria-valuetext", fine(t));
-    var i = clips().length && video.readyState >= 1 ? clipAt(t) : current;
-    if (i !== current && i >= 0) { current = i; markCurrent(); }
-    var n = clips().length;
-    var where = n && current >= 0 ? "Moment " + clips()[current].number + " of " + n : "";
-    if (rate !== 1) where += (where ? " · " : "") + (rate === 0.5 ? "½ speed" : "¼ speed");
-    if (loopIndex >= 0) where += " · looping";
-    $("where").textContent = where || "\u00a0";
-  }
-
-  /* ---------- playing ---------- */
-
-  function seekTo(t, play) {
-    if (video.readyState < 1) {
-      pendingSeek = t;
-      if (play) video.play().catch(function () { /* started after the metadata */ });
-      return;
-    }
-    video.currentTime = Math.max(0, Math.min(t, (video.duration || t) - 0.5 / fps()));
-    if (play) startPlaying();
-    else video.pause();
-  }
-
-  function startPlaying() {
-    if (loopIndex >= 0) {
-      var c = clips()[loopIndex];
-      var t = video.currentTime;
-      if (c && (t < c.film_start_s - 0.05 || t >= c.film_end_s - 0.5 / fps())) video.currentTime = c.film_start_s;
-    }
-    var p = video.play();
-    if (p && p.catch) {
-      p.catch(function (e) {
-        if (e && e.name !== "AbortError") notify("The film would not play: " + (e.message || e.name), 5, null, "bad");
-      });
-    }
-  }
-
-  function playMoment(i) {
-    var c = clips()[i];
-    if (!c) return;
-    current = i;
-    if (loopIndex >= 0) setLoop(i);
-    markCurrent();
-    seekTo(c.film_start_s, true);
-  }
-
-  /* One frame back or forward, paused: a quarter of a frame into the frame, so
-   * rounding never leaves the picture where it was. */
-  function step(d) {
-    video.pause();
-    if (video.readyState < 1) return;
-    var f = fps();
-    var n = Math.floor(video.currentTime * f + 1e-4) + d;
-    var last = Math.max(0, Math.floor(video.duration * f - 1e-4) - 1);
-    n = Math.max(0, Math.min(last, n));
-    video.currentTime = (n + 0.25) / f;
-  }
-
-  function setRate(r) {
-    rate = r;
-    video.defaultPlaybackRate = r; // kept when a new film is loaded
-    video.playbackRate = r;
-    Array.prototype.forEach.call(document.querySelectorAll(".speed"), function (b) {
-      b.setAttribute("aria-pressed", Number(b.getAttribute("data-rate")) === r ? "true" : "false");
-    });
-    var cycle = $("speed-cycle");
-    cycle.textContent = r === 1 ? "1×" : r === 0.5 ? "½×" : "¼×";
-    cycle.setAttribute("aria-label", "Speed: " + (r === 1 ? "normal" : r === 0.5 ? "half" : "quarter"));
-    cycle.classList.toggle("slow", r !== 1);
-    updatePosition();
-  }
-
-  function setLoop(i) {
-    loopIndex = i;
-    var b = $("loop");
-    b.setAttribute("aria-pressed", i >= 0 ? "true" : "false");
-    b.textContent = i >= 0 ? "Loop " + clips()[i].number : "Loop";
-    markCurrent();
-    updatePosition();
-  }
-
-  function toggleLoop() {
-    if (loopIndex >= 0) { setLoop(-1); return; }
-    var i = current >= 0 ? current : 0;
-    if (!clips()[i]) return;
-    setLoop(i);
-    var c = clips()[i];
-    var t = video.currentTime;
-    if (t < c.film_start_s - 0.05 || t >= c.film_end_s - 0.5 / fps()) seekTo(c.film_start_s, !video.paused);
-  }
-
-  /* While playing, each frame: keep a loop inside its moment and the readout current. */
-  var watching = false;
-  function watch() {
-    if (loopIndex >= 0) {
-      var c = clips()[loopIndex];
-      if (c && video.currentTime >= c.film_end_s - 0.5 / fps()) video.currentTime = c.film_start_s;
-    }
-    updatePosition();
-    if (!video.paused && !video.ended) requestAnimationFrame(watch);
-    else watching = false;
-  }
-  function startWatching() {
-    if (watching) return;
-    watching = true;
-    requestAnimationFrame(watch);
-  }
-
-  function renderPlay() {
-    var playing = !video.paused && !video.ended;
-    $("play-text").textContent = playing ? "Pause" : "Play";
-    $("play").setAttribute("aria-label", playing ? "Pause" : "Play");
-    $("play").classList.toggle("playing", playing);
-  }
-
-  video.addEventListener("loadedmetadata", function () {
-    video.playbackRate = rate;
-    filmRetries = 0;
-    root.setAttribute("data-film", "ready");
-    $("film-empty").hidden = true;
-    if (pendingSeek != null) {
-      var t = pendingSeek;
-      pendingSeek = null;
-      video.currentTime = Math.max(0, Math.min(t, video.duration - 0.5 / fps()));
-    }
-    renderTimeline();
-    updatePosition();
-  });
-  video.addEventListener("play", function () { renderPlay(); startWatching(); });
-  video.addEventListener("pause", renderPlay);
-  video.addEventListener("ended", function () {
-    renderPlay();
-    if (loopIndex >= 0) playMoment(loopIndex);
-  });
-  video.addEventListener("timeupdate", updatePosition);
-  video.addEventListener("seeked", updatePosition);
-  video.addEventListener("ratechange", function () {
-    // The native controls may change the speed too (some browsers offer it).
-    if (video.playbackRate !== rate && [1, 0.5, 0.25].indexOf(video.playbackRate) >= 0) setRate(video.playbackRate);
-  });
-  video.addEventListener("error", function () {
-    if (!video.getAttribute("src")) return;
-    root.setAttribute("data-film", "error");
-    // A re-cut may have replaced the file mid-load: fetch the visit again, then retry.
-    if (filmRetries < 3) {
-      filmRetries += 1;
-      var retries = filmRetries;
-      setTimeout(function () {
-        load().then(function () {
-          if (root.getAttribute("data-film") === "error") {
-            filmRetries = retries;
-            video.load();
-          }
-        });
-      }, 1000 * filmRetries);
-    } else {
-      $("film-empty").hidden = false;
-      $("film-empty").textContent = "The film would not play on this phone.";
-    }
-  });
-  // Long-press menus offer "Save video" / "Download image": not here (see the consent note).
-  video.addEventListener("contextmenu", function (e) { e.preventDefault(); });
-  $("stills").addEventListener("contextmenu", function (e) { e.preventDefault(); });
 
   /* ---------- editing tags ---------- */
 
@@ -701,77 +471,22 @@
 
   /* ---------- wiring ---------- */
 
-  $("play").addEventListener("click", function () {
-    if (video.paused || video.ended) startPlaying();
-    else video.pause();
-  });
-  $("prev-frame").addEventListener("click", function () { step(-1); });
-  $("next-frame").addEventListener("click", function () { step(1); });
-  $("loop").addEventListener("click", toggleLoop);
-  Array.prototype.forEach.call(document.querySelectorAll(".speed"), function (b) {
-    b.addEventListener("click", function () { setRate(Number(b.getAttribute("data-rate"))); });
-  });
   function onListClick(e) {
     var b = e.target.closest("button");
     if (!b) return;
-    if (b.classList.contains("moment-head")) playMoment(Number(b.getAttribute("data-index")));
-    else if (b.classList.contains("jump")) seekTo(Number(b.getAttribute("data-t")), false);
+    if (b.classList.contains("moment-head")) player.playMoment(Number(b.getAttribute("data-index")));
+    else if (b.classList.contains("jump")) player.seekTo(Number(b.getAttribute("data-t")), false);
     else if (b.classList.contains("edit")) openSheet(b.closest("li").getAttribute("data-id"));
   }
   $("moments").addEventListener("click", onListClick);
   $("waiting").addEventListener("click", onListClick);
   $("stills").addEventListener("click", function (e) {
     var b = e.target.closest("button.still");
-    if (b && b.hasAttribute("data-t")) seekTo(Number(b.getAttribute("data-t")), false);
+    if (b && b.hasAttribute("data-t")) player.seekTo(Number(b.getAttribute("data-t")), false);
   });
+  // Long-press menus offer "Download image": not here (see the consent note in web/API.md).
+  $("stills").addEventListener("contextmenu", function (e) { e.preventDefault(); });
   $("recut").addEventListener("click", recut);
-  $("speed-cycle").addEventListener("click", function () { setRate(rate === 1 ? 0.5 : rate === 0.5 ? 0.25 : 1); });
-  video.addEventListener("click", function () {
-    if (video.controls) return; // full screen: the browser's controls handle taps
-    if (video.paused || video.ended) startPlaying();
-    else video.pause();
-  });
-
-  /* The timeline: tap or drag along it. */
-  var timeline = $("timeline");
-  var dragging = false;
-  function seekToX(clientX) {
-    var box = timeline.getBoundingClientRect();
-    var dur = filmDuration();
-    if (!dur || !box.width) return;
-    var t = Math.max(0, Math.min(1, (clientX - box.left) / box.width)) * dur;
-    if (video.readyState < 1) { pendingSeek = t; return; }
-    video.currentTime = Math.min(t, dur - 0.5 / fps());
-    updatePosition();
-  }
-  timeline.addEventListener("pointerdown", function (e) {
-    dragging = true;
-    if (timeline.setPointerCapture) { try { timeline.setPointerCapture(e.pointerId); } catch (err) { /* fine */ } }
-    seekToX(e.clientX);
-  });
-  timeline.addEventListener("pointermove", function (e) { if (dragging) seekToX(e.clientX); });
-  ["pointerup", "pointercancel", "lostpointercapture"].forEach(function (k) {
-    timeline.addEventListener(k, function () { dragging = false; });
-  });
-  timeline.addEventListener("keydown", function (e) {
-    var d = e.key === "ArrowLeft" ? -1 : e.key === "ArrowRight" ? 1 : 0;
-    if (!d) return;
-    e.preventDefault();
-    seekTo((video.currentTime || 0) + d, !video.paused);
-  });
-
-  /* Full screen: the video alone, with the browser's controls (download still not offered). */
-  $("fullscreen").addEventListener("click", function () {
-    if (video.requestFullscreen) {
-      video.controls = true;
-      video.requestFullscreen().catch(function () { video.controls = false; });
-    } else if (video.webkitEnterFullscreen) {
-      video.webkitEnterFullscreen(); // iPhone: the system player
-    }
-  });
-  document.addEventListener("fullscreenchange", function () {
-    if (!document.fullscreenElement) video.controls = false;
-  });
   $("sheet-form").addEventListener("submit", saveSheet);
   $("sheet-cancel").addEventListener("click", closeSheet);
   $("sheet-delete").addEventListener("click", function () {
@@ -794,11 +509,10 @@
   });
 
   document.addEventListener("visibilitychange", function () {
-    if (document.hidden) { video.pause(); return; }
+    if (document.hidden) return;
     load();
     if (!es || es.readyState === EventSource.CLOSED || performance.now() - lastActivity > HEARTBEAT_S * 1000 + 5000) connect();
   });
 
-  setRate(1);
   load().then(connect);
 })();

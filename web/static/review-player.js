@@ -1,0 +1,340 @@
+/* The review screen's player: the rough cut in a <video>, moved about by moments.
+ *
+ * Plays a moment from its start, steps frame by frame (paused), plays at 1/2 and 1/4
+ * speed, loops one moment, and shows where the film is on a timeline of its moments
+ * (tap or drag it). The browser's own controls appear only in full screen: paused,
+ * they would cover the still frame a guider stops on to talk about it.
+ *
+ * ReviewPlayer.create(video, hooks) with hooks:
+ *   clips()          the cut's clips (film_start_s, film_end_s, number, tag_ids, tags_film_s)
+ *   fps()            the film's frame rate
+ *   duration()       the film's length as the manifest says (until the video knows)
+ *   showTag(id)      whether a tag still stands (its dot on the timeline)
+ *   onMoment(i, loop) the moment the film is in, and the one looping (-1: none), changed
+ *   onFilm(state)    "loading" | "ready" | "none" | "error"
+ *   onFailed()       the film failed to load; resolve when the visit has been fetched again
+ *   notify(text)     tell the guider something went wrong
+ */
+"use strict";
+
+window.ReviewPlayer = (function () {
+  var $ = function (id) { return document.getElementById(id); };
+  var RATES = [1, 0.5, 0.25];
+
+  /* 5.26 -> "0:05.2" (tenths, truncated, so a frame step shows). */
+  function fine(seconds) {
+    var s = Math.max(0, seconds || 0);
+    var whole = Math.floor(s);
+    return Kit.clock(whole) + "." + Math.floor((s - whole) * 10 + 1e-6);
+  }
+
+  function create(video, hooks) {
+    var current = -1; // the moment (clip index) the film is in, or was last sent to
+    var loopIndex = -1; // the moment being looped, or -1
+    var rate = 1;
+    var pendingSeek = null; // where to go once the film's metadata is in
+    var retries = 0;
+    var clips = hooks.clips;
+
+    function halfFrame() { return 0.5 / hooks.fps(); }
+
+    function duration() {
+      if (isFinite(video.duration) && video.duration > 0) return video.duration;
+      return hooks.duration() || 0;
+    }
+
+    /* A new film (or none). ``again``: a re-cut of the one showing, so go back to the
+     * same moment (by its number), paused. */
+    function load(url, again) {
+      var n = clips().length;
+      if (again && n && current >= 0) pendingSeek = clips()[Math.min(current, n - 1)].film_start_s;
+      if (loopIndex >= n) setLoop(-1);
+      retries = 0;
+      if (!url) {
+        video.removeAttribute("src");
+        video.load();
+        hooks.onFilm("none");
+        return;
+      }
+      hooks.onFilm("loading");
+      video.src = url;
+      video.load();
+    }
+
+    function hasFilm() { return !!video.getAttribute("src"); }
+
+    /* ---------- where the film is ---------- */
+
+    function clipAt(t) {
+      var list = clips();
+      for (var i = 0; i < list.length; i++) {
+        if (t < list[i].film_end_s - 1e-3 || i === list.length - 1) return t >= list[i].film_start_s - 1e-3 ? i : -1;
+      }
+      return -1;
+    }
+
+    /* The film as a bar of its moments, the tags as dots on it. */
+    function renderTimeline() {
+      var box = $("segments");
+      box.textContent = "";
+      var dur = duration();
+      $("timeline").setAttribute("aria-valuemax", String(Math.round(dur * 10) / 10));
+      if (!dur) return;
+      clips().forEach(function (clip, i) {
+        var seg = Kit.el("div", "segment" + (i % 2 ? " odd" : ""));
+        var len = clip.film_end_s - clip.film_start_s;
+        seg.style.left = (100 * clip.film_start_s / dur) + "%";
+        seg.style.width = (100 * len / dur) + "%";
+        seg.appendChild(Kit.el("span", "segment-num", String(clip.number)));
+        clip.tag_ids.forEach(function (id, k) {
+          if (!hooks.showTag(id)) return;
+          var dot = Kit.el("span", "tag-dot");
+          dot.style.left = (100 * (clip.tags_film_s[k] - clip.film_start_s) / len) + "%";
+          seg.appendChild(dot);
+        });
+        box.appendChild(seg);
+      });
+      marked();
+    }
+
+    function marked() {
+      Array.prototype.forEach.call($("segments").children, function (seg, i) {
+        seg.classList.toggle("current", i === current);
+      });
+      hooks.onMoment(current, loopIndex);
+    }
+
+    function update() {
+      var t = video.currentTime || 0;
+      var dur = duration();
+      $("clock").textContent = fine(t) + " / " + fine(dur);
+      $("playhead").style.left = (dur ? Math.min(100, 100 * t / dur) : 0) + "%";
+      $("timeline").setAttribute("aria-valuenow", String(Math.round(t * 10) / 10));
+      $("timeline").setAttribute("aria-valuetext", fine(t));
+      var i = clips().length && video.readyState >= 1 ? clipAt(t) : current;
+      if (i !== current && i >= 0) { current = i; marked(); }
+      var n = clips().length;
+      var where = n && current >= 0 && clips()[current] ? "Moment " + clips()[current].number + " of " + n : "";
+      if (rate !== 1) where += (where ? " · " : "") + (rate === 0.5 ? "½ speed" : "¼ speed");
+      if (loopIndex >= 0) where += " · looping";
+      $("where").textContent = where || "\u00a0";
+    }
+
+    /* ---------- moving about ---------- */
+
+    function seekTo(t, play) {
+      if (video.readyState < 1) {
+        pendingSeek = t;
+        if (play) video.play().catch(function () { /* it starts once the metadata is in */ });
+        return;
+      }
+      video.currentTime = Math.max(0, Math.min(t, (video.duration || t) - halfFrame()));
+      if (play) startPlaying();
+      else video.pause();
+    }
+
+    function startPlaying() {
+      var c = clips()[loopIndex];
+      var t = video.currentTime;
+      if (c && (t < c.film_start_s - 0.05 || t >= c.film_end_s - halfFrame())) video.currentTime = c.film_start_s;
+      var p = video.play();
+      if (p && p.catch) {
+        p.catch(function (e) {
+          if (e && e.name !== "AbortError") hooks.notify("The film would not play: " + (e.message || e.name));
+        });
+      }
+    }
+
+    function togglePlay() {
+      if (video.paused || video.ended) startPlaying();
+      else video.pause();
+    }
+
+    function playMoment(i) {
+      var c = clips()[i];
+      if (!c) return;
+      current = i;
+      if (loopIndex >= 0) setLoop(i);
+      marked();
+      seekTo(c.film_start_s, true);
+    }
+
+    /* One frame back or forward, paused: a quarter of a frame into the frame, so
+     * rounding never leaves the picture where it was. */
+    function step(d) {
+      video.pause();
+      if (video.readyState < 1) return;
+      var f = hooks.fps();
+      var n = Math.floor(video.currentTime * f + 1e-4) + d;
+      var last = Math.max(0, Math.floor(video.duration * f - 1e-4) - 1);
+      video.currentTime = (Math.max(0, Math.min(last, n)) + 0.25) / f;
+    }
+
+    function setRate(r) {
+      rate = r;
+      video.defaultPlaybackRate = r; // kept when a new film is loaded
+      video.playbackRate = r;
+      Array.prototype.forEach.call(document.querySelectorAll(".speed"), function (b) {
+        b.setAttribute("aria-pressed", Number(b.getAttribute("data-rate")) === r ? "true" : "false");
+      });
+      var cycle = $("speed-cycle");
+      cycle.textContent = r === 1 ? "1×" : r === 0.5 ? "½×" : "¼×";
+      cycle.setAttribute("aria-label", "Speed: " + (r === 1 ? "normal" : r === 0.5 ? "half" : "quarter"));
+      cycle.classList.toggle("slow", r !== 1);
+      update();
+    }
+
+    function nextRate() { setRate(RATES[(RATES.indexOf(rate) + 1) % RATES.length]); }
+
+    function setLoop(i) {
+      loopIndex = i;
+      var b = $("loop");
+      b.setAttribute("aria-pressed", i >= 0 ? "true" : "false");
+      b.textContent = i >= 0 ? "Loop " + clips()[i].number : "Loop";
+      marked();
+      update();
+    }
+
+    function toggleLoop() {
+      if (loopIndex >= 0) { setLoop(-1); return; }
+      var i = current >= 0 ? current : 0;
+      var c = clips()[i];
+      if (!c) return;
+      setLoop(i);
+      var t = video.currentTime;
+      if (t < c.film_start_s - 0.05 || t >= c.film_end_s - halfFrame()) seekTo(c.film_start_s, !video.paused);
+    }
+
+    /* While playing, every animation frame: keep a loop inside its moment (a timeupdate
+     * comes only every ~250 ms, long enough to show the next moment's first frames). */
+    var watching = false;
+    function watch() {
+      var c = clips()[loopIndex];
+      if (c && video.currentTime >= c.film_end_s - halfFrame()) video.currentTime = c.film_start_s;
+      update();
+      if (!video.paused && !video.ended) requestAnimationFrame(watch);
+      else watching = false;
+    }
+
+    function renderPlay() {
+      var playing = !video.paused && !video.ended;
+      $("play-text").textContent = playing ? "Pause" : "Play";
+      $("play").setAttribute("aria-label", playing ? "Pause" : "Play");
+      $("play").classList.toggle("playing", playing);
+    }
+
+    /* ---------- the video's own events ---------- */
+
+    video.addEventListener("loadedmetadata", function () {
+      video.playbackRate = rate;
+      retries = 0;
+      hooks.onFilm("ready");
+      if (pendingSeek != null) {
+        var t = pendingSeek;
+        pendingSeek = null;
+        video.currentTime = Math.max(0, Math.min(t, video.duration - halfFrame()));
+      }
+      renderTimeline();
+      update();
+    });
+    video.addEventListener("play", function () {
+      renderPlay();
+      if (!watching) { watching = true; requestAnimationFrame(watch); }
+    });
+    video.addEventListener("pause", renderPlay);
+    video.addEventListener("ended", function () {
+      renderPlay();
+      if (loopIndex >= 0) playMoment(loopIndex);
+    });
+    video.addEventListener("timeupdate", update);
+    video.addEventListener("seeked", update);
+    video.addEventListener("ratechange", function () {
+      // The full-screen controls may change the speed too.
+      if (video.playbackRate !== rate && RATES.indexOf(video.playbackRate) >= 0) setRate(video.playbackRate);
+    });
+    video.addEventListener("error", function () {
+      if (!hasFilm()) return;
+      hooks.onFilm("error");
+      // A re-cut may have replaced the file mid-load: fetch the visit again, then retry.
+      if (retries >= 3) { hooks.notify("The film would not play on this phone."); return; }
+      retries += 1;
+      var n = retries;
+      setTimeout(function () {
+        hooks.onFailed().then(function () {
+          if (video.error) { retries = n; video.load(); }
+        });
+      }, 1000 * n);
+    });
+    // Long-press menus offer "Save video": not here (see the consent note in web/API.md).
+    video.addEventListener("contextmenu", function (e) { e.preventDefault(); });
+    video.addEventListener("click", function () {
+      if (!video.controls) togglePlay(); // in full screen the browser's controls take taps
+    });
+
+    /* ---------- the controls ---------- */
+
+    $("play").addEventListener("click", togglePlay);
+    $("prev-frame").addEventListener("click", function () { step(-1); });
+    $("next-frame").addEventListener("click", function () { step(1); });
+    $("loop").addEventListener("click", toggleLoop);
+    $("speed-cycle").addEventListener("click", nextRate);
+    Array.prototype.forEach.call(document.querySelectorAll(".speed"), function (b) {
+      b.addEventListener("click", function () { setRate(Number(b.getAttribute("data-rate"))); });
+    });
+
+    var timeline = $("timeline");
+    var dragging = false;
+    function seekToX(clientX) {
+      var box = timeline.getBoundingClientRect();
+      var dur = duration();
+      if (!dur || !box.width) return;
+      var t = Math.max(0, Math.min(1, (clientX - box.left) / box.width)) * dur;
+      if (video.readyState < 1) { pendingSeek = t; return; }
+      video.currentTime = Math.min(t, dur - halfFrame());
+      update();
+    }
+    timeline.addEventListener("pointerdown", function (e) {
+      dragging = true;
+      if (timeline.setPointerCapture) { try { timeline.setPointerCapture(e.pointerId); } catch (err) { /* fine */ } }
+      seekToX(e.clientX);
+    });
+    timeline.addEventListener("pointermove", function (e) { if (dragging) seekToX(e.clientX); });
+    ["pointerup", "pointercancel", "lostpointercapture"].forEach(function (k) {
+      timeline.addEventListener(k, function () { dragging = false; });
+    });
+    timeline.addEventListener("keydown", function (e) {
+      var d = e.key === "ArrowLeft" ? -1 : e.key === "ArrowRight" ? 1 : 0;
+      if (!d) return;
+      e.preventDefault();
+      seekTo((video.currentTime || 0) + d, !video.paused);
+    });
+
+    // Full screen: the video alone, with the browser's controls (download still not offered).
+    $("fullscreen").addEventListener("click", function () {
+      if (video.requestFullscreen) {
+        video.controls = true;
+        video.requestFullscreen().catch(function () { video.controls = false; });
+      } else if (video.webkitEnterFullscreen) {
+        video.webkitEnterFullscreen(); // iPhone: the system's player
+      }
+    });
+    document.addEventListener("fullscreenchange", function () {
+      if (!document.fullscreenElement) video.controls = false;
+    });
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden) video.pause(); // the screen locked: don't play to nobody
+    });
+
+    setRate(1);
+    return {
+      load: load,
+      hasFilm: hasFilm,
+      render: function () { renderTimeline(); update(); },
+      seekTo: seekTo,
+      playMoment: playMoment,
+      current: function () { return current; },
+    };
+  }
+
+  return { create: create, fine: fine };
+})();
