@@ -384,6 +384,19 @@
   var stop = $("stop");
   var holdTimer = null;
   var hintTimer = null;
+  // When a hold stops the take, Stop vanishes under the finger: the click the lifted
+  // finger makes must not land on whatever the idle screen shows there. Clicks are
+  // swallowed from the end of the hold until just after the finger lifts (10 s at most).
+  var swallowUntil = 0;
+  var swallowLift = false;
+  document.addEventListener("click", function (e) {
+    if (performance.now() < swallowUntil) { e.preventDefault(); e.stopPropagation(); }
+  }, true);
+  ["pointerup", "touchend", "keyup"].forEach(function (kind) {
+    document.addEventListener(kind, function () {
+      if (swallowLift) { swallowLift = false; swallowUntil = performance.now() + 400; }
+    }, true);
+  });
   function startHold() {
     if (holdTimer) return;
     clearTimeout(hintTimer);
@@ -391,6 +404,8 @@
     stop.querySelector(".stop-label").lastChild.textContent = "Keep holding…";
     holdTimer = setTimeout(function () {
       holdTimer = null;
+      swallowLift = true;
+      swallowUntil = performance.now() + 10000;
       stop.classList.remove("holding");
       stop.querySelector(".stop-label").lastChild.textContent = "Stopping…";
       Kit.vibrate(80);
