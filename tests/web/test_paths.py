@@ -70,8 +70,8 @@ def test_only_the_packages_static_folder_is_served(app: Flask) -> None:
 
 def test_static_files_need_no_pairing(app: Flask) -> None:
     client = app.test_client()
-    names = ("kit.css", "kit.js", "pair.js", "home.js", "settings.js", "review.js", "review-player.js")
-    for name in (*names, "sessions.js", "icon.svg"):
+    pages = ("pair.js", "home.js", "settings.js", "review.js", "review-player.js", "sessions.js")
+    for name in ("kit.css", "kit.js", *pages, "icon.svg"):
         r = client.get(f"/static/{name}")
         assert r.status_code == 200, name
         assert "max-age=3600" in r.headers["Cache-Control"]
