@@ -254,11 +254,20 @@
     $("waiting-section").hidden = !n;
   }
 
+  var shownMoment = -1;
+  var listTouchedAt = -1e9;
   function markMoments(current, loopIndex) {
     Array.prototype.forEach.call($("moments").children, function (li, i) {
       li.classList.toggle("current", i === current);
       li.classList.toggle("looping", i === loopIndex);
     });
+    // Playing on into the next moment brings its card into view, unless the guider is
+    // scrolling the list just now.
+    var li = $("moments").children[current];
+    if (current !== shownMoment && li && performance.now() - listTouchedAt > 4000) {
+      li.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    }
+    shownMoment = current;
   }
 
   /* ---------- editing tags ---------- */
@@ -487,6 +496,9 @@
   // Long-press menus offer "Download image": not here (see the consent note in web/API.md).
   $("stills").addEventListener("contextmenu", function (e) { e.preventDefault(); });
   $("recut").addEventListener("click", recut);
+  ["touchstart", "wheel", "pointerdown"].forEach(function (kind) {
+    $("review-scroll").addEventListener(kind, function () { listTouchedAt = performance.now(); }, { passive: true });
+  });
   $("sheet-form").addEventListener("submit", saveSheet);
   $("sheet-cancel").addEventListener("click", closeSheet);
   $("sheet-delete").addEventListener("click", function () {
