@@ -1,0 +1,335 @@
+"""The review screen in Chromium (a 390x844 touch phone) against the app served by waitress,
+with the fake kit cutting a real little film (H.264 + AAC, made with PyAV). The same screen
+against the real daemon is in test_e2e_review.py. Screenshots go to test-artifacts/web/."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kit.clock import FakeClock
+from tests.web.browser import PHONE, Shots, chromium, need_chromium, watch_errors
+from tests.web.fakes import FakeController, jpeg_frames, mp4_film
+from tests.web.serving import served
+from web.app import create_app
+from web.pairing import PairingStore
+
+pytestmark = pytest.mark.browser
+
+S = 1_000_000_000
+# (seconds into the take, label, note): three moments, as a guider might tag them.
+MOMENTS = [
+    (5.0, "Being attentive", "Mum waited for him to look up"),
+    (18.0, "Receiving initiatives", ""),
+    (31.0, "Better than usual ★", "They laughed together"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    need_chromium()
+    with chromium() as b:
+        yield b
+
+
+@dataclasses.dataclass
+class Kit:
+    url: str
+    controller: FakeController
+    pairing: PairingStore
+    session_id: str
+
+
+@pytest.fixture
+def kit(tmp_path: Path) -> Iterator[Kit]:
+    clock = FakeClock()
+    controller = FakeController(
+        clock=clock.now, media=tmp_path / "data", film=mp4_film, preview=jpeg_frames()
+    )
+    controller.start()
+    at = 0.0
+    for n, (t, label, note) in enumerate(MOMENTS):
+        clock.advance(round((t - at) * S))
+        at = t
+        controller.add_tag(f"tag{n:08d}", label, note, "Sam", 0)
+    clock.advance(6 * S)
+    controller.stop()  # the fake cuts at once: three moments, 30 s of film
+    pairing = PairingStore(tmp_path / "pairing.db")
+    app = create_app(controller, pairing, {"KIT_HEARTBEAT_S": 2.0, "KIT_UNDO_S": 4.0})
+    with served(app) as url:
+        yield Kit(url, controller, pairing, controller.sessions()[0].id)
+    pairing.close()
+
+
+def open_review(browser: Any, kit: Kit, viewport: dict[str, int] | None = None) -> Any:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(**{**PHONE, **({"viewport": viewport} if viewport else {})})
+    page = context.new_page()
+    page.goto(kit.pairing.link(kit.url))  # as if the kit's QR code was scanned
+    expect(page).to_have_url(kit.url + "/")
+    page.goto(f"{kit.url}/review/{kit.session_id}")
+    expect(page.locator("#review")).to_have_attribute("data-film", "ready")
+    return page
+
+
+def film(page: Any) -> dict[str, Any]:
+    state: dict[str, Any] = page.evaluate(
+        """() => { const v = document.getElementById('film');
+            return {t: v.currentTime, paused: v.paused, rate: v.playbackRate,
+                    duration: v.duration, ready: v.readyState, error: v.error && v.error.code}; }"""
+    )
+    return state
+
+
+def wait_seeked(page: Any) -> None:
+    page.wait_for_function("() => !document.getElementById('film').seeking")
+
+
+def check_targets(page: Any, thumb: str | None = "#play") -> None:
+    """One thumb: every visible control at least 48x48 px; ``thumb`` in the lower half."""
+    sizes = page.evaluate(
+        """() => Array.from(document.querySelectorAll(
+                'button, a.btn, a.icon-btn, input, select, textarea, [role=slider]'))
+            .filter(e => e.offsetParent !== null)
+            .map(e => { const r = e.getBoundingClientRect();
+                        return [e.id || e.className || e.tagName, r.width, r.height]; })"""
+    )
+    small = [s for s in sizes if s[1] < 48 or s[2] < 48]
+    assert not small, f"controls under 48x48 px: {small}"
+    if thumb is None:
+        return
+    box = page.locator(thumb).bounding_box()
+    assert box is not None
+    assert box["y"] >= page.viewport_size["height"] / 2, f"{thumb} is above the lower half"
+
+
+def test_the_review_screen(browser: Any, kit: Kit) -> None:
+    from playwright.sync_api import expect
+
+    shots = Shots("review")
+    page = open_review(browser, kit)
+    errors = watch_errors(page)
+    expect(page.locator("#moments > li")).to_have_count(3)
+    expect(page.locator("#moments-title")).to_have_text("3 moments")
+    expect(page.locator("#moments > li").nth(0)).to_contain_text("Being attentive")
+    expect(page.locator("#moments > li").nth(0)).to_contain_text("Mum waited for him to look up")
+    expect(page.locator("#stills .still")).to_have_count(3)
+    expect(page.locator("#segments .segment")).to_have_count(3)
+    assert page.locator("#film").get_attribute("controlslist") == "nodownload noremoteplayback"
+    assert page.locator("a[download], [download]").count() == 0
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+    check_targets(page)
+    cut = kit.controller.cut(kit.session_id)
+    assert cut is not None
+    assert film(page)["duration"] == pytest.approx(cut["duration_s"], abs=0.1)
+    shots(page, "review")
+
+    # A moment plays from its start.
+    page.locator(".moment-head").nth(1).tap()
+    page.wait_for_function("() => document.getElementById('film').currentTime > 9")
+    state = film(page)
+    assert not state["paused"]
+    assert 8.0 <= state["t"] <= 10.0
+    expect(page.locator("#where")).to_have_text("Moment 2 of 3")
+    expect(page.locator("#moments > li").nth(1)).to_have_class("moment current")
+    shots(page, "playing-moment-2")
+
+    # Slower, then frame by frame.
+    page.locator('.speed[data-rate="0.25"]').tap()
+    assert film(page)["rate"] == 0.25
+    expect(page.locator("#where")).to_contain_text("¼ speed")
+    page.locator('.speed[data-rate="0.5"]').tap()
+    assert film(page)["rate"] == 0.5
+    page.locator("#play").tap()
+    assert film(page)["paused"]
+    before = film(page)["t"]
+    page.locator("#next-frame").tap()
+    wait_seeked(page)
+    one = film(page)["t"]
+    page.locator("#next-frame").tap()
+    wait_seeked(page)
+    two = film(page)["t"]
+    page.locator("#prev-frame").tap()
+    wait_seeked(page)
+    back = film(page)["t"]
+    frame = 1 / 30
+    assert one - before == pytest.approx(frame, abs=frame * 0.76)  # from mid-frame to a quarter in
+    assert two - one == pytest.approx(frame, abs=1e-3)
+    assert back == pytest.approx(one, abs=1e-3)
+    assert film(page)["paused"]
+    shots(page, "frame-step")
+
+    # Loop moment 1: playing past its end brings it back to its start.
+    page.locator('.speed[data-rate="1"]').tap()
+    page.locator(".moment-head").nth(0).tap()
+    page.locator("#loop").tap()
+    expect(page.locator("#loop")).to_have_text("Loop 1")
+    expect(page.locator("#where")).to_contain_text("looping")
+    page.evaluate("() => { document.getElementById('film').currentTime = 7.0; }")
+    page.wait_for_function(
+        "() => { const v = document.getElementById('film');"
+        " return !v.paused && v.currentTime < 2; }",
+        timeout=5000,
+    )
+    assert film(page)["t"] < 8.0
+    shots(page, "looping")
+    page.locator("#loop").tap()
+    expect(page.locator("#loop")).to_have_text("Loop")
+
+    # A still shows its moment, paused.
+    page.locator("#stills .still").nth(2).tap()
+    wait_seeked(page)
+    state = film(page)
+    assert state["paused"]
+    assert state["t"] == pytest.approx(cut["stills"][2]["film_s"], abs=0.05)
+    expect(page.locator("#where")).to_contain_text("Moment 3 of 3")
+    shots(page, "still-3")
+
+    # The timeline: a tap near its end goes there.
+    box = page.locator("#timeline").bounding_box()
+    assert box is not None
+    page.touchscreen.tap(box["x"] + box["width"] * 0.1, box["y"] + box["height"] / 2)
+    wait_seeked(page)
+    assert film(page)["t"] == pytest.approx(cut["duration_s"] * 0.1, abs=0.5)
+    assert errors == []
+    page.context.close()
+
+
+def test_relabel_nudge_delete_and_undo(browser: Any, kit: Kit) -> None:
+    from playwright.sync_api import expect
+
+    shots = Shots("review-edit")
+    page = open_review(browser, kit)
+    errors = watch_errors(page)
+    c = kit.controller
+    version = page.locator("#review").get_attribute("data-cut-version")
+
+    def recut_arrived() -> None:
+        nonlocal version
+        expect(page.locator("#review")).not_to_have_attribute("data-cut-version", version or "")
+        expect(page.locator("#review")).to_have_attribute("data-making", "no")
+        version = page.locator("#review").get_attribute("data-cut-version")
+
+    # Relabel moment 2.
+    page.locator("#moments > li").nth(1).locator(".edit").tap()
+    expect(page.locator("#sheet")).to_be_visible()
+    check_targets(page)
+    shots(page, "edit-sheet")
+    page.locator("#sheet-label").select_option("Deepening discussion")
+    page.locator("#sheet-save").tap()
+    recut_arrived()
+    expect(page.locator("#moments > li").nth(1)).to_contain_text("Deepening discussion")
+    cut = c.cut(kit.session_id)
+    assert cut is not None
+    assert cut["clips"][1]["labels"] == ["Deepening discussion"]
+    expect(page.locator("#toast")).to_contain_text("The film is up to date")
+    shots(page, "relabelled")
+
+    # Nudge moment 1 back by 1.2 s: its tag sits 1.2 s earlier in the film.
+    before = cut["clips"][0]["tags_film_s"][0]
+    page.locator("#moments > li").nth(0).locator(".edit").tap()
+    page.locator('.nudge[data-nudge="-1000"]').tap()
+    page.locator('.nudge[data-nudge="-200"]').tap()
+    expect(page.locator("#sheet-at")).to_contain_text("0:03.8 of the take (−1.2 s)")
+    shots(page, "nudged-sheet")
+    page.locator("#sheet-save").tap()
+    recut_arrived()
+    cut = c.cut(kit.session_id)
+    assert cut is not None
+    assert cut["clips"][0]["tags_film_s"][0] == pytest.approx(before - 1.2, abs=1e-6)
+    expect(page.locator("#moments > li").nth(0).locator(".jump")).to_have_text("0:03.8")
+
+    # Delete moment 3, then Undo.
+    page.locator("#moments > li").nth(2).locator(".edit").tap()
+    page.locator("#sheet-delete").tap()
+    expect(page.locator("#toast")).to_contain_text("Deleted Better than usual ★")
+    expect(page.locator("#toast-undo")).to_be_visible()
+    recut_arrived()
+    expect(page.locator("#moments > li")).to_have_count(2)
+    cut = c.cut(kit.session_id)
+    assert cut is not None
+    assert [clip["tag_ids"] for clip in cut["clips"]] == [["tag00000000"], ["tag00000001"]]
+    shots(page, "deleted")
+    page.locator("#toast-undo").tap()
+    recut_arrived()
+    expect(page.locator("#moments > li")).to_have_count(3)
+    cut = c.cut(kit.session_id)
+    assert cut is not None
+    assert len(cut["clips"]) == 3
+    shots(page, "undone")
+
+    # Make the film again, by hand.
+    calls = len(c.calls)
+    page.locator("#recut").tap()
+    recut_arrived()
+    assert c.calls[calls:] == [("recut", kit.session_id)]
+    assert errors == []
+    page.context.close()
+
+
+def test_progress_and_a_failed_cut(browser: Any, kit: Kit) -> None:
+    from playwright.sync_api import expect
+
+    shots = Shots("review-progress")
+    page = open_review(browser, kit)
+    c = kit.controller
+    c.state, c.cut_progress = "cutting", 0.4
+    c._publish_status()
+    expect(page.locator("#making")).to_be_visible()
+    expect(page.locator("#making-text")).to_have_text("Making the film again… 40%")
+    expect(page.locator("#recut")).to_be_disabled()
+    shots(page, "making")
+    c.state, c.cut_progress = "idle", None
+    c.cut_error = "the take's file is damaged"
+    c.recut(kit.session_id)
+    expect(page.locator("#making")).to_be_hidden()
+    expect(page.locator("#toast")).to_contain_text("The film could not be made")
+    shots(page, "failed")
+    page.context.close()
+
+
+def test_home_to_review_to_visits(browser: Any, kit: Kit) -> None:
+    from playwright.sync_api import expect
+
+    shots = Shots("review-nav")
+    page = browser.new_context(**PHONE).new_page()
+    errors = watch_errors(page)
+    page.goto(kit.pairing.link(kit.url))
+    expect(page.locator("#review-link")).to_be_visible()
+    shots(page, "home")
+    page.locator("#review-link").tap()
+    expect(page).to_have_url(f"{kit.url}/review/{kit.session_id}")
+    expect(page.locator("#review")).to_have_attribute("data-film", "ready")
+    page.locator("#all-visits").tap()
+    expect(page.locator(".visit")).to_have_count(1)
+    expect(page.locator(".visit")).to_contain_text("Film ready · 3 moments · 0:30")
+    expect(page.locator(".visit")).to_contain_text("1 take · 0:37 filmed · 3 tags")
+    check_targets(page, thumb=None)
+    shots(page, "visits")
+    page.locator(".visit").tap()
+    expect(page).to_have_url(f"{kit.url}/review/{kit.session_id}")
+    assert errors == []
+    page.context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(320, 568), (430, 932)])
+def test_small_and_large_phones(browser: Any, kit: Kit, width: int, height: int) -> None:
+    from playwright.sync_api import expect
+
+    page = open_review(browser, kit, {"width": width, "height": height})
+    expect(page.locator("#moments > li")).to_have_count(3)
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+    check_targets(page)
+    overflow = page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
+    assert not overflow, "the page scrolls sideways"
+    shots = Shots(f"review-{width}x{height}")
+    shots(page, "review")
+    page.locator("#moments > li").nth(0).locator(".edit").tap()
+    check_targets(page)
+    shots(page, "sheet")
+    page.context.close()
