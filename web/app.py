@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from kit.daemon.api import Controller
 from kit.errors import KitError, NotFound, StateError, StorageFull
+from kit.model import DEFAULT_LABELS
 from web.context import COOKIE, CSRF_HEADER, PhoneTimeHook, Streams, WebContext, ctx
 from web.http import ApiError
 from web.pairing import PairingLocked, PairingStore, WrongSecret
@@ -42,15 +43,7 @@ DEFAULTS: dict[str, Any] = {
     # open: keep this at most the server's threads minus 2 (waitress threads=8 -> 6).
     "KIT_MAX_STREAMS": 6,
     # What the settings page offers as "VIG defaults" (the daemon's defaults, ideally).
-    "KIT_DEFAULT_LABELS": [
-        "Being attentive",
-        "Encouraging initiatives",
-        "Receiving initiatives",
-        "Developing attuned interactions",
-        "Guiding",
-        "Deepening discussion",
-        "Better than usual ★",
-    ],
+    "KIT_DEFAULT_LABELS": list(DEFAULT_LABELS),
     "KIT_COOKIE_MAX_AGE_S": 400 * 24 * 3600,  # browsers cap cookies at 400 days
 }
 

@@ -81,8 +81,15 @@ class Controller(Protocol):
         """
         ...
 
+    def tag(self, tag_id: str) -> Tag:
+        """One tag (NotFound if unknown or deleted)."""
+        ...
+
     def update_tag(self, tag_id: str, **values: Any) -> Tag:
-        """Relabel (``label``), re-note (``note``) or move (``at_ns``) a tag."""
+        """Relabel (``label``), re-note (``note``) or move (``at_ns``) a tag.
+
+        ValueError for a bad label or note, or an ``at_ns`` outside the tag's take.
+        """
         ...
 
     def delete_tag(self, tag_id: str) -> None: ...

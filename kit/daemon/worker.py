@@ -29,7 +29,7 @@ from kit.daemon.events import EventLog
 from kit.daemon.panel import Light
 from kit.daemon.storage import StorageGuard, StorageState
 from kit.daemon.wallclock import WallClock
-from kit.errors import KitError, NotFound, StateError, StorageFull
+from kit.errors import KitError, NotFound, StateError, StorageError, StorageFull
 from kit.hardware.camera import Camera
 from kit.hardware.microphone import Microphone
 from kit.model import DEFAULT_LABELS, Session, Tag, Take, TakeState
@@ -194,6 +194,7 @@ class KitDaemon:
         self._start_requested_ns = 0
         self._storage = guard.assess(free_bytes())
         self._cut_progress: float | None = None
+        self._cut_session: str | None = None
         self._stopped = False
         self._heartbeat_ns = clock.now()
         self._show()
@@ -366,6 +367,7 @@ class KitDaemon:
         assert self._cutter is not None
         with self._lock:
             self._cut_progress = 0.0
+            self._cut_session = session_id
         self._set(State.CUTTING, "")
         self._cutter.start(
             session_id,
@@ -385,6 +387,7 @@ class KitDaemon:
     def _on_cut_done(self, session_id: str, error: str) -> None:
         with self._lock:
             self._cut_progress = None
+            self._cut_session = None
         self._events.publish("cut", {"session_id": session_id, "error": error})
         if error:
             log.error("the rough cut of %s failed: %s", session_id, error)
@@ -483,7 +486,7 @@ class KitDaemon:
     def status(self) -> Status:
         with self._lock:
             state, error, take, storage = self._state, self._error, self._take, self._storage
-            session, progress = self._session, self._cut_progress
+            session, progress, cutting = self._session, self._cut_progress, self._cut_session
         recording = state == State.RECORDING
         return Status(
             state=state.value,
@@ -496,6 +499,7 @@ class KitDaemon:
             level_dbfs=self._mic.level_dbfs if recording or self._monitoring else -120.0,
             error=error,
             cut_progress=progress,
+            extra={"cut_session_id": cutting},
         )
 
     def start(self, source: str = "phone") -> None:
@@ -536,9 +540,15 @@ class KitDaemon:
             self._events.publish("tag", {"action": "added", "tag": _tag_dict(stored)})
         return stored, new
 
+    def tag(self, tag_id: str) -> Tag:
+        """One tag (NotFound if unknown or deleted)."""
+        return self._db.tag(tag_id)
+
     def update_tag(self, tag_id: str, **values: Any) -> Tag:
         if "label" in values or "note" in values:
             _check_text(values.get("label", "x"), values.get("note", ""))
+        if "at_ns" in values:
+            self._check_inside_take(self._db.tag(tag_id), int(values["at_ns"]))
         tag = self._db.update_tag(tag_id, **values)
         self._events.publish("tag", {"action": "updated", "tag": _tag_dict(tag)})
         self._recut_after_edit(tag)
@@ -555,6 +565,16 @@ class KitDaemon:
         tag = self._db.tag(tag_id)
         self._events.publish("tag", {"action": "restored", "tag": _tag_dict(tag)})
         self._recut_after_edit(tag)
+
+    def _check_inside_take(self, tag: Tag, at_ns: int) -> None:
+        """A moved tag must stay inside its take (a finished take's span is known)."""
+        if tag.take_id is None:
+            return
+        take = self._db.take(tag.take_id)
+        if take.first_frame_ns is None or take.end_ns is None:
+            return  # still recording: its end is not known yet
+        if not take.first_frame_ns <= at_ns <= take.end_ns:
+            raise ValueError("a tag cannot be moved outside its take")
 
     def _recut_after_edit(self, tag: Tag) -> None:
         """An edit to a finished take's tag makes the rough cut again."""
@@ -582,7 +602,10 @@ class KitDaemon:
         if self._files is None:
             raise NotFound("no media files here")
         directory = self._files.path(f"{layout.session_dir(session_id)}/cut")
-        path = self._files.path(f"{layout.session_dir(session_id)}/cut/{name}")
+        try:
+            path = self._files.path(f"{layout.session_dir(session_id)}/cut/{name}")
+        except StorageError:
+            raise NotFound(f"no cut file {name!r} in session {session_id}") from None
         if directory not in path.parents or not path.is_file() or path.name.startswith("."):
             raise NotFound(f"no cut file {name!r} in session {session_id}")
         return path

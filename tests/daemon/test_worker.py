@@ -26,12 +26,13 @@ from kit.daemon.worker import (
     State,
     Tick,
 )
-from kit.errors import HardwareError, StateError, StorageFull
+from kit.errors import HardwareError, NotFound, StateError, StorageFull
 from kit.hardware.camera import VideoFormat
 from kit.hardware.microphone import AudioFormat
 from kit.model import Take, TakeState
 from kit.recording.takes import Finished
 from kit.store.database import Database
+from kit.store.files import FileLayer
 
 BUTTON, LED = 17, 27
 MB = 1_000_000
@@ -154,6 +155,7 @@ def _kit(tmp_path: Path, *, cutter: bool = False, free: int = PLENTY) -> Iterato
         ignore_stop_within_ns=NS_PER_S,
         cutter=fake_cutter,
         lights=panel,
+        files=FileLayer(tmp_path),
     )
     holder.append(daemon)
     yield Kit(daemon, clock, takes, recorder, factory, panel, free_box, fake_cutter)
@@ -414,3 +416,37 @@ def test_sessions_are_labelled_with_the_phones_time(tmp_path: Path) -> None:
     wall.set_from_phone(datetime.fromisoformat("2026-11-25T14:03:00+00:00").timestamp())
     clock.advance(60 * NS_PER_S)
     assert wall.label(clock.now()) == "2026-11-25T14:04:00Z"
+
+
+def test_cut_files_and_moves_are_checked(kit: Kit, tmp_path: Path) -> None:
+    kit.daemon.start()
+    kit.run()
+    kit.recorder.first_frame_ns = first = kit.clock.now()
+    tag, _ = kit.daemon.add_tag("t1", "Guiding", "", "phone", 0)
+    kit.clock.advance(5 * NS_PER_S)
+    kit.daemon.stop()
+    kit.run()
+    kit.takes.db.update_take("take1", first_frame_ns=first, end_ns=first + 5 * NS_PER_S)
+    with pytest.raises(ValueError, match="outside its take"):
+        kit.daemon.update_tag("t1", at_ns=first + 6 * NS_PER_S)
+    assert kit.daemon.update_tag("t1", at_ns=first + NS_PER_S).at_ns == first + NS_PER_S
+    for bad in ("../../kit.db", "/etc/passwd", "nothing.mp4", ".cut.json.partial"):
+        with pytest.raises(NotFound):
+            kit.daemon.cut_file(tag.session_id, bad)
+    cut = tmp_path / "sessions" / tag.session_id / "cut"
+    cut.mkdir(parents=True)
+    (cut / "rough-cut.mp4").write_bytes(b"film")
+    assert kit.daemon.cut_file(tag.session_id, "rough-cut.mp4").read_bytes() == b"film"
+
+
+def test_the_status_names_the_session_being_cut(cutting_kit: Kit) -> None:
+    kit = cutting_kit
+    kit.daemon.start()
+    kit.run()
+    kit.daemon.stop()
+    kit.run()
+    session_id = kit.daemon.status().session_id
+    assert kit.daemon.status().as_dict()["cut_session_id"] == session_id
+    kit.daemon.post(CutDone(session_id or "", ""))
+    kit.run()
+    assert kit.daemon.status().as_dict()["cut_session_id"] is None
