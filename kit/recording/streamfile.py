@@ -46,7 +46,6 @@ class StreamWriter:
         if f.tell() == 0:
             body = json.dumps(header, sort_keys=True).encode()
             f.write(MAGIC + _LEN.pack(len(body)) + body + _LEN.pack(zlib.crc32(body)))
-        self.bytes_written = 0
 
     def write(self, t_ns: int, flags: int, payload: bytes) -> None:
         if len(payload) > MAX_RECORD:
@@ -54,7 +53,6 @@ class StreamWriter:
         crc = zlib.crc32(payload, zlib.crc32(_BODY_PREFIX.pack(t_ns, flags)))
         self._f.write(_HEAD.pack(len(payload), t_ns, flags, crc))
         self._f.write(payload)
-        self.bytes_written += _HEAD.size + len(payload)
 
     @property
     def file(self) -> BinaryIO:
