@@ -22,11 +22,12 @@ from kit.clock import NS_PER_S, MonotonicClock
 from kit.config import Config
 from kit.cutting.plan import CutRules
 from kit.cutting.service import BackgroundCutter
+from kit.daemon.messages import HardwareProblem, RecorderFailed, Shutdown
 from kit.daemon.notify import Notifier, watchdog_interval_ns
 from kit.daemon.panel import Panel
 from kit.daemon.storage import StorageGuard, free_bytes
 from kit.daemon.wallclock import WallClock
-from kit.daemon.worker import HardwareProblem, KitDaemon, RecorderFailed, Shutdown, State
+from kit.daemon.worker import KitDaemon, State
 from kit.errors import KitError
 from kit.hardware.factory import Hardware, is_raspberry_pi
 from kit.recording.recorder import TakeRecorder

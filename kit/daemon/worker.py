@@ -17,32 +17,38 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
 from kit.clock import NS_PER_S, Clock
-from kit.cutting.manifest import read_manifest
 from kit.daemon.api import Status
 from kit.daemon.events import EventLog
+from kit.daemon.library import Library
+from kit.daemon.messages import (
+    CutDone,
+    CutProgress,
+    HardwareProblem,
+    Press,
+    RecorderFailed,
+    RecutRequest,
+    Shutdown,
+    StartRequest,
+    StopRequest,
+    Tick,
+)
 from kit.daemon.panel import Light
 from kit.daemon.storage import StorageGuard, StorageState
 from kit.daemon.wallclock import WallClock
-from kit.errors import KitError, NotFound, StateError, StorageError, StorageFull
+from kit.errors import KitError, StateError, StorageFull
 from kit.hardware.camera import Camera
 from kit.hardware.microphone import Microphone
-from kit.model import DEFAULT_LABELS, Session, Tag, Take, TakeState
+from kit.model import Session, Tag, Take, TakeState
 from kit.recording.takes import Finished
-from kit.store import layout
 from kit.store.database import Database
 from kit.store.files import FileLayer
 
 log = logging.getLogger(__name__)
-
-MAX_LABELS = 12
-MAX_LABEL_LEN = 60
-MAX_NOTE_LEN = 500
 
 
 class State(StrEnum):
@@ -51,65 +57,6 @@ class State(StrEnum):
     FINALISING = "finalising"
     CUTTING = "cutting"
     ERROR = "error"
-
-
-# Events the worker handles.
-@dataclass(frozen=True)
-class Press:
-    """The hardware button was pressed at ``at_ns``."""
-
-    at_ns: int
-
-
-@dataclass(frozen=True)
-class StartRequest:
-    source: str
-
-
-@dataclass(frozen=True)
-class StopRequest:
-    source: str
-
-
-@dataclass(frozen=True)
-class Tick:
-    """Periodic: check storage, refresh the status."""
-
-
-@dataclass(frozen=True)
-class RecorderFailed:
-    error: Exception
-
-
-@dataclass(frozen=True)
-class HardwareProblem:
-    """A device failed outside a take (e.g. no camera at start-up): show it, stay up."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class CutProgress:
-    session_id: str
-    fraction: float
-
-
-@dataclass(frozen=True)
-class RecutRequest:
-    """Tags of a finished session changed: make its rough cut again."""
-
-    session_id: str
-
-
-@dataclass(frozen=True)
-class CutDone:
-    session_id: str
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class Shutdown:
-    """Stop (finalising any take) and end the worker loop."""
 
 
 class Takes(Protocol):
@@ -180,7 +127,7 @@ class KitDaemon:
         # Status goes out twice a second: 5000 events keep ~40 minutes for a sleeping phone.
         self._events = events or EventLog(capacity=5000)
         self._wall = wall or WallClock(clock)
-        self._files = files
+        self._library = Library(db, files, self._events)
         self._monitoring = False
         # The take that ended last, with its span, so a tag retried just after
         # Stop still lands in it.
@@ -523,58 +470,33 @@ class KitDaemon:
             if last is None or not last[1] <= at <= last[2]:
                 raise StateError("tags can only be added while recording")
             take = last[0]
-        _check_text(label, note)
-        tag = Tag(
-            id=tag_id,
-            session_id=take.session_id,
-            take_id=take.id,
-            at_ns=at,
-            label=label,
-            note=note,
-            author=author,
-            created_ns=now,
+        return self._library.store_tag(
+            Tag(
+                id=tag_id,
+                session_id=take.session_id,
+                take_id=take.id,
+                at_ns=at,
+                label=label,
+                note=note,
+                author=author,
+                created_ns=now,
+            )
         )
-        new = self._db.add_tag(tag)
-        stored = self._db.tag(tag_id) if not new else tag
-        if new:
-            self._events.publish("tag", {"action": "added", "tag": _tag_dict(stored)})
-        return stored, new
 
     def tag(self, tag_id: str) -> Tag:
         """One tag (NotFound if unknown or deleted)."""
-        return self._db.tag(tag_id)
+        return self._library.tag(tag_id)
 
     def update_tag(self, tag_id: str, **values: Any) -> Tag:
-        if "label" in values or "note" in values:
-            _check_text(values.get("label", "x"), values.get("note", ""))
-        if "at_ns" in values:
-            self._check_inside_take(self._db.tag(tag_id), int(values["at_ns"]))
-        tag = self._db.update_tag(tag_id, **values)
-        self._events.publish("tag", {"action": "updated", "tag": _tag_dict(tag)})
+        tag = self._library.update_tag(tag_id, **values)
         self._recut_after_edit(tag)
         return tag
 
     def delete_tag(self, tag_id: str) -> None:
-        tag = self._db.tag(tag_id)
-        self._db.delete_tag(tag_id)
-        self._events.publish("tag", {"action": "deleted", "tag_id": tag_id})
-        self._recut_after_edit(tag)
+        self._recut_after_edit(self._library.delete_tag(tag_id))
 
     def restore_tag(self, tag_id: str) -> None:
-        self._db.restore_tag(tag_id)
-        tag = self._db.tag(tag_id)
-        self._events.publish("tag", {"action": "restored", "tag": _tag_dict(tag)})
-        self._recut_after_edit(tag)
-
-    def _check_inside_take(self, tag: Tag, at_ns: int) -> None:
-        """A moved tag must stay inside its take (a finished take's span is known)."""
-        if tag.take_id is None:
-            return
-        take = self._db.take(tag.take_id)
-        if take.first_frame_ns is None or take.end_ns is None:
-            return  # still recording: its end is not known yet
-        if not take.first_frame_ns <= at_ns <= take.end_ns:
-            raise ValueError("a tag cannot be moved outside its take")
+        self._recut_after_edit(self._library.restore_tag(tag_id))
 
     def _recut_after_edit(self, tag: Tag) -> None:
         """An edit to a finished take's tag makes the rough cut again."""
@@ -590,73 +512,25 @@ class KitDaemon:
         self.post(RecutRequest(session_id))
 
     def cut(self, session_id: str) -> dict[str, Any] | None:
-        """The session's last rough cut (film, chapters, stills, exports), or None."""
-        self._db.session(session_id)
-        if self._files is None:
-            return None
-        return read_manifest(self._files, session_id)
+        return self._library.cut(session_id)
 
     def cut_file(self, session_id: str, name: str) -> Path:
-        """The path of one of the session's cut outputs, refusing anything else."""
-        self._db.session(session_id)
-        if self._files is None:
-            raise NotFound("no media files here")
-        directory = self._files.path(f"{layout.session_dir(session_id)}/cut")
-        try:
-            path = self._files.path(f"{layout.session_dir(session_id)}/cut/{name}")
-        except StorageError:
-            raise NotFound(f"no cut file {name!r} in session {session_id}") from None
-        if directory not in path.parents or not path.is_file() or path.name.startswith("."):
-            raise NotFound(f"no cut file {name!r} in session {session_id}")
-        return path
+        return self._library.cut_file(session_id, name)
 
     def sessions(self) -> list[Session]:
-        return self._db.sessions()
+        return self._library.sessions()
 
     def takes(self, session_id: str) -> list[Take]:
-        self._db.session(session_id)  # NotFound for an unknown id
-        return self._db.takes(session_id)
+        return self._library.takes(session_id)
 
     def tags(self, session_id: str) -> list[Tag]:
-        self._db.session(session_id)
-        return self._db.tags_for_session(session_id)
+        return self._library.tags(session_id)
+
+    def labels(self) -> list[str]:
+        return self._library.labels()
+
+    def set_labels(self, labels: list[str]) -> None:
+        self._library.set_labels(labels)
 
     def preview_jpeg(self) -> tuple[int, bytes] | None:
         return self._camera.preview_jpeg()
-
-    def labels(self) -> list[str]:
-        labels = self._db.setting("labels")
-        return list(labels) if isinstance(labels, list) else list(DEFAULT_LABELS)
-
-    def set_labels(self, labels: list[str]) -> None:
-        cleaned = [label.strip() for label in labels]
-        if not 1 <= len(cleaned) <= MAX_LABELS:
-            raise ValueError(f"between 1 and {MAX_LABELS} labels, please")
-        if any(not label or len(label) > MAX_LABEL_LEN for label in cleaned):
-            raise ValueError(f"labels must be 1 to {MAX_LABEL_LEN} characters")
-        if len(set(cleaned)) != len(cleaned):
-            raise ValueError("labels must differ from each other")
-        self._db.set_setting("labels", cleaned)
-        self._events.publish("labels", {"labels": cleaned})
-
-
-def _check_text(label: str, note: str) -> None:
-    if not label.strip() or len(label) > MAX_LABEL_LEN:
-        raise ValueError(f"a label must be 1 to {MAX_LABEL_LEN} characters")
-    if len(note) > MAX_NOTE_LEN:
-        raise ValueError(f"a note can be at most {MAX_NOTE_LEN} characters")
-
-
-def _tag_dict(tag: Tag) -> dict[str, Any]:
-    return {
-        "id": tag.id,
-        "session_id": tag.session_id,
-        "take_id": tag.take_id,
-        "at_ns": tag.at_ns,
-        "label": tag.label,
-        "note": tag.note,
-        "author": tag.author,
-    }
-
-
-__all__ = ["DEFAULT_LABELS", "KitDaemon", "NotFound", "State"]

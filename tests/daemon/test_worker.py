@@ -14,22 +14,14 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from kit.clock import NS_PER_S, FakeClock
+from kit.daemon.messages import CutDone, CutProgress, RecorderFailed, Shutdown, Tick
 from kit.daemon.panel import Light, Panel
 from kit.daemon.storage import RecordingRates, StorageGuard
-from kit.daemon.worker import (
-    DEFAULT_LABELS,
-    CutDone,
-    CutProgress,
-    KitDaemon,
-    RecorderFailed,
-    Shutdown,
-    State,
-    Tick,
-)
+from kit.daemon.worker import KitDaemon, State
 from kit.errors import HardwareError, NotFound, StateError, StorageFull
 from kit.hardware.camera import VideoFormat
 from kit.hardware.microphone import AudioFormat
-from kit.model import Take, TakeState
+from kit.model import DEFAULT_LABELS, Take, TakeState
 from kit.recording.takes import Finished
 from kit.store.database import Database
 from kit.store.files import FileLayer

@@ -22,9 +22,8 @@ import numpy as np
 from kit.cutting.plan import CutRules, TakeSpan, plan_cut
 from kit.daemon.api import Status
 from kit.daemon.events import EventLog
-from kit.daemon.worker import DEFAULT_LABELS
 from kit.errors import NotFound, StateError, StorageError, StorageFull
-from kit.model import Session, Tag, Take, TakeState
+from kit.model import DEFAULT_LABELS, Session, Tag, Take, TakeState
 
 VIG_LABELS = list(DEFAULT_LABELS)
 

@@ -1,0 +1,64 @@
+"""The messages the daemon's worker handles: posted by the button, the phone,
+the recorder, the cutter and the signal handlers; handled in order by one thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Press:
+    """The hardware button was pressed at ``at_ns``."""
+
+    at_ns: int
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    source: str
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    source: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Periodic: check storage, refresh the status."""
+
+
+@dataclass(frozen=True)
+class RecorderFailed:
+    error: Exception
+
+
+@dataclass(frozen=True)
+class HardwareProblem:
+    """A device failed outside a take (e.g. no camera at start-up): show it, stay up."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class CutProgress:
+    session_id: str
+    fraction: float
+
+
+@dataclass(frozen=True)
+class RecutRequest:
+    """Tags of a finished session changed: make its rough cut again."""
+
+    session_id: str
+
+
+@dataclass(frozen=True)
+class CutDone:
+    session_id: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Stop (finalising any take) and end the worker loop."""
