@@ -29,25 +29,20 @@ import http.client
 import json
 import math
 import random
-import re
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kit.bench.launch import kit_run_simulated
+
 NS_PER_MS = 1_000_000
 TARGET_P99_MS = 50.0
-_READY = re.compile(r"kit ready: http://[^:]+:(\d+)/")
-_CODE = re.compile(r"type the code (\d{6})")
 
 
 @dataclass
@@ -360,46 +355,6 @@ def serve_and_run(controller: Any, pairing: Any, threads: int = 8, **options: An
         thread.join(timeout=5)
 
 
-@contextmanager
-def kit_run_simulated(data: Path) -> Iterator[tuple[str, str]]:
-    """``kit run --simulate`` on a free port; yields its URL and pairing code."""
-    argv = [sys.executable, "-m", "kit", "run", "--simulate", "--data", str(data), "--port", "0"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if _READY.search(line):
-                ready.set()
-
-    reader = threading.Thread(target=read, name="kit-run-log", daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.wait(0.1):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("kit run did not become ready:\n" + "".join(lines))
-        text = "".join(lines)
-        port, code = _READY.search(text), _CODE.search(text)
-        if port is None or code is None:
-            raise RuntimeError("kit run did not print its port and pairing code:\n" + text)
-        yield f"http://127.0.0.1:{port.group(1)}", code.group(1)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        reader.join(timeout=5)
-        if proc.stderr is not None:
-            proc.stderr.close()
-
-
 def report(result: Result, where: str) -> str:
     """The figures as the bench prints them."""
 
@@ -456,9 +411,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         with (
             tempfile.TemporaryDirectory(prefix="kit-bench-tagging-") as tmp,
-            kit_run_simulated(Path(tmp)) as (url, code),
+            kit_run_simulated(Path(tmp)) as kit,
         ):
-            result, where = run(url, code, **options), f"kit run --simulate ({url})"
+            result = run(kit.url, kit.code, **options)
+            where = f"kit run --simulate ({kit.url})"
     print(report(result, where))
     if args.json:
         figures = {
