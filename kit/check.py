@@ -31,12 +31,10 @@ from kit.daemon import health
 from kit.daemon.health import CheckItem, Level, Runner
 from kit.daemon.storage import StorageGuard, free_bytes
 from kit.hardware.camera import Camera
-from kit.hardware.factory import Hardware
+from kit.hardware.factory import DEVICE_MODEL, Hardware, is_raspberry_pi
 from kit.hardware.microphone import Microphone
 
 log = logging.getLogger(__name__)
-
-DEVICE_MODEL = Path("/proc/device-tree/model")
 
 
 def _pi_hardware(config: Config, clock: Clock) -> Hardware:
@@ -139,7 +137,7 @@ def run_check(
     data_dir = Path(config.storage.data_dir)
     guard = StorageGuard.from_config(config)
     hardware = _LazyHardware(lambda: src.build_hardware(config, MonotonicClock()))
-    on_pi = _is_raspberry_pi(src.device_model)
+    on_pi = is_raspberry_pi(src.device_model)
 
     probes: list[tuple[str, Callable[[], CheckItem]]] = [
         ("service", lambda: health.probe_service(src.runner)),
@@ -241,10 +239,3 @@ def _existing(path: Path) -> Path:
         if candidate.exists():
             return candidate
     return path
-
-
-def _is_raspberry_pi(model: Path) -> bool:
-    try:
-        return "raspberry pi" in model.read_text(encoding="ascii", errors="replace").lower()
-    except OSError:
-        return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from kit.clock import NS_PER_MS, Clock
 from kit.config import Config
@@ -79,10 +80,12 @@ def pi_hardware(config: Config, clock: Clock) -> Hardware:
     return Hardware(camera=camera, microphone=microphone, simulated=False)
 
 
-def is_raspberry_pi() -> bool:
-    """Whether this machine is a Raspberry Pi (by its device-tree model)."""
+DEVICE_MODEL = Path("/proc/device-tree/model")
+
+
+def is_raspberry_pi(model: Path = DEVICE_MODEL) -> bool:
+    """Whether this machine is a Raspberry Pi (by its device-tree ``model``)."""
     try:
-        with open("/proc/device-tree/model", encoding="ascii", errors="replace") as f:  # noqa: PTH123
-            return "raspberry pi" in f.read().lower()
+        return "raspberry pi" in model.read_text(encoding="ascii", errors="replace").lower()
     except OSError:
         return False
