@@ -19,7 +19,8 @@ from kit.store.database import Database
 from kit.store.files import FileLayer
 
 MAX_LABELS = 12
-MAX_LABEL_LEN = 60
+MAX_LABEL_LEN = 60  # a tag's label (a relabel can be longer than a pad button's)
+MAX_PAD_LABEL_LEN = 40  # a label on the tag pad: two lines of a half-width button
 MAX_NOTE_LEN = 500
 
 
@@ -120,8 +121,8 @@ class Library:
         cleaned = [label.strip() for label in labels]
         if not 1 <= len(cleaned) <= MAX_LABELS:
             raise ValueError(f"between 1 and {MAX_LABELS} labels, please")
-        if any(not label or len(label) > MAX_LABEL_LEN for label in cleaned):
-            raise ValueError(f"labels must be 1 to {MAX_LABEL_LEN} characters")
+        if any(not label or len(label) > MAX_PAD_LABEL_LEN for label in cleaned):
+            raise ValueError(f"labels must be 1 to {MAX_PAD_LABEL_LEN} characters")
         if len(set(cleaned)) != len(cleaned):
             raise ValueError("labels must differ from each other")
         self._db.set_setting("labels", cleaned)

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from kit.daemon.api import Controller, Status
+from kit.daemon.library import MAX_LABEL_LEN, MAX_LABELS, MAX_NOTE_LEN, MAX_PAD_LABEL_LEN
 from kit.errors import NotFound
 from kit.model import Tag, Take
 from web.context import COOKIE, ctx, phone
@@ -19,10 +20,10 @@ from web.views.pairing import note_phone_time
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-LABEL_MAX = 40  # a label on the pad (two lines of a half-width button)
-TAG_LABEL_MAX = 60  # a tag's label (kit.daemon.worker.MAX_LABEL_LEN)
-LABELS_MAX = 12
-NOTE_MAX = 500
+LABEL_MAX = MAX_PAD_LABEL_LEN
+TAG_LABEL_MAX = MAX_LABEL_LEN
+LABELS_MAX = MAX_LABELS
+NOTE_MAX = MAX_NOTE_LEN
 NUDGE_MAX_MS = 60_000  # the review page nudges by 0.2 s and 1 s; a minute is plenty
 
 
