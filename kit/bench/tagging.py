@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kit.bench.launch import kit_run_simulated
+from kit.bench.launch import kit_run_simulated, served
 
 NS_PER_MS = 1_000_000
 TARGET_P99_MS = 50.0
@@ -337,22 +337,10 @@ def serve_and_run(controller: Any, pairing: Any, threads: int = 8, **options: An
 
     ``threads`` defaults to what ``kit run`` gives waitress.
     """
-    import waitress
-    from waitress import wasyncore
+    from web.app import create_app
 
-    from web.app import create_app, shutdown
-
-    app = create_app(controller, pairing)
-    server: Any = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
-    thread = threading.Thread(target=server.run, name="bench-waitress", daemon=True)
-    thread.start()
-    try:
-        return run(f"http://127.0.0.1:{server.effective_port}", pairing.code, **options)
-    finally:
-        shutdown(app)
-        server.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(server._map)
-        thread.join(timeout=5)
+    with served(create_app(controller, pairing), threads=threads) as url:
+        return run(url, pairing.code, **options)
 
 
 def report(result: Result, where: str) -> str:
