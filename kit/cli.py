@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(rec)
     _add_sim(rec)
     rec.add_argument("--seconds", type=float, required=True, help="length of the take")
+    rec.add_argument("--case-ref", default="", help="the visit's case reference (default: Visit N)")
     rec.add_argument(
         "--tag-at",
         type=_tag_at,
@@ -68,9 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="tag a moment (repeatable)",
     )
 
-    cut = sub.add_parser("cut", help="make a session's rough cut (film, stills, exports)")
+    cut = sub.add_parser("cut", help="make a visit's rough cut (film, stills, exports)")
     _add_common(cut)
-    cut.add_argument("session", help="session id")
+    cut.add_argument("visit", help="visit id")
     cut.add_argument("--lead", type=float, help="seconds before each tag (default: cut.lead_s)")
     cut.add_argument("--lag", type=float, help="seconds after each tag (default: cut.lag_s)")
 
@@ -125,35 +126,29 @@ def _hardware(config: Config, simulate: bool, clock: MonotonicClock) -> Any:
 
 
 def _cmd_record(args: argparse.Namespace, config: Config) -> int:
+    from kit.compose import Cutting, compose
     from kit.recording.headless import record_take
-    from kit.store.store import Store
     from kit.system import boot_id
 
     if args.seconds <= 0:
         raise KitError("--seconds must be positive")
     clock = MonotonicClock()
-    store = Store(Path(config.storage.data_dir))
+    hardware = _hardware(config, args.simulate, clock)
+    kit = compose(config, hardware, clock, boot_id=boot_id(), cutting=Cutting.NONE)
     interrupt = threading.Event()
     cut = None
     signal.signal(signal.SIGINT, lambda *_: interrupt.set())
     signal.signal(signal.SIGTERM, lambda *_: interrupt.set())
     try:
         result = record_take(
-            store,
-            _hardware(config, args.simulate, clock),
-            clock,
-            seconds=args.seconds,
-            boot_id=boot_id(),
-            tags=args.tag_at,
-            fsync_interval_ns=round(config.storage.fsync_interval_s * NS_PER_S),
-            aac_bitrate=config.audio.aac_bitrate,
-            interrupt=interrupt,
+            kit, seconds=args.seconds, tags=args.tag_at, case_ref=args.case_ref, interrupt=interrupt
         )
         if result.tags and result.mp4:
-            cut = _cut(store, result.take.session_id, config)
+            cut = _cut(kit.store, result.visit.id, config)
     finally:
-        store.close()
+        kit.close()
     take, stats = result.take, result.stats
+    print(f"visit {result.visit.id} ({result.visit.case_ref}): take {take.seq}")
     if stats is not None:
         print(
             f"take {take.id}: {take.state}, {take.video_frames} frames, "
@@ -171,7 +166,7 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> int:
 
 def _print_cut(result: Any) -> None:
     if result.film is None:
-        print(f"session {result.session_id}: no tagged moment in a finished take, nothing to cut")
+        print(f"visit {result.visit_id}: no tagged moment in a finished take, nothing to cut")
         return
     clips = len(result.film.clips)
     print(f"rough cut: {clips} clip(s), {result.film.duration_ns / NS_PER_S:.1f} s")
@@ -185,16 +180,16 @@ def _print_cut(result: Any) -> None:
     print(f"film: {result.film.path}")
 
 
-def _cut(store: Any, session_id: str, config: Config) -> Any:
+def _cut(store: Any, visit_id: str, config: Config) -> Any:
     from kit.cutting.plan import CutRules
-    from kit.cutting.session import cut_session
+    from kit.cutting.visit import cut_visit
 
     def progress(fraction: float) -> None:
         log.debug("cutting: %3.0f%%", fraction * 100)
 
-    return cut_session(
+    return cut_visit(
         store,
-        session_id,
+        visit_id,
         CutRules.from_config(config.cut),
         progress,
         aac_bitrate=config.audio.aac_bitrate,
@@ -206,7 +201,7 @@ def _cmd_cut(args: argparse.Namespace, config: Config) -> int:
 
     store = Store(Path(config.storage.data_dir))
     try:
-        _print_cut(_cut(store, args.session, config))
+        _print_cut(_cut(store, args.visit, config))
     finally:
         store.close()
     return 0

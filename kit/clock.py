@@ -55,23 +55,35 @@ class FakeClock:
 
     Threads blocked in :meth:`sleep_until` wake as soon as the test advances
     time past their instant, so simulated hardware runs deterministically.
+    :meth:`settle` waits until the threads an advance woke are asleep again,
+    so a test can step time frame by frame with the simulated camera and
+    microphone keeping up.
     """
 
     def __init__(self, start: int = 1_000 * NS_PER_S) -> None:
         self._now = start
         self._cond = threading.Condition()
+        self._sleeping: dict[int, int] = {}  # thread ident -> the instant it waits for
+        self._woken: set[int] = set()  # woken by the last advance, not asleep again yet
 
     def now(self) -> Instant:
         with self._cond:
             return Instant(self._now)
 
     def sleep_until(self, instant: int) -> None:
+        me = threading.get_ident()
         with self._cond:
+            self._woken.discard(me)
+            self._cond.notify_all()
             # A real-time bound keeps a forgotten advance from hanging a test forever.
             deadline = time.monotonic() + 30
-            while self._now < instant:
-                if not self._cond.wait(timeout=max(0.0, deadline - time.monotonic())):
-                    raise TimeoutError(f"FakeClock never reached {instant} (now {self._now})")
+            self._sleeping[me] = instant
+            try:
+                while self._now < instant:
+                    if not self._cond.wait(timeout=max(0.0, deadline - time.monotonic())):
+                        raise TimeoutError(f"FakeClock never reached {instant} (now {self._now})")
+            finally:
+                del self._sleeping[me]
 
     def advance(self, duration: int) -> Instant:
         """Move time forward by ``duration`` ns and wake sleepers; return the new instant."""
@@ -79,7 +91,7 @@ class FakeClock:
             raise ValueError("time does not run backwards")
         with self._cond:
             self._now += duration
-            self._cond.notify_all()
+            self._wake()
             return Instant(self._now)
 
     def set(self, instant: int) -> None:
@@ -88,4 +100,24 @@ class FakeClock:
             if instant < self._now:
                 raise ValueError("time does not run backwards")
             self._now = instant
-            self._cond.notify_all()
+            self._wake()
+
+    def _wake(self) -> None:
+        self._woken |= {t for t, at in self._sleeping.items() if at <= self._now}
+        self._cond.notify_all()
+
+    def settle(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every thread the last advance woke sleeps again (or has ended).
+
+        True if they all did within ``timeout_s`` (real seconds).
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                self._woken &= {t.ident for t in threading.enumerate()}
+                if not self._woken:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(timeout=min(0.05, left))

@@ -49,7 +49,7 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """Where sessions live, and the free-space guard."""
+    """Where visits live, and the free-space guard."""
 
     data_dir: str = "/var/lib/kit"
     # fsync the raw streams this often: a power cut loses at most this much.

@@ -40,4 +40,4 @@ class StateError(KitError, RuntimeError):
 
 
 class NotFound(KitError, LookupError):
-    """A session, take or tag that does not exist."""
+    """A visit, take or tag that does not exist."""

@@ -1,9 +1,15 @@
-"""The kit's records: sessions, takes and tags (plain frozen data)."""
+"""The kit's records: visits, takes and tags (plain frozen data), each with one JSON form.
+
+``as_json()`` is the one way a record leaves the kit (the API, the live
+events, the exports' metadata): the phone and every other reader see the
+same fields under the same names.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 DEFAULT_LABELS = (
     # The principles of attuned interaction, in the order guiders learn them...
@@ -32,14 +38,48 @@ class TakeState(StrEnum):
 UNFINISHED = (TakeState.RECORDING, TakeState.FINALISING)
 
 
+class VisitState(StrEnum):
+    """A visit records only while it is open; the guider ends it when they leave."""
+
+    OPEN = "open"
+    ENDED = "ended"
+
+
 @dataclass(frozen=True)
-class Session:
-    """One visit to a family: consent, takes, tags and outputs."""
+class Visit:
+    """One visit to a family: its case reference, its takes, tags and outputs.
+
+    Instants are on the kit clock of the boot that stamped them (``boot_id``):
+    after a reboot they are only labels, which is what ``started_wall`` and
+    ``ended_wall`` (the wall clock, "" when the kit's clock was unset) are for.
+    """
 
     id: str
-    created_ns: int
-    wall_time: str  # a label for humans only ("" when the kit's clock was unset)
-    title: str
+    case_ref: str  # the organisation's reference for the family (no names needed)
+    started_ns: int
+    boot_id: str
+    started_wall: str
+    ended_ns: int | None = None
+    ended_wall: str = ""
+
+    @property
+    def state(self) -> VisitState:
+        return VisitState.OPEN if self.ended_ns is None else VisitState.ENDED
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_ns is None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "case_ref": self.case_ref,
+            "state": self.state.value,
+            "started_ns": self.started_ns,
+            "started_wall": self.started_wall,
+            "ended_ns": self.ended_ns,
+            "ended_wall": self.ended_wall,
+        }
 
 
 @dataclass(frozen=True)
@@ -47,7 +87,7 @@ class Take:
     """One press-to-press recording."""
 
     id: str
-    session_id: str
+    visit_id: str
     seq: int
     state: TakeState
     boot_id: str
@@ -58,6 +98,7 @@ class Take:
     mic_overflows: int
     audio_skew_ppm: float | None
     error: str
+    recovered: bool = False  # finalised after a crash or power cut, from its raw streams
 
     @property
     def duration_ns(self) -> int:
@@ -65,16 +106,43 @@ class Take:
             return 0
         return self.end_ns - self.first_frame_ns
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "visit_id": self.visit_id,
+            "seq": self.seq,
+            "state": self.state.value,
+            "recovered": self.recovered,
+            "first_frame_ns": self.first_frame_ns,
+            "end_ns": self.end_ns,
+            "duration_s": round(self.duration_ns / 1e9, 3),
+            "video_frames": self.video_frames,
+            "dropped_frames": self.dropped_frames,
+            "error": self.error,
+        }
+
 
 @dataclass(frozen=True)
 class Tag:
     """A moment a guider marked: an instant on the kit clock, a label, a note."""
 
     id: str
-    session_id: str
+    visit_id: str
     take_id: str | None
     at_ns: int
     label: str
     note: str
     author: str
     created_ns: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "visit_id": self.visit_id,
+            "take_id": self.take_id,
+            "at_ns": self.at_ns,
+            "label": self.label,
+            "note": self.note,
+            "author": self.author,
+            "created_ns": self.created_ns,
+        }

@@ -1,6 +1,6 @@
-"""The phone page's Flask app: ``create_app(controller, pairing, config)``.
+"""The phone page's Flask app: ``create_app(recording, visits, pairing, config)``.
 
-One blueprint per area (pairing, pages, api, events, review, media). Every route except
+One blueprint per area (pairing, pages, api, events, visits, media). Every route except
 pairing and static files needs a paired phone (a session cookie); every
 state-changing request also needs that phone's CSRF token in the
 ``X-CSRF-Token`` header. Errors on ``/api/`` are JSON ``{"error": ...}``.
@@ -19,7 +19,8 @@ from flask import Flask, Response, g, jsonify, redirect, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
-from kit.daemon.api import Controller
+from kit.daemon.api import Recording, VisitLibrary
+from kit.daemon.events import EventKind
 from kit.errors import KitError, NotFound, StateError, StorageFull
 from kit.model import DEFAULT_LABELS
 from web.context import COOKIE, CSRF_HEADER, PhoneTimeHook, Streams, WebContext, ctx
@@ -55,13 +56,15 @@ _CSP = (
 
 
 def create_app(
-    controller: Controller,
+    recording: Recording,
+    visits: VisitLibrary,
     pairing: PairingStore,
     config: dict[str, Any] | None = None,
     *,
     on_phone_time: PhoneTimeHook | None = None,
 ) -> Flask:
-    """The phone page for ``controller``, admitting the phones ``pairing`` knows.
+    """The phone page for the kit's ``recording`` state machine and ``visits`` library,
+    admitting the phones ``pairing`` knows.
 
     ``config`` overrides Flask settings and the ``KIT_*`` ones in
     :data:`DEFAULTS`. ``on_phone_time(unix_s)`` is called with the phone's
@@ -70,14 +73,16 @@ def create_app(
     called on the request thread, so it must be quick, and it may ignore the
     value (e.g. when the kit's clock is already set).
     """
-    from web.views import api, events, media, pages, review
+    from web.views import api, events, media, pages
     from web.views import pairing as pairing_views
+    from web.views import visits as visit_views
 
     app = Flask(__name__)
     app.config.update(DEFAULTS)
     app.config.update(config or {})
     app.extensions["kit"] = WebContext(
-        controller=controller,
+        recording=recording,
+        visits=visits,
         pairing=pairing,
         on_phone_time=on_phone_time,
         streams=Streams(
@@ -92,13 +97,13 @@ def create_app(
         def asset(name: str) -> str:
             return url_for("static", filename=name, v=versions.get(name, "0"))
 
-        return {"asset": asset}
+        return {"asset": asset, "event_kinds": " ".join(kind.value for kind in EventKind)}
 
     app.register_blueprint(pairing_views.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(events.bp)
-    app.register_blueprint(review.bp)
+    app.register_blueprint(visit_views.bp)
     app.register_blueprint(media.bp)
     app.before_request(_require_paired_phone)
     app.after_request(_security_headers)
@@ -188,7 +193,7 @@ _KIT_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (StateError, 409),
     (NotFound, 404),
     (StorageFull, 507),  # not bad input: the card is full
-    (ValueError, 400),  # e.g. ConfigError from a controller refusing a value
+    (ValueError, 400),  # e.g. ConfigError, or the kit refusing a value
 )
 
 

@@ -10,7 +10,7 @@ from typing import cast
 
 from flask import current_app, g
 
-from kit.daemon.api import Controller
+from kit.daemon.api import Recording, VisitLibrary
 from web.pairing import PairingStore, Phone
 
 COOKIE = "kit_phone"  # the phone's session token (HttpOnly, SameSite=Strict)
@@ -70,7 +70,8 @@ class Streams:
 class WebContext:
     """The app's collaborators, kept in ``app.extensions["kit"]``."""
 
-    controller: Controller
+    recording: Recording
+    visits: VisitLibrary
     pairing: PairingStore
     on_phone_time: PhoneTimeHook | None
     streams: Streams

@@ -18,13 +18,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from kit.clock import NS_PER_S, MonotonicClock
+from kit.compose import Cutting, compose
 from kit.config import Config, SimConfig
 from kit.hardware.factory import simulated_hardware
 from kit.recording.headless import record_take
-from kit.store.store import Store
 
 
 def _thread_cpu_s(name: str) -> float:
@@ -66,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     hardware = simulated_hardware(config, clock)
     with tempfile.TemporaryDirectory(prefix="kit-bench-") as tmp:
         root = args.data or Path(tmp)
-        store = Store(root)
+        config = replace(config, storage=replace(config.storage, data_dir=str(root)))
+        kit = compose(config, hardware, clock, boot_id="bench", cutting=Cutting.NONE)
         samples: dict[str, float] = {}
         done = threading.Event()
 
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sampler = threading.Thread(target=sample_cpu, daemon=True)
         sampler.start()
         wall = time.monotonic()
-        result = record_take(store, hardware, clock, seconds=args.seconds, boot_id="bench")
+        result = record_take(kit, seconds=args.seconds)
         done.set()
         total_wall = time.monotonic() - wall
         stats = result.stats
@@ -97,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline_s = _baseline_write_cpu_s(
             Path(root), raw_bytes, max(1, raw_bytes // max(1, pieces)), max(1, pieces_per_s)
         )
-        store.close()
+        kit.close()
 
     print(f"take: {recorded_s:.1f} s recorded, {take.video_frames} frames, state {take.state}")
     print(

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kit.bench.launch import kit_run_simulated, served
+from kit.testing.launch import kit_run_simulated, served
 
 NS_PER_MS = 1_000_000
 TARGET_P99_MS = 50.0
@@ -332,14 +332,16 @@ def run(
     return result
 
 
-def serve_and_run(controller: Any, pairing: Any, threads: int = 8, **options: Any) -> Result:
-    """Serve ``create_app(controller, pairing)`` with waitress in-process, then :func:`run`.
+def serve_and_run(
+    recording: Any, visits: Any, pairing: Any, threads: int = 8, **options: Any
+) -> Result:
+    """Serve ``create_app(recording, visits, pairing)`` with waitress in-process, then :func:`run`.
 
     ``threads`` defaults to what ``kit run`` gives waitress.
     """
     from web.app import create_app
 
-    with served(create_app(controller, pairing), threads=threads) as url:
+    with served(create_app(recording, visits, pairing), threads=threads) as url:
         return run(url, pairing.code, **options)
 
 

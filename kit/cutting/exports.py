@@ -1,12 +1,12 @@
 """Exports beside the film: OpenTimelineIO, CMX 3600 EDL, a CSV of tags, WebVTT chapters.
 
-Each exporter is a pure function from the rendered film (and the session's
+Each exporter is a pure function from the rendered film (and the visit's
 tags) to text, so they are cheap to test; :func:`write_exports` stores them.
 
 - The OTIO timeline and the EDL describe the rough cut as an edit of the
   takes' MP4s (paths relative to the cut folder), with a marker per tag, so
   an editor can open the cut in an NLE and refine it from the originals.
-- The CSV lists every tag of the session, also those the film could not hold.
+- The CSV lists every tag of the visit, also those the film could not hold.
 - The WebVTT chapters follow the rough cut's own timeline, for a ``<track>``.
 """
 
@@ -24,6 +24,7 @@ from typing import Any
 from kit.clock import NS_PER_S
 from kit.cutting.render import Film, FilmClip
 from kit.model import Tag
+from kit.store import layout
 from kit.store.files import FileLayer
 
 # The EDL's record timecode starts at one hour, as editors expect.
@@ -217,7 +218,7 @@ def _cell(text: str) -> str:
 
 
 def tags_csv(film: Film, tags: Sequence[Tag], take_starts_ns: dict[str, tuple[int, int]]) -> str:
-    """Every tag of the session, one row each, with where it is in its take and in the film.
+    """Every tag of the visit, one row each, with where it is in its take and in the film.
 
     ``take_starts_ns`` maps a take id to (its number, its first frame's instant).
     """
@@ -293,10 +294,10 @@ def write_exports(
     ``take_info`` maps a take id to (its number, its first frame's instant, its length in ns).
     """
     paths = ExportPaths(
-        otio=f"{cut_dir}/rough-cut.otio",
-        edl=f"{cut_dir}/rough-cut.edl",
-        csv=f"{cut_dir}/tags.csv",
-        vtt=f"{cut_dir}/chapters.vtt",
+        otio=layout.export(cut_dir, "otio"),
+        edl=layout.export(cut_dir, "edl"),
+        csv=layout.export(cut_dir, "csv"),
+        vtt=layout.export(cut_dir, "vtt"),
     )
     texts = {
         paths.otio: otio_timeline(

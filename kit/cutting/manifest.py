@@ -1,4 +1,4 @@
-"""``cut/cut.json``: what the last rough cut of a session holds, for the review page.
+"""``cut/cut.json``: what the last rough cut of a visit holds, for the review page.
 
 Written last, atomically, after the film, stills and exports, so a reader
 that finds it finds everything it names. Times are seconds in the film.
@@ -15,11 +15,7 @@ from kit.store import layout
 from kit.store.files import FileLayer
 
 if TYPE_CHECKING:
-    from kit.cutting.session import CutResult
-
-
-def manifest_path(session_id: str) -> str:
-    return f"{layout.session_dir(session_id)}/cut/cut.json"
+    from kit.cutting.visit import CutResult
 
 
 def manifest(result: CutResult) -> dict[str, Any]:
@@ -45,7 +41,8 @@ def manifest(result: CutResult) -> dict[str, Any]:
             )
     exports = result.exports
     return {
-        "session_id": result.session_id,
+        "visit_id": result.visit_id,
+        "inputs": result.inputs,
         "film": film.path if film else None,
         "duration_s": film.duration_ns / NS_PER_S if film else 0.0,
         "fps": float(film.fps) if film else None,
@@ -71,18 +68,18 @@ def manifest(result: CutResult) -> dict[str, Any]:
 
 
 def write_manifest(files: FileLayer, result: CutResult) -> None:
-    with files.replace(manifest_path(result.session_id)) as f:
+    with files.replace(layout.cut_manifest(result.visit_id)) as f:
         f.write(json.dumps(manifest(result), indent=1).encode())
 
 
-def read_manifest(files: FileLayer, session_id: str) -> dict[str, Any] | None:
-    """The last cut's manifest, or None if the session has never been cut."""
-    rel = manifest_path(session_id)
+def read_manifest(files: FileLayer, visit_id: str) -> dict[str, Any] | None:
+    """The last cut's manifest, or None if the visit has never been cut."""
+    rel = layout.cut_manifest(visit_id)
     if not files.exists(rel):
         return None
     with files.read(rel) as f:
         try:
             data: dict[str, Any] = json.loads(f.read())
         except json.JSONDecodeError as exc:
-            raise StorageError(f"the cut manifest of {session_id} is damaged: {exc}") from exc
+            raise StorageError(f"the cut manifest of {visit_id} is damaged: {exc}") from exc
     return data

@@ -45,7 +45,7 @@ class Source:
     """A take's film as the cutter needs it."""
 
     take_id: str
-    seq: int  # the take's number within its session (1, 2, ...)
+    seq: int  # the take's number within its visit (1, 2, ...)
     path: str  # the take's MP4, relative to the data directory
     first_frame_ns: int  # the kit-clock instant of the MP4's t=0
 

@@ -2,7 +2,7 @@
 
 It fits :class:`kit.daemon.worker.Cutter`: ``start`` returns at once; a thread
 of its own runs each requested cut in turn (each in its low-priority child
-process, see :func:`kit.cutting.session.cut_session`) and calls back with
+process, see :func:`kit.cutting.visit.cut_visit`) and calls back with
 progress and, always, once with the outcome ("" or what went wrong). Cuts never
 run side by side: they would write the same files, and a Pi has little to spare.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kit.cutting.plan import CutRules
-from kit.cutting.session import CutResult, cut_session
+from kit.cutting.visit import CutResult, cut_visit
 from kit.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Request:
-    session_id: str
+    visit_id: str
     on_progress: Callable[[float], None]
     on_done: Callable[[str], None]
 
@@ -44,16 +44,16 @@ class BackgroundCutter:
 
     def start(
         self,
-        session_id: str,
+        visit_id: str,
         on_progress: Callable[[float], None],
         on_done: Callable[[str], None],
     ) -> None:
-        """Queue a cut of ``session_id``; returns at once."""
+        """Queue a cut of ``visit_id``; returns at once."""
         with self._lock:
             if self._cancel.is_set():
                 on_done("the cutter is shut down")
                 return
-            self._queue.append(_Request(session_id, on_progress, on_done))
+            self._queue.append(_Request(visit_id, on_progress, on_done))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="cutter", daemon=True)
                 self._thread.start()
@@ -67,16 +67,16 @@ class BackgroundCutter:
                 request = self._queue.popleft()
             error = ""
             try:
-                self.last = cut_session(
+                self.last = cut_visit(
                     self._store,
-                    request.session_id,
+                    request.visit_id,
                     self._rules,
                     request.on_progress,
                     aac_bitrate=self._aac_bitrate,
                     cancel=self._cancel,
                 )
             except Exception as exc:  # a thread boundary: report with the traceback, keep going
-                log.exception("the rough cut of session %s failed", request.session_id)
+                log.exception("the rough cut of visit %s failed", request.visit_id)
                 error = str(exc) or type(exc).__name__
             try:
                 request.on_done(error)
@@ -99,3 +99,41 @@ class BackgroundCutter:
             request.on_done("the cutter is shut down")
         if thread is not None:
             thread.join(timeout_s)
+
+
+class InlineCutter:
+    """Makes each cut at once, in this process and thread (tests and headless use).
+
+    Same contract as :class:`BackgroundCutter`: progress, then always one
+    ``on_done`` with "" or what went wrong.
+    """
+
+    def __init__(self, store: Store, rules: CutRules, *, aac_bitrate: int = 128_000) -> None:
+        self._store = store
+        self._rules = rules
+        self._aac_bitrate = aac_bitrate
+        self.last: CutResult | None = None
+
+    def start(
+        self,
+        visit_id: str,
+        on_progress: Callable[[float], None],
+        on_done: Callable[[str], None],
+    ) -> None:
+        error = ""
+        try:
+            self.last = cut_visit(
+                self._store,
+                visit_id,
+                self._rules,
+                on_progress,
+                in_child=False,
+                aac_bitrate=self._aac_bitrate,
+            )
+        except Exception as exc:  # the same boundary as the background cutter's thread
+            log.exception("the rough cut of visit %s failed", visit_id)
+            error = str(exc) or type(exc).__name__
+        on_done(error)
+
+    def close(self) -> None:
+        """Nothing runs in the background."""

@@ -21,6 +21,7 @@ from kit.clock import NS_PER_S
 from kit.cutting import CutError, font
 from kit.cutting.render import FilmClip, Source
 from kit.model import Tag
+from kit.store import layout
 from kit.store.files import FileLayer
 
 Progress = Callable[[float], None]
@@ -117,7 +118,7 @@ def grab_stills(
                 codec.thread_count = 2
                 containers[source.take_id] = container
             frame, frame_ns = _frame_at(containers[source.take_id], source, tag.at_ns)
-            rel = f"{out_dir}/{number:02d}-{tag.id}.jpg"
+            rel = layout.still(out_dir, number, tag.id)
             with files.replace(rel) as f:
                 f.write(encode_jpeg(frame))
             inside = clip.start_ns <= frame_ns < clip.end_ns

@@ -1,134 +1,209 @@
-"""What the phone page (and any other front end) may ask of the running kit.
+"""What a front end (the phone page) may ask of the running kit: two roles.
 
-The web layer talks only to this Protocol, so its tests run against a fake
-controller and the daemon can change behind it. Every method is safe to call
-from any thread. Errors: :class:`kit.errors.StateError` when the current state
-does not allow the action, :class:`kit.errors.NotFound` for unknown ids,
-:class:`kit.errors.StorageFull` when there is no room to record.
+- :class:`Recording` is the recording state machine: start, stop, its status,
+  the live preview, the live events, and adding a tag to the take being
+  recorded (only it knows which take that is, and when "now" is).
+- :class:`VisitLibrary` is everything recorded: visits and their lifecycle,
+  takes, tags and their edits, the tag pad's labels, rough cuts and their files.
+  Every rule about what a tag may be or where it may move lives there, once.
+
+The web layer talks only to these protocols; its tests run the same contract
+over the fakes they use and over the real kit (tests/contract/). Every method
+is safe to call from any thread. Errors: :class:`kit.errors.StateError` when
+the current state does not allow the action, :class:`kit.errors.NotFound` for
+unknown ids, :class:`kit.errors.StorageFull` when there is no room, and
+``ValueError`` for a value the kit refuses (a label too long, a move outside
+the take).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from kit.daemon.events import EventLog
-from kit.model import Session, Tag, Take
+from kit.daemon.events import EventKind, EventLog
+from kit.model import Tag, Take, Visit
+
+
+class State(StrEnum):
+    """The recording state machine's states."""
+
+    IDLE = "idle"
+    RECORDING = "recording"
+    FINALISING = "finalising"
+    CUTTING = "cutting"
+    ERROR = "error"
 
 
 @dataclass(frozen=True)
 class Status:
-    """A snapshot of the kit for the phone (also published as a "state" event)."""
+    """A snapshot of the kit for the phone (also published as a ``status`` event)."""
 
-    state: str  # idle | recording | finalising | cutting | error
-    session_id: str | None
-    take_id: str | None
-    started_ns: int | None  # first frame of the current take, kit clock
+    KIND: ClassVar[EventKind] = EventKind.STATUS
+    state: State
+    visit_id: str | None  # the open visit (None: the next take opens one)
+    take_id: str | None  # the take recording, else the last one this run
+    started_ns: int | None  # first frame of the take recording, kit clock
     now_ns: int  # the kit clock when this snapshot was taken
     minutes_left: float  # recording minutes the free space allows
     low_storage: bool
     level_dbfs: float  # microphone peak level, for the live meter
+    boot_id: str = ""  # the boot whose clock the instants are on (they restart at a reboot)
     error: str = ""
     cut_progress: float | None = None  # 0..1 while a rough cut is being made
-    extra: dict[str, Any] = field(default_factory=dict)
+    cut_visit_id: str | None = None  # the visit being cut
 
-    def as_dict(self) -> dict[str, Any]:
-        elapsed = (self.now_ns - self.started_ns) / 1e9 if self.started_ns else 0.0
+    @property
+    def elapsed_s(self) -> float:
+        if self.started_ns is None:
+            return 0.0
+        return max(0.0, (self.now_ns - self.started_ns) / 1e9)
+
+    def as_json(self) -> dict[str, Any]:
         return {
-            "state": self.state,
-            "session_id": self.session_id,
+            "state": self.state.value,
+            "visit_id": self.visit_id,
             "take_id": self.take_id,
             "started_ns": self.started_ns,
             "now_ns": self.now_ns,
-            "elapsed_s": round(max(0.0, elapsed), 3),
+            "elapsed_s": round(self.elapsed_s, 3),
             "minutes_left": round(self.minutes_left, 1),
             "low_storage": self.low_storage,
             "level_dbfs": round(self.level_dbfs, 1),
+            "boot_id": self.boot_id,
             "error": self.error,
             "cut_progress": self.cut_progress,
-            **self.extra,
+            "cut_visit_id": self.cut_visit_id,
         }
 
 
-class Controller(Protocol):
-    """The running kit, as a front end sees it."""
+CutManifest = dict[str, Any]
+"""A visit's last rough cut as ``cut/cut.json`` describes it (see kit.cutting.manifest),
+plus ``up_to_date``: whether it was made from the visit's takes and tags as they are now."""
+
+
+class Recording(Protocol):
+    """The recording state machine, as a front end sees it."""
 
     @property
     def events(self) -> EventLog: ...
 
     def status(self) -> Status: ...
 
+    def now_ns(self) -> int:
+        """The kit clock."""
+        ...
+
     def start(self, source: str = "phone") -> None:
-        """Ask for a take to start (returns once the request is queued)."""
+        """Ask for a take to start in the open visit (one is opened if none is).
+
+        Returns once the request is queued; the outcome arrives as ``status``
+        (or ``refused``) events.
+        """
         ...
 
     def stop(self, source: str = "phone") -> None:
-        """Ask for the current take to stop (returns once the request is queued)."""
-        ...
-
-    def now_ns(self) -> int:
-        """The kit clock."""
+        """Ask for the take being recorded to stop (returns once the request is queued)."""
         ...
 
     def add_tag(
         self, tag_id: str, label: str, note: str, author: str, delay_ns: int
     ) -> tuple[Tag, bool]:
-        """Tag the current take at ``now - delay_ns``; committed before it returns.
+        """Tag the take being recorded at ``now - delay_ns``; committed before it returns.
 
         Returns the tag and whether it is new (False: a retry of ``tag_id``).
-        Raises StateError when nothing is recording.
+        StateError when nothing is recording (a tap from just before a Stop
+        still lands in the take it was made in).
         """
         ...
-
-    def tag(self, tag_id: str) -> Tag:
-        """One tag (NotFound if unknown or deleted)."""
-        ...
-
-    def update_tag(self, tag_id: str, **values: Any) -> Tag:
-        """Relabel (``label``), re-note (``note``) or move (``at_ns``) a tag.
-
-        ValueError for a bad label or note, or an ``at_ns`` outside the tag's take.
-        """
-        ...
-
-    def delete_tag(self, tag_id: str) -> None: ...
-
-    def restore_tag(self, tag_id: str) -> None: ...
-
-    def sessions(self) -> list[Session]: ...
-
-    def takes(self, session_id: str) -> list[Take]: ...
-
-    def tags(self, session_id: str) -> list[Tag]: ...
 
     def preview_jpeg(self) -> tuple[int, bytes] | None:
         """The newest preview frame ``(sequence, JPEG)`` from the camera."""
         ...
 
+
+class VisitLibrary(Protocol):
+    """Everything the kit has recorded, as a front end reads and edits it."""
+
+    def visits(self) -> list[Visit]:
+        """Every visit, oldest first."""
+        ...
+
+    def visit(self, visit_id: str) -> Visit: ...
+
+    def open_visit(self) -> Visit | None:
+        """The visit the next take records into, if one is open."""
+        ...
+
+    def start_visit(self, case_ref: str = "") -> Visit:
+        """Open a visit (an automatic case reference if ``case_ref`` is empty).
+
+        StateError if another visit is open.
+        """
+        ...
+
+    def rename_visit(self, visit_id: str, case_ref: str) -> Visit: ...
+
+    def end_visit(self, visit_id: str) -> Visit:
+        """End an open visit; StateError while it is recording or if it has ended."""
+        ...
+
+    def takes(self, visit_id: str) -> list[Take]: ...
+
+    def tags(self, visit_id: str) -> list[Tag]:
+        """The visit's live (not deleted) tags, in time order."""
+        ...
+
+    def tag(self, tag_id: str) -> Tag:
+        """One live tag (NotFound if unknown or deleted)."""
+        ...
+
+    def update_tag(
+        self,
+        tag_id: str,
+        *,
+        label: str | None = None,
+        note: str | None = None,
+        at_ns: int | None = None,
+        nudge_ns: int | None = None,
+    ) -> Tag:
+        """Relabel, re-note, or move a tag (to ``at_ns``, or by ``nudge_ns``).
+
+        A move must stay inside the tag's take: ``at_ns`` outside it is a
+        ValueError; a nudge past either end stops at that end. StateError if
+        the take has no pictures to move it within.
+        """
+        ...
+
+    def delete_tag(self, tag_id: str) -> Tag:
+        """Delete a tag (kept, so :meth:`restore_tag` can undo it); returns it."""
+        ...
+
+    def restore_tag(self, tag_id: str) -> Tag: ...
+
     def labels(self) -> list[str]:
         """The tag labels the pad shows, in order."""
         ...
 
-    def set_labels(self, labels: list[str]) -> None: ...
+    def set_labels(self, labels: list[str]) -> list[str]:
+        """Replace the pad's labels (trimmed); returns them as stored."""
+        ...
 
-    def cut(self, session_id: str) -> dict[str, Any] | None:
-        """The session's last rough cut, as ``cut/cut.json`` describes it, or None.
+    def cut(self, visit_id: str) -> CutManifest | None:
+        """The visit's last rough cut, or None if it was never cut.
 
-        Keys: ``film`` (path), ``duration_s``, ``fps``, ``clips`` (``number``,
-        ``film_start_s``, ``film_end_s``, ``labels``, ``notes``, ``tag_ids``,
-        ``tags_film_s``), ``stills`` (``tag_id``, ``label``, ``note``, ``path``,
-        ``film_s``), ``contact_sheet``, ``exports`` (``otio``, ``edl``, ``csv``,
-        ``vtt``). Paths are relative to the data directory; serve them with
-        :meth:`cut_file` using the part after ``sessions/<id>/cut/``.
+        Paths in it are relative to the data directory; serve them with
+        :meth:`cut_file`, naming the part after the visit's cut directory.
         """
         ...
 
-    def cut_file(self, session_id: str, name: str) -> Path:
-        """The file ``name`` (e.g. ``rough-cut.mp4``, ``stills/01-x.jpg``) of the session's
+    def cut_file(self, visit_id: str, name: str) -> Path:
+        """The file ``name`` (e.g. ``rough-cut.mp4``, ``stills/01-x.jpg``) of the visit's
         cut directory; NotFound for anything else (no path escapes)."""
         ...
 
-    def recut(self, session_id: str) -> None:
-        """Make the session's rough cut again (queued; progress arrives as status events)."""
+    def recut(self, visit_id: str) -> None:
+        """Make the visit's rough cut again (queued; progress arrives as status events)."""
         ...

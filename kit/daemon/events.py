@@ -1,9 +1,13 @@
-"""A small event log for live updates (server-sent events with ``Last-Event-ID``).
+"""Live updates: typed event kinds and payloads, and the log the phones listen to.
 
-Every state change, tag and progress step is appended with a rising id. A
-listener that reconnects asks for everything after the last id it saw; if
+Every state change, visit, take, tag and cut is appended with a rising id.
+A listener that reconnects asks for everything after the last id it saw; if
 that has already scrolled out of the buffer it gets a ``resync`` event and
 should fetch the whole state again.
+
+Each payload is a frozen dataclass with its :class:`EventKind` and one JSON
+form (``as_json``); the page takes the list of kinds from :class:`EventKind`
+(rendered into every page), so the two ends cannot disagree on a name.
 """
 
 from __future__ import annotations
@@ -11,15 +15,136 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol
+
+from kit.model import Tag, Take, Visit
+
+
+class EventKind(StrEnum):
+    """What an event is about."""
+
+    STATUS = "status"  # the state machine's snapshot (kit.daemon.api.Status)
+    VISIT = "visit"  # a visit started, was renamed or ended
+    TAKE = "take"  # a take ended (ready, empty or failed)
+    TAG = "tag"  # a tag was added, edited, deleted or restored
+    CUT = "cut"  # a rough cut finished (or failed)
+    LABELS = "labels"  # the tag pad's labels changed
+    REFUSED = "refused"  # a start was refused (e.g. no room on the card)
+    PHONES = "phones"  # a phone paired, was renamed or revoked
+    RESYNC = "resync"  # from the stream: events were missed; fetch the state again
+    HEARTBEAT = "heartbeat"  # from the stream: nothing happened, the link is alive
+
+
+class Payload(Protocol):
+    """An event's data: a kind and one JSON form."""
+
+    KIND: ClassVar[EventKind]
+
+    def as_json(self) -> dict[str, Any]: ...
+
+
+class TagAction(StrEnum):
+    ADDED = "added"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    RESTORED = "restored"
+
+
+@dataclass(frozen=True)
+class TagChanged:
+    KIND: ClassVar[EventKind] = EventKind.TAG
+    action: TagAction
+    tag: Tag
+
+    def as_json(self) -> dict[str, Any]:
+        return {"action": self.action.value, "tag_id": self.tag.id, "tag": self.tag.as_json()}
+
+
+class VisitAction(StrEnum):
+    STARTED = "started"
+    UPDATED = "updated"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class VisitChanged:
+    KIND: ClassVar[EventKind] = EventKind.VISIT
+    action: VisitAction
+    visit: Visit
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "visit_id": self.visit.id,
+            "visit": self.visit.as_json(),
+        }
+
+
+@dataclass(frozen=True)
+class TakeEnded:
+    KIND: ClassVar[EventKind] = EventKind.TAKE
+    take: Take
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "take_id": self.take.id,
+            "visit_id": self.take.visit_id,
+            "state": self.take.state.value,
+            "take": self.take.as_json(),
+        }
+
+
+@dataclass(frozen=True)
+class CutFinished:
+    KIND: ClassVar[EventKind] = EventKind.CUT
+    visit_id: str
+    error: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"visit_id": self.visit_id, "error": self.error}
+
+
+@dataclass(frozen=True)
+class LabelsChanged:
+    KIND: ClassVar[EventKind] = EventKind.LABELS
+    labels: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"labels": list(self.labels)}
+
+
+@dataclass(frozen=True)
+class Refused:
+    KIND: ClassVar[EventKind] = EventKind.REFUSED
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+@dataclass(frozen=True)
+class PhonesChanged:
+    KIND: ClassVar[EventKind] = EventKind.PHONES
+
+    def as_json(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class Resync:
+    KIND: ClassVar[EventKind] = EventKind.RESYNC
+
+    def as_json(self) -> dict[str, Any]:
+        return {}
 
 
 @dataclass(frozen=True)
 class Event:
-    """One thing that happened: ``kind`` (e.g. "state", "tag", "progress") and JSON data."""
+    """One thing that happened: its id, its kind and its payload's JSON form."""
 
     id: int
-    kind: str
+    kind: EventKind
     data: dict[str, Any]
 
 
@@ -36,9 +161,10 @@ class EventLog:
         with self._cond:
             return self._next - 1
 
-    def publish(self, kind: str, data: dict[str, Any]) -> Event:
+    def publish(self, payload: Payload) -> Event:
+        data = payload.as_json()
         with self._cond:
-            event = Event(self._next, kind, data)
+            event = Event(self._next, payload.KIND, data)
             self._next += 1
             self._events.append(event)
             self._cond.notify_all()
@@ -57,5 +183,5 @@ class EventLog:
                 return []
             oldest = self._events[0].id
             if last_id < oldest - 1:
-                return [Event(self._next - 1, "resync", {})]
+                return [Event(self._next - 1, EventKind.RESYNC, {})]
             return [e for e in self._events if e.id > last_id]

@@ -358,7 +358,7 @@ def probe_free_space(guard: StorageGuard, free: int) -> CheckItem:
     data = {"free_bytes": free, "minutes_left": round(state.minutes_left, 1)}
     value = f"{state.minutes_left:.0f} min of recording ({free / 1e9:.1f} GB free)"
     if not state.may_start:
-        hint = f"a take needs {guard.min_start_minutes:g} min: copy sessions off and delete them"
+        hint = f"a take needs {guard.min_start_minutes:g} min: copy visits off and delete them"
         return CheckItem("free space", Level.FAIL, value, hint, data)
     if state.low:
         return CheckItem("free space", Level.WARN, value, "space is running low", data)

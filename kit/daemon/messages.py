@@ -42,20 +42,18 @@ class HardwareProblem:
 
 @dataclass(frozen=True)
 class CutProgress:
-    session_id: str
+    visit_id: str
     fraction: float
 
 
 @dataclass(frozen=True)
-class RecutRequest:
-    """Tags of a finished session changed: make its rough cut again."""
-
-    session_id: str
+class CutDue:
+    """A visit changed (or a re-cut was asked for): ask the library which cut is due."""
 
 
 @dataclass(frozen=True)
 class CutDone:
-    session_id: str
+    visit_id: str
     error: str = ""
 
 

@@ -1,4 +1,4 @@
-"""The composition root of ``kit run``: build every part, wire them, run the worker.
+"""``kit run``: the kit (kit.compose) plus the web server, button, LED, systemd and signals.
 
 Order matters: unfinished takes are recovered before anything else, the web
 server and the button come up next, and READY=1 goes to systemd only when the
@@ -14,30 +14,25 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from kit.clock import NS_PER_S, MonotonicClock
+from kit.compose import Kit, compose
 from kit.config import Config
-from kit.cutting.plan import CutRules
-from kit.cutting.service import BackgroundCutter
-from kit.daemon.messages import HardwareProblem, RecorderFailed, Shutdown
+from kit.daemon.api import State
+from kit.daemon.events import EventKind
+from kit.daemon.messages import HardwareProblem, Shutdown
 from kit.daemon.notify import Notifier, watchdog_interval_ns
 from kit.daemon.panel import Panel
-from kit.daemon.storage import StorageGuard, free_bytes
-from kit.daemon.wallclock import WallClock
-from kit.daemon.worker import KitDaemon, State
+from kit.daemon.worker import Worker
 from kit.errors import KitError
 from kit.hardware.factory import Hardware, is_raspberry_pi
-from kit.recording.recorder import TakeRecorder
-from kit.recording.takes import Finaliser, TakeService
-from kit.store.store import Store
+from kit.store import layout
 from kit.system import boot_id
 
 log = logging.getLogger(__name__)
 
-PAIRING_DB = "pairing.db"
 # How long finalising may take after SIGTERM. Measured: a 10-minute 720p take
 # muxes in under 2 s on this project's x86 CI machine; a Pi 4 is ~5-10x slower,
 # and hour-long takes are rare; 5 minutes covers an hour on a Pi 4.
@@ -60,104 +55,75 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
     """Run the kit until SIGTERM/SIGINT; returns the process exit code."""
     clock = MonotonicClock()
     notifier = Notifier.from_environ()
-    store = Store(Path(config.storage.data_dir))
-    finaliser = Finaliser(store, aac_bitrate=config.audio.aac_bitrate)
-    _recover(store, finaliser, notifier)
-
-    daemon_ref: list[KitDaemon] = []
-    recorder = TakeRecorder(
-        hardware.camera,
-        hardware.microphone,
-        store.files,
-        clock,
-        fsync_interval_ns=round(config.storage.fsync_interval_s * NS_PER_S),
-        on_error=lambda exc: daemon_ref[0].post(RecorderFailed(exc)) if daemon_ref else None,
-    )
-    takes = TakeService(store, recorder, finaliser, boot_id())
     pin_factory = _mock_pin_factory() if hardware.simulated else None
     gpio = config.gpio
+    kit_box: list[Kit] = []
 
     def on_press() -> None:
-        if daemon_ref:
-            daemon_ref[0].press()
+        if kit_box:
+            kit_box[0].worker.press()
 
     panel = _panel(config, on_press, pin_factory)
-    data_dir = store.root
-    wall = WallClock(clock)
-    cutter = _cutter(store, config)
-    daemon = KitDaemon(
-        clock=clock,
-        db=store.db,
-        takes=takes,
-        recorder=recorder,
-        camera=hardware.camera,
-        microphone=hardware.microphone,
-        guard=StorageGuard.from_config(config),
-        free_bytes=lambda: free_bytes(data_dir),
-        ignore_stop_within_ns=round(gpio.ignore_stop_within_s * NS_PER_S),
-        cutter=cutter,
-        lights=panel,
-        wall=wall,
-        files=store.files,
-    )
-    daemon_ref.append(daemon)
+    kit = compose(config, hardware, clock, boot_id=boot_id(), lights=panel)
+    kit_box.append(kit)
+    _recover(kit, notifier)
+    worker = kit.worker
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: shutting down", signal.Signals(signum).name)
-        if daemon.state in (State.RECORDING, State.FINALISING):
+        if worker.state in (State.RECORDING, State.FINALISING):
             # Finalising a long take can outlast TimeoutStopSec: ask systemd for more.
             notifier.extend_timeout(FINALISE_ALLOWANCE_NS)
-        daemon.post(Shutdown())
+        worker.post(Shutdown())
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if pin_factory is not None:
         signal.signal(signal.SIGUSR1, lambda *_: _press_mock_button(pin_factory, gpio.button_pin))
 
-    _open_camera(hardware, daemon)
-    server = _WebServer(config, daemon, store, wall, port)
+    _open_camera(hardware, worker)
+    server = _WebServer(config, kit, port)
     server.start()
-    daemon.begin()
-    watchdog = _Watchdog(notifier, daemon, clock)
+    worker.begin()
+    watchdog = _Watchdog(notifier, worker, clock)
     watchdog.start()
     threading.Thread(
-        target=_report_status, args=(notifier, daemon), name="status", daemon=True
+        target=_report_status, args=(notifier, worker), name="status", daemon=True
     ).start()
     notifier.ready(f"ready on port {server.port}")
     log.info("kit ready: http://%s:%s/", _display_host(config.web.host), server.port)
     try:
-        daemon.run()
+        worker.run()
     finally:
         notifier.stopping("shutting down")
         watchdog.stop()
         server.close()
-        cutter.close()
-        hardware.camera.close()
+        kit.close()
         if panel is not None:
             panel.close()
-        store.close()
-    return 1 if daemon.state == State.ERROR else 0
+    return 1 if worker.state == State.ERROR else 0
 
 
-def _recover(store: Store, finaliser: Finaliser, notifier: Notifier) -> None:
+def _recover(kit: Kit, notifier: Notifier) -> None:
     """Finalise what a crash or power cut left, before anything else."""
-    if not store.db.unfinished_takes():
+    if not kit.store.db.unfinished_takes():
         return
     # Muxing a long take can outlast TimeoutStartSec: ask for more first.
     notifier.extend_timeout(FINALISE_ALLOWANCE_NS)
     notifier.status("recovering unfinished takes")
-    for take in finaliser.recover():
+    for take in kit.finaliser.recover():
         log.warning("recovered take %s: %s", take.id, take.state)
+        kit.library.take_ended(take)
 
 
-def _open_camera(hardware: Hardware, daemon: KitDaemon) -> None:
+def _open_camera(hardware: Hardware, worker: Worker) -> None:
     try:
         hardware.camera.open()
     except KitError as exc:
         # Stay up: the phone page shows the problem, the LED shows an error, and
         # a press (or Record) retries once the camera is back.
         log.error("the camera is not available: %s", exc)
-        daemon.post(HardwareProblem(f"camera: {exc}"))
+        worker.post(HardwareProblem(f"camera: {exc}"))
 
 
 def _panel(config: Config, on_press: Callable[[], None], pin_factory: Any) -> Panel | None:
@@ -175,12 +141,6 @@ def _panel(config: Config, on_press: Callable[[], None], pin_factory: Any) -> Pa
         return None
 
 
-def _cutter(store: Store, config: Config) -> BackgroundCutter:
-    return BackgroundCutter(
-        store, CutRules.from_config(config.cut), aac_bitrate=config.audio.aac_bitrate
-    )
-
-
 HOTSPOT_ADDRESS = "10.42.0.1"  # NetworkManager's shared-mode address (image-build/)
 
 
@@ -194,20 +154,19 @@ def _display_host(host: str) -> str:
 class _WebServer:
     """The phone page, served by waitress in its own thread."""
 
-    def __init__(
-        self, config: Config, daemon: KitDaemon, store: Store, wall: WallClock, port: int | None
-    ) -> None:
+    def __init__(self, config: Config, kit: Kit, port: int | None) -> None:
         from waitress import create_server
 
         from web.app import create_app
         from web.pairing import PairingStore
 
-        self._pairing = PairingStore(store.files.path(PAIRING_DB))
+        self._pairing = PairingStore(kit.store.files.path(layout.PAIRING_DATABASE))
         self._app = create_app(
-            daemon,
+            kit.worker,
+            kit.library,
             self._pairing,
-            {"KIT_DATA_DIR": str(store.root)},
-            on_phone_time=wall.set_from_phone,
+            {"KIT_DATA_DIR": str(kit.store.root)},
+            on_phone_time=kit.wall.set_from_phone,
         )
         self._server = create_server(
             self._app,
@@ -249,14 +208,14 @@ def status_line(status: dict[str, Any]) -> str:
     return line
 
 
-def _report_status(notifier: Notifier, daemon: KitDaemon) -> None:
+def _report_status(notifier: Notifier, worker: Worker) -> None:
     """Send systemd a STATUS= line whenever the state, error or storage warning changes."""
     last_id = 0
     last: tuple[Any, ...] = ()
-    while not daemon.finished:
-        for event in daemon.events.since(last_id, timeout_s=1.0):
+    while not worker.finished:
+        for event in worker.events.since(last_id, timeout_s=1.0):
             last_id = event.id
-            if event.kind != "status":
+            if event.kind != EventKind.STATUS:
                 continue
             data = event.data
             # Minutes left change every tick; only a change of state is news.
@@ -274,9 +233,9 @@ class _Watchdog:
     finalising or has handled an event within the watchdog interval.
     """
 
-    def __init__(self, notifier: Notifier, daemon: KitDaemon, clock: MonotonicClock) -> None:
+    def __init__(self, notifier: Notifier, worker: Worker, clock: MonotonicClock) -> None:
         self._notifier = notifier
-        self._daemon = daemon
+        self._worker = worker
         self._clock = clock
         self._interval = watchdog_interval_ns()
         self._stop = threading.Event()
@@ -293,11 +252,11 @@ class _Watchdog:
         assert self._interval is not None
         period = self._interval / NS_PER_S / 3
         while not self._stop.wait(period):
-            daemon = self._daemon
-            quiet = self._clock.now() - daemon.heartbeat_ns
-            if daemon.finished:
+            worker = self._worker
+            quiet = self._clock.now() - worker.heartbeat_ns
+            if worker.finished:
                 return
-            if quiet < self._interval or daemon.state == State.FINALISING:
+            if quiet < self._interval or worker.state == State.FINALISING:
                 self._notifier.watchdog()
             else:
                 log.error("the worker has been stuck for %.1f s", quiet / NS_PER_S)

@@ -1,7 +1,7 @@
 """Wall-clock labels for humans, on a Pi that has no real-time clock.
 
 Instants stay on the monotonic kit clock; this only turns them into a date
-and time for a session's label. The phone tells the kit its time when it
+and time for a visit's label. The phone tells the kit its time when it
 pairs or loads the page; until then the system clock is trusted only if it
 looks set (NTP, or a date after this software was written).
 """

@@ -1,14 +1,17 @@
-"""The daemon's worker: the one owner of the kit's state machine.
+"""The recording state machine: the one owner of starting and stopping takes.
 
 States: idle -> recording -> finalising -> (cutting ->) idle, plus error.
-The button, the phone, the storage guard and the recorder only *post* events
-to the worker's queue; the worker alone starts and stops takes. That keeps
-every transition in one thread, in order, and testable without sleeps: a test
-posts events (or presses the mock button) and calls :meth:`step`.
+The button, the phone, the storage guard, the recorder and the visit library
+only *post* events to the worker's queue; the worker alone starts and stops
+takes and starts rough cuts. That keeps every transition in one thread, in
+order, and testable without sleeps: a test posts events (or presses the mock
+button) and calls :meth:`step`.
 
-The worker also implements :class:`kit.daemon.api.Controller` for the web
-layer: reads are served from a snapshot, tags are written straight to SQLite
-(committed before the call returns) and published as events.
+It implements :class:`kit.daemon.api.Recording` for the web layer. Visits,
+tags and cuts belong to the visit library (:mod:`kit.visits.library`): the
+worker asks it for the open visit (opening one when the button is pressed
+without), hands it the tags it stamps, tells it when a take ends, and asks it
+whenever it is idle which visit's cut is out of date.
 """
 
 from __future__ import annotations
@@ -17,21 +20,18 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from enum import StrEnum
-from pathlib import Path
 from typing import Any, Protocol
 
 from kit.clock import NS_PER_S, Clock
-from kit.daemon.api import Status
-from kit.daemon.events import EventLog
-from kit.daemon.library import Library
+from kit.daemon.api import State, Status
+from kit.daemon.events import CutFinished, EventLog, Refused
 from kit.daemon.messages import (
     CutDone,
+    CutDue,
     CutProgress,
     HardwareProblem,
     Press,
     RecorderFailed,
-    RecutRequest,
     Shutdown,
     StartRequest,
     StopRequest,
@@ -39,24 +39,16 @@ from kit.daemon.messages import (
 )
 from kit.daemon.panel import Light
 from kit.daemon.storage import StorageGuard, StorageState
-from kit.daemon.wallclock import WallClock
 from kit.errors import KitError, StateError, StorageFull
 from kit.hardware.camera import Camera
 from kit.hardware.microphone import Microphone
-from kit.model import Session, Tag, Take, TakeState
+from kit.model import Tag, Take, TakeState
 from kit.recording.takes import Finished
-from kit.store.database import Database
-from kit.store.files import FileLayer
+from kit.visits.library import Library
 
 log = logging.getLogger(__name__)
 
-
-class State(StrEnum):
-    IDLE = "idle"
-    RECORDING = "recording"
-    FINALISING = "finalising"
-    CUTTING = "cutting"
-    ERROR = "error"
+__all__ = ["Cutter", "Lights", "Recorder", "State", "Takes", "Worker"]
 
 
 class Takes(Protocol):
@@ -65,7 +57,7 @@ class Takes(Protocol):
     @property
     def current(self) -> Take | None: ...
 
-    def start(self, session_id: str) -> Take: ...
+    def start(self, visit_id: str) -> Take: ...
 
     def stop(self) -> Finished: ...
 
@@ -78,11 +70,11 @@ class Recorder(Protocol):
 
 
 class Cutter(Protocol):
-    """Makes the rough cut of a session in the background; reports by callbacks."""
+    """Makes the rough cut of a visit in the background; reports by callbacks."""
 
     def start(
         self,
-        session_id: str,
+        visit_id: str,
         on_progress: Callable[[float], None],
         on_done: Callable[[str], None],
     ) -> None: ...
@@ -92,14 +84,15 @@ class Lights(Protocol):
     def show(self, light: Light) -> None: ...
 
 
-class KitDaemon:
-    """The state machine's worker, and the Controller the web layer talks to."""
+class Worker:
+    """The recording state machine; the :class:`kit.daemon.api.Recording` the web layer uses."""
 
     def __init__(
         self,
         *,
         clock: Clock,
-        db: Database,
+        library: Library,
+        events: EventLog,
         takes: Takes,
         recorder: Recorder,
         camera: Camera,
@@ -109,12 +102,12 @@ class KitDaemon:
         ignore_stop_within_ns: int = NS_PER_S,
         cutter: Cutter | None = None,
         lights: Lights | None = None,
-        events: EventLog | None = None,
-        wall: WallClock | None = None,
-        files: FileLayer | None = None,
+        boot_id: str = "",
     ) -> None:
         self._clock = clock
-        self._db = db
+        self._boot_id = boot_id
+        self._library = library
+        self._events = events
         self._takes = takes
         self._recorder = recorder
         self._camera = camera
@@ -124,10 +117,6 @@ class KitDaemon:
         self._ignore_stop_within = ignore_stop_within_ns
         self._cutter = cutter
         self._lights = lights
-        # Status goes out twice a second: 5000 events keep ~40 minutes for a sleeping phone.
-        self._events = events or EventLog(capacity=5000)
-        self._wall = wall or WallClock(clock)
-        self._library = Library(db, files, self._events)
         self._monitoring = False
         # The take that ended last, with its span, so a tag retried just after
         # Stop still lands in it.
@@ -136,12 +125,11 @@ class KitDaemon:
         self._lock = threading.Lock()
         self._state = State.IDLE
         self._error = ""
-        self._session: Session | None = None
         self._take: Take | None = None
         self._start_requested_ns = 0
         self._storage = guard.assess(free_bytes())
         self._cut_progress: float | None = None
-        self._cut_session: str | None = None
+        self._cut_visit: str | None = None
         self._stopped = False
         self._heartbeat_ns = clock.now()
         self._show()
@@ -174,8 +162,10 @@ class KitDaemon:
                 self._handle(Tick())
 
     def begin(self) -> None:
-        """Start listening to the microphone for the level meter (before :meth:`run`)."""
+        """Listen to the microphone for the level meter, and make any cut left out of date
+        (by a crash, a shutdown or a power cut) before the first take (before :meth:`run`)."""
         self._monitor(on=True)
+        self.post(CutDue())
 
     @property
     def finished(self) -> bool:
@@ -186,13 +176,13 @@ class KitDaemon:
         with self._lock:
             return self._state
 
-    # -- transitions -----------------------------------------------------
-
     @property
     def heartbeat_ns(self) -> int:
         """When the worker last finished handling an event (for the watchdog)."""
         with self._lock:
             return self._heartbeat_ns
+
+    # -- transitions -----------------------------------------------------
 
     def _handle(self, event: object) -> None:
         handlers: dict[type, Callable[[Any], None]] = {
@@ -203,8 +193,8 @@ class KitDaemon:
             RecorderFailed: lambda e: self._on_recorder_failed(e.error),
             HardwareProblem: self._on_hardware_problem,
             CutProgress: self._on_cut_progress,
-            CutDone: lambda e: self._on_cut_done(e.session_id, e.error),
-            RecutRequest: lambda e: self._on_recut(e.session_id),
+            CutDone: lambda e: self._on_cut_done(e.visit_id, e.error),
+            CutDue: lambda _: self._cut_if_due(),
             Shutdown: lambda _: self._on_shutdown(),
         }
         try:
@@ -264,14 +254,15 @@ class KitDaemon:
                 f"{self._guard.min_start_minutes:.0f} needed"
             )
             log.warning(message)
-            self._events.publish("refused", {"reason": message})
+            self._events.publish(Refused(message))
             self._set(State.ERROR if self.state == State.ERROR else self.state, message)
             return
-        session = self._session or self._new_session()
         self._monitor(on=False)
         try:
+            # Only an open visit records; a press with none open opens one.
+            visit = self._library.open_visit() or self._library.start_visit()
             self._camera.open()  # idempotent; retries a camera that failed at start-up
-            take = self._takes.start(session.id)
+            take = self._takes.start(visit.id)
         except KitError as exc:
             log.exception("the take could not start")
             self._set(State.ERROR, f"could not start recording: {exc}")
@@ -280,7 +271,7 @@ class KitDaemon:
         with self._lock:
             self._take = take
             self._start_requested_ns = at_ns if at_ns is not None else self._clock.now()
-        log.info("recording take %s (started from the %s)", take.id, source)
+        log.info("recording take %s of visit %s (started from the %s)", take.id, visit.id, source)
         self._set(State.RECORDING, "")
 
     def _stop(self, reason: str, error: str = "") -> None:
@@ -300,46 +291,46 @@ class KitDaemon:
             self._take = take
             if first is not None:
                 self._last_take = (take, first, stopped)
-        self._events.publish("take", {"take_id": take.id, "state": take.state.value})
+        self._library.take_ended(take)
         if take.state == TakeState.FAILED:
             self._set(State.ERROR, f"the take could not be finalised: {take.error}")
         elif error:
             self._set(State.ERROR, error)
-        elif take.state == TakeState.READY and self._cutter is not None:
-            self._start_cut(take.session_id)
         else:
             self._set(State.IDLE, "")
+            self._cut_if_due()
 
-    def _start_cut(self, session_id: str) -> None:
-        assert self._cutter is not None
+    def _cut_if_due(self) -> None:
+        """Make the next out-of-date rough cut, if the kit is free to."""
+        with self._lock:
+            busy = self._cut_visit is not None or self._state not in (State.IDLE, State.CUTTING)
+        if self._cutter is None or busy:
+            return  # a cut after this take (or after the running cut) will look again
+        visit_id = self._library.cut_due()
+        if visit_id is None:
+            return
+        self._library.cut_started(visit_id)
         with self._lock:
             self._cut_progress = 0.0
-            self._cut_session = session_id
+            self._cut_visit = visit_id
         self._set(State.CUTTING, "")
         self._cutter.start(
-            session_id,
-            on_progress=lambda f: self.post(CutProgress(session_id, f)),
-            on_done=lambda err: self.post(CutDone(session_id, err)),
+            visit_id,
+            on_progress=lambda f: self.post(CutProgress(visit_id, f)),
+            on_done=lambda err: self.post(CutDone(visit_id, err)),
         )
 
-    def _on_recut(self, session_id: str) -> None:
-        if self._cutter is None:
-            return
-        if self.state in (State.IDLE, State.CUTTING):
-            self._start_cut(session_id)
-        else:
-            # Recording or finalising: the cut that follows this take includes the edit.
-            log.info("re-cut of %s deferred until the take ends", session_id)
-
-    def _on_cut_done(self, session_id: str, error: str) -> None:
+    def _on_cut_done(self, visit_id: str, error: str) -> None:
         with self._lock:
             self._cut_progress = None
-            self._cut_session = None
-        self._events.publish("cut", {"session_id": session_id, "error": error})
+            self._cut_visit = None
+        self._library.cut_finished(visit_id)
+        self._events.publish(CutFinished(visit_id, error))
         if error:
-            log.error("the rough cut of %s failed: %s", session_id, error)
+            log.error("the rough cut of %s failed: %s", visit_id, error)
         if self.state == State.CUTTING:
             self._set(State.IDLE, f"the rough cut failed: {error}" if error else "")
+        self._cut_if_due()  # tags edited during the cut make it out of date again
 
     def _on_tick(self) -> None:
         if self.state != State.RECORDING:
@@ -387,16 +378,6 @@ class KitDaemon:
             return
         self._monitoring = on
 
-    def _new_session(self) -> Session:
-        from kit.store.store import new_id
-
-        now = self._clock.now()
-        session = Session(id=new_id(), created_ns=now, wall_time=self._wall.label(now), title="")
-        self._db.add_session(session)
-        with self._lock:
-            self._session = session
-        return session
-
     def _set(self, state: State, error: str) -> None:
         with self._lock:
             changed = (state, error) != (self._state, self._error)
@@ -422,9 +403,9 @@ class KitDaemon:
         self._lights.show(light)
 
     def _publish_status(self) -> None:
-        self._events.publish("status", self.status().as_dict())
+        self._events.publish(self.status())
 
-    # -- Controller ------------------------------------------------------
+    # -- Recording ---------------------------------------------------------
 
     @property
     def events(self) -> EventLog:
@@ -433,20 +414,22 @@ class KitDaemon:
     def status(self) -> Status:
         with self._lock:
             state, error, take, storage = self._state, self._error, self._take, self._storage
-            session, progress, cutting = self._session, self._cut_progress, self._cut_session
+            progress, cutting = self._cut_progress, self._cut_visit
         recording = state == State.RECORDING
+        visit = self._library.open_visit()
         return Status(
-            state=state.value,
-            session_id=session.id if session else None,
+            state=state,
+            visit_id=visit.id if visit else None,
             take_id=take.id if take else None,
             started_ns=self._recorder.first_frame_ns if recording else None,
             now_ns=self._clock.now(),
             minutes_left=storage.minutes_left,
             low_storage=storage.low,
             level_dbfs=self._mic.level_dbfs if recording or self._monitoring else -120.0,
+            boot_id=self._boot_id,
             error=error,
             cut_progress=progress,
-            extra={"cut_session_id": cutting},
+            cut_visit_id=cutting,
         )
 
     def start(self, source: str = "phone") -> None:
@@ -470,10 +453,10 @@ class KitDaemon:
             if last is None or not last[1] <= at <= last[2]:
                 raise StateError("tags can only be added while recording")
             take = last[0]
-        return self._library.store_tag(
+        return self._library.add_tag(
             Tag(
                 id=tag_id,
-                session_id=take.session_id,
+                visit_id=take.visit_id,
                 take_id=take.id,
                 at_ns=at,
                 label=label,
@@ -482,55 +465,6 @@ class KitDaemon:
                 created_ns=now,
             )
         )
-
-    def tag(self, tag_id: str) -> Tag:
-        """One tag (NotFound if unknown or deleted)."""
-        return self._library.tag(tag_id)
-
-    def update_tag(self, tag_id: str, **values: Any) -> Tag:
-        tag = self._library.update_tag(tag_id, **values)
-        self._recut_after_edit(tag)
-        return tag
-
-    def delete_tag(self, tag_id: str) -> None:
-        self._recut_after_edit(self._library.delete_tag(tag_id))
-
-    def restore_tag(self, tag_id: str) -> None:
-        self._recut_after_edit(self._library.restore_tag(tag_id))
-
-    def _recut_after_edit(self, tag: Tag) -> None:
-        """An edit to a finished take's tag makes the rough cut again."""
-        with self._lock:
-            take = self._take
-            live = self._state == State.RECORDING and take is not None and take.id == tag.take_id
-        if not live:
-            self.post(RecutRequest(tag.session_id))
-
-    def recut(self, session_id: str) -> None:
-        """Ask for the session's rough cut to be made again."""
-        self._db.session(session_id)  # NotFound for an unknown id
-        self.post(RecutRequest(session_id))
-
-    def cut(self, session_id: str) -> dict[str, Any] | None:
-        return self._library.cut(session_id)
-
-    def cut_file(self, session_id: str, name: str) -> Path:
-        return self._library.cut_file(session_id, name)
-
-    def sessions(self) -> list[Session]:
-        return self._library.sessions()
-
-    def takes(self, session_id: str) -> list[Take]:
-        return self._library.takes(session_id)
-
-    def tags(self, session_id: str) -> list[Tag]:
-        return self._library.tags(session_id)
-
-    def labels(self) -> list[str]:
-        return self._library.labels()
-
-    def set_labels(self, labels: list[str]) -> None:
-        self._library.set_labels(labels)
 
     def preview_jpeg(self) -> tuple[int, bytes] | None:
         return self._camera.preview_jpeg()

@@ -1,4 +1,5 @@
-"""Record one take without the daemon: for demos, tests, benchmarks and checks."""
+"""Record one take without the daemon, in a visit of its own: for demos, tests, benchmarks
+and checks (``kit record``). It uses the same parts as the daemon (kit.compose)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from kit.clock import NS_PER_S, Clock
-from kit.errors import HardwareError
-from kit.hardware.factory import Hardware
-from kit.model import Tag, Take
-from kit.recording.recorder import RecordingStats, TakeRecorder
-from kit.recording.takes import Finaliser, TakeService
+from kit.clock import NS_PER_S
+from kit.compose import Kit
+from kit.errors import HardwareError, StateError
+from kit.model import Tag, Take, Visit
+from kit.recording.recorder import RecordingStats
+from kit.recording.takes import Finished
 from kit.store import layout
-from kit.store.store import Store, new_id
+from kit.store.store import new_id
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class TagAt:
 
 @dataclass(frozen=True)
 class HeadlessResult:
+    visit: Visit
     take: Take
     stats: RecordingStats | None
     mp4: str  # absolute path ("" if the take produced none)
@@ -35,47 +37,63 @@ class HeadlessResult:
 
 
 def record_take(
-    store: Store,
-    hardware: Hardware,
-    clock: Clock,
+    kit: Kit,
     *,
     seconds: float,
-    boot_id: str,
     tags: list[TagAt] | None = None,
-    fsync_interval_ns: int = NS_PER_S,
-    aac_bitrate: int = 128_000,
+    case_ref: str = "",
     interrupt: threading.Event | None = None,
 ) -> HeadlessResult:
-    """Record ``seconds`` of video (counted from the first frame) into a new session."""
-    finaliser = Finaliser(store, aac_bitrate=aac_bitrate)
-    for take in finaliser.recover():
+    """Record ``seconds`` of video (counted from the first frame) into the open visit, or
+    into a new visit that is ended afterwards.
+
+    Takes a crash left unfinished are recovered first. A ``case_ref`` names
+    the new visit; StateError if a visit is open already.
+    """
+    for take in kit.finaliser.recover():
         log.info("recovered take %s: %s", take.id, take.state)
-    recorder = TakeRecorder(
-        hardware.camera,
-        hardware.microphone,
-        store.files,
-        clock,
-        fsync_interval_ns=fsync_interval_ns,
-    )
-    service = TakeService(store, recorder, finaliser, boot_id)
-    session = store.new_session(created_ns=clock.now())
-    hardware.camera.open()
+        kit.library.take_ended(take)
+    already = kit.library.open_visit()
+    if already is not None and case_ref:
+        raise StateError(
+            f"visit {already.case_ref!r} is open: end it first, or record into it "
+            "without a case reference"
+        )
+    visit = already or kit.library.start_visit(case_ref)
     try:
-        take = service.start(session.id)
-        first = recorder.wait_for_first_frame(timeout_s=10)
+        finished, stored = _record(kit, visit, seconds, tags or [], interrupt)
+    finally:
+        if already is None:  # a visit of its own: ended, also after a failure
+            visit = kit.library.end_visit(visit.id)
+    final = finished.take
+    mp4 = ""
+    directory = layout.take_dir(final.visit_id, final.id)
+    if kit.store.files.exists(layout.take_mp4(directory)):
+        mp4 = str(kit.store.files.path(layout.take_mp4(directory)))
+    return HeadlessResult(visit=visit, take=final, stats=finished.stats, mp4=mp4, tags=stored)
+
+
+def _record(
+    kit: Kit, visit: Visit, seconds: float, tags: list[TagAt], interrupt: threading.Event | None
+) -> tuple[Finished, list[Tag]]:
+    camera, clock = kit.hardware.camera, kit.clock
+    camera.open()
+    try:
+        take = kit.takes.start(visit.id)
+        first = kit.recorder.wait_for_first_frame(timeout_s=10)
         if first is None:
-            service.stop()
+            kit.takes.stop()
             raise HardwareError("the camera delivered no frame within 10 s")
         log.info(
             "recording take %s in %s",
             take.id,
-            store.files.path(layout.take_dir(session.id, take.id)),
+            kit.store.files.path(layout.take_dir(visit.id, take.id)),
         )
         stored = []
-        for t in tags or []:
+        for t in tags:
             tag = Tag(
                 id=new_id(),
-                session_id=session.id,
+                visit_id=visit.id,
                 take_id=take.id,
                 at_ns=first + round(t.seconds * NS_PER_S),
                 label=t.label,
@@ -83,21 +101,16 @@ def record_take(
                 author="kit record",
                 created_ns=clock.now(),
             )
-            store.db.add_tag(tag)
-            stored.append(tag)
+            stored.append(kit.library.add_tag(tag)[0])
         # Stop half a frame before the end, so the frame at exactly `seconds` is not taken.
-        end = first + round(seconds * NS_PER_S) - hardware.camera.format.frame_ns // 2
+        end = first + round(seconds * NS_PER_S) - camera.format.frame_ns // 2
         if interrupt is None:
             clock.sleep_until(end)
         else:
             while clock.now() < end and not interrupt.is_set():
                 interrupt.wait(min(0.1, max(0.0, (end - clock.now()) / NS_PER_S)))
-        finished = service.stop()
+        finished = kit.takes.stop()
     finally:
-        hardware.camera.close()
-    final = finished.take
-    mp4 = ""
-    directory = layout.take_dir(final.session_id, final.id)
-    if store.files.exists(layout.take_mp4(directory)):
-        mp4 = str(store.files.path(layout.take_mp4(directory)))
-    return HeadlessResult(take=final, stats=finished.stats, mp4=mp4, tags=stored)
+        camera.close()
+    kit.library.take_ended(finished.take)
+    return finished, stored

@@ -39,7 +39,7 @@ class Finaliser:
         """Mux a stopped (or interrupted) take; the row records the outcome."""
         take = self._store.db.take(take_id)
         files = self._store.files
-        directory = layout.take_dir(take.session_id, take.id)
+        directory = layout.take_dir(take.visit_id, take.id)
         if take.state == TakeState.RECORDING:
             self._store.db.update_take(take.id, state=TakeState.FINALISING)
         try:
@@ -71,6 +71,7 @@ class Finaliser:
             if take.id == skip:
                 continue
             log.warning("recovering take %s left %s by an interruption", take.id, take.state)
+            self._store.db.update_take(take.id, recovered=True)
             recovered.append(self.finalise(take.id))
         return recovered
 
@@ -92,13 +93,13 @@ class TakeService:
         """The take being recorded, if any."""
         return self._current
 
-    def start(self, session_id: str) -> Take:
-        """Begin a new take in ``session_id``."""
+    def start(self, visit_id: str) -> Take:
+        """Begin a new take in ``visit_id``."""
         if self._current is not None:
             raise StateError("a take is already recording")
-        take = self._store.db.add_take(session_id, new_id(), self._boot_id)
+        take = self._store.db.add_take(visit_id, new_id(), self._boot_id)
         try:
-            self._recorder.start(layout.take_dir(session_id, take.id))
+            self._recorder.start(layout.take_dir(visit_id, take.id))
         except Exception as exc:
             self._store.db.update_take(take.id, state=TakeState.FAILED, error=str(exc))
             raise

@@ -1,1 +1,1 @@
-"""Persistent state: a directory per session and SQLite (WAL) for metadata."""
+"""Persistent state: a directory per visit and SQLite (WAL) for metadata."""

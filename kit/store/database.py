@@ -1,4 +1,4 @@
-"""SQLite (WAL) metadata: sessions, takes and tags.
+"""SQLite (WAL) metadata: visits, takes and tags.
 
 One connection, serialised by a lock: writes are tiny and the web server's
 threads share it. Every write commits before the call returns, so an
@@ -15,21 +15,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kit.errors import NotFound, StorageError
-from kit.model import UNFINISHED, Session, Tag, Take, TakeState
+from kit.errors import NotFound, StateError, StorageError
+from kit.model import UNFINISHED, Tag, Take, TakeState, Visit
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
+CREATE TABLE IF NOT EXISTS visits (
     id TEXT PRIMARY KEY,
-    created_ns INTEGER NOT NULL,
-    wall_time TEXT NOT NULL DEFAULT '',
-    title TEXT NOT NULL DEFAULT ''
+    case_ref TEXT NOT NULL,
+    started_ns INTEGER NOT NULL,
+    boot_id TEXT NOT NULL DEFAULT '',
+    started_wall TEXT NOT NULL DEFAULT '',
+    ended_ns INTEGER,
+    ended_wall TEXT NOT NULL DEFAULT ''
 );
+-- At most one visit is open: the one the kit records into.
+CREATE UNIQUE INDEX IF NOT EXISTS one_open_visit ON visits ((ended_ns IS NULL))
+    WHERE ended_ns IS NULL;
 CREATE TABLE IF NOT EXISTS takes (
     id TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL REFERENCES sessions(id),
+    visit_id TEXT NOT NULL REFERENCES visits(id),
     seq INTEGER NOT NULL,
     state TEXT NOT NULL,
     boot_id TEXT NOT NULL DEFAULT '',
@@ -40,11 +46,12 @@ CREATE TABLE IF NOT EXISTS takes (
     mic_overflows INTEGER NOT NULL DEFAULT 0,
     audio_skew_ppm REAL,
     error TEXT NOT NULL DEFAULT '',
-    UNIQUE (session_id, seq)
+    recovered INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (visit_id, seq)
 );
 CREATE TABLE IF NOT EXISTS tags (
     id TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL REFERENCES sessions(id),
+    visit_id TEXT NOT NULL REFERENCES visits(id),
     take_id TEXT REFERENCES takes(id),
     at_ns INTEGER NOT NULL,
     label TEXT NOT NULL,
@@ -60,16 +67,35 @@ CREATE TABLE IF NOT EXISTS settings (
 );
 """
 
+# Schema 1 called a visit a "session" and had no lifecycle: every session it
+# left is an ended visit, referenced as "Visit <n>" until someone renames it.
+_FROM_SCHEMA_1 = """
+ALTER TABLE sessions RENAME TO visits;
+ALTER TABLE visits RENAME COLUMN created_ns TO started_ns;
+ALTER TABLE visits RENAME COLUMN wall_time TO started_wall;
+ALTER TABLE visits RENAME COLUMN title TO case_ref;
+ALTER TABLE visits ADD COLUMN boot_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE visits ADD COLUMN ended_ns INTEGER;
+ALTER TABLE visits ADD COLUMN ended_wall TEXT NOT NULL DEFAULT '';
+UPDATE visits SET ended_ns = started_ns,
+    case_ref = CASE WHEN case_ref = '' THEN 'Visit ' || rowid ELSE case_ref END;
+ALTER TABLE takes RENAME COLUMN session_id TO visit_id;
+ALTER TABLE takes ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tags RENAME COLUMN session_id TO visit_id;
+"""
+
+_VISIT_COLUMNS = "id, case_ref, started_ns, boot_id, started_wall, ended_ns, ended_wall"
 _TAKE_COLUMNS = (
-    "id, session_id, seq, state, boot_id, first_frame_ns, end_ns, video_frames, "
-    "dropped_frames, mic_overflows, audio_skew_ppm, error"
+    "id, visit_id, seq, state, boot_id, first_frame_ns, end_ns, video_frames, "
+    "dropped_frames, mic_overflows, audio_skew_ppm, error, recovered"
 )
-_TAG_COLUMNS = "id, session_id, take_id, at_ns, label, note, author, created_ns"
+_TAG_COLUMNS = "id, visit_id, take_id, at_ns, label, note, author, created_ns"
 
 
 def _take(row: sqlite3.Row) -> Take:
     values = dict(row)
     values["state"] = TakeState(values["state"])
+    values["recovered"] = bool(values["recovered"])
     return Take(**values)
 
 
@@ -84,16 +110,23 @@ class Database:
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=5000")
-            self._conn.executescript(_SCHEMA)
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"{path} was written by a newer kit (schema {version} > {SCHEMA_VERSION})"
-                )
-            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._migrate(path)
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open the database {path}: {exc}") from exc
         self._lock = threading.Lock()
+
+    def _migrate(self, path: Path) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{path} was written by a newer kit (schema {version} > {SCHEMA_VERSION})"
+            )
+        if version == 1:
+            # One transaction, the version included: a crash leaves schema 1 or 2, not half.
+            self._conn.executescript(f"BEGIN; {_FROM_SCHEMA_1} PRAGMA user_version=2; COMMIT;")
+        self._conn.executescript(_SCHEMA)
+        if version != SCHEMA_VERSION:
+            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -114,38 +147,85 @@ class Database:
         with self._lock:
             return list(self._conn.execute(sql, args))
 
-    # sessions
+    # visits
 
-    def add_session(self, session: Session) -> None:
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO sessions (id, created_ns, wall_time, title) VALUES (?, ?, ?, ?)",
-                (session.id, session.created_ns, session.wall_time, session.title),
-            )
+    def add_visit(self, visit: Visit) -> None:
+        """Store a new visit; StateError if it is open and another visit is open already."""
+        try:
+            with self._tx() as c:
+                c.execute(
+                    f"INSERT INTO visits ({_VISIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        visit.id,
+                        visit.case_ref,
+                        visit.started_ns,
+                        visit.boot_id,
+                        visit.started_wall,
+                        visit.ended_ns,
+                        visit.ended_wall,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            if visit.is_open and self.open_visit() is not None:
+                raise StateError("another visit is open: end it first") from exc
+            raise
 
-    def session(self, session_id: str) -> Session:
-        rows = self._query(
-            "SELECT id, created_ns, wall_time, title FROM sessions WHERE id = ?", (session_id,)
-        )
+    def visit(self, visit_id: str) -> Visit:
+        rows = self._query(f"SELECT {_VISIT_COLUMNS} FROM visits WHERE id = ?", (visit_id,))
         if not rows:
-            raise NotFound(f"no session {session_id!r}")
-        return Session(**dict(rows[0]))
+            raise NotFound(f"no visit {visit_id!r}")
+        return Visit(**dict(rows[0]))
 
-    def sessions(self) -> list[Session]:
-        rows = self._query("SELECT id, created_ns, wall_time, title FROM sessions ORDER BY rowid")
-        return [Session(**dict(r)) for r in rows]
+    def visits(self) -> list[Visit]:
+        rows = self._query(f"SELECT {_VISIT_COLUMNS} FROM visits ORDER BY rowid")
+        return [Visit(**dict(r)) for r in rows]
+
+    def open_visit(self) -> Visit | None:
+        """The visit the kit records into, if one is open."""
+        rows = self._query(f"SELECT {_VISIT_COLUMNS} FROM visits WHERE ended_ns IS NULL")
+        return Visit(**dict(rows[0])) if rows else None
+
+    def rename_visit(self, visit_id: str, case_ref: str) -> Visit:
+        with self._tx() as c:
+            cur = c.execute("UPDATE visits SET case_ref = ? WHERE id = ?", (case_ref, visit_id))
+            if cur.rowcount == 0:
+                raise NotFound(f"no visit {visit_id!r}")
+        return self.visit(visit_id)
+
+    def end_visit(self, visit_id: str, ended_ns: int, ended_wall: str) -> Visit:
+        """End an open visit; StateError while one of its takes is recording."""
+        with self._tx() as c:
+            row = c.execute("SELECT ended_ns FROM visits WHERE id = ?", (visit_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no visit {visit_id!r}")
+            if row[0] is not None:
+                raise StateError("this visit has ended already")
+            recording = c.execute(
+                "SELECT 1 FROM takes WHERE visit_id = ? AND state = ?",
+                (visit_id, TakeState.RECORDING.value),
+            ).fetchone()
+            if recording is not None:
+                raise StateError("a take is recording: stop it before ending the visit")
+            c.execute(
+                "UPDATE visits SET ended_ns = ?, ended_wall = ? WHERE id = ?",
+                (ended_ns, ended_wall, visit_id),
+            )
+        return self.visit(visit_id)
 
     # takes
 
-    def add_take(self, session_id: str, take_id: str, boot_id: str) -> Take:
-        """Register a new take (state recording) as the session's next in sequence."""
+    def add_take(self, visit_id: str, take_id: str, boot_id: str) -> Take:
+        """Register a new take (state recording) as the visit's next in sequence."""
         with self._tx() as c:
+            row = c.execute("SELECT ended_ns FROM visits WHERE id = ?", (visit_id,)).fetchone()
+            if row is not None and row[0] is not None:
+                raise StateError("this visit has ended: start a new visit to record")
             seq = c.execute(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM takes WHERE session_id = ?", (session_id,)
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM takes WHERE visit_id = ?", (visit_id,)
             ).fetchone()[0]
             c.execute(
-                "INSERT INTO takes (id, session_id, seq, state, boot_id) VALUES (?, ?, ?, ?, ?)",
-                (take_id, session_id, seq, TakeState.RECORDING.value, boot_id),
+                "INSERT INTO takes (id, visit_id, seq, state, boot_id) VALUES (?, ?, ?, ?, ?)",
+                (take_id, visit_id, seq, TakeState.RECORDING.value, boot_id),
             )
         return self.take(take_id)
 
@@ -155,9 +235,9 @@ class Database:
             raise NotFound(f"no take {take_id!r}")
         return _take(rows[0])
 
-    def takes(self, session_id: str) -> list[Take]:
+    def takes(self, visit_id: str) -> list[Take]:
         rows = self._query(
-            f"SELECT {_TAKE_COLUMNS} FROM takes WHERE session_id = ? ORDER BY seq", (session_id,)
+            f"SELECT {_TAKE_COLUMNS} FROM takes WHERE visit_id = ? ORDER BY seq", (visit_id,)
         )
         return [_take(r) for r in rows]
 
@@ -179,6 +259,7 @@ class Database:
             "mic_overflows",
             "audio_skew_ppm",
             "error",
+            "recovered",
         }
     )
 
@@ -208,7 +289,7 @@ class Database:
                 f"INSERT OR IGNORE INTO tags ({_TAG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     tag.id,
-                    tag.session_id,
+                    tag.visit_id,
                     tag.take_id,
                     tag.at_ns,
                     tag.label,
@@ -234,10 +315,10 @@ class Database:
         )
         return [Tag(**dict(r)) for r in rows]
 
-    def tags_for_session(self, session_id: str) -> list[Tag]:
+    def tags_for_visit(self, visit_id: str) -> list[Tag]:
         rows = self._query(
-            f"SELECT {_TAG_COLUMNS} FROM tags WHERE session_id = ? AND deleted = 0 ORDER BY at_ns",
-            (session_id,),
+            f"SELECT {_TAG_COLUMNS} FROM tags WHERE visit_id = ? AND deleted = 0 ORDER BY at_ns",
+            (visit_id,),
         )
         return [Tag(**dict(r)) for r in rows]
 

@@ -94,6 +94,10 @@ class FileLayer:
         """Free space on the data directory's filesystem, for unprivileged writers."""
         return shutil.disk_usage(self._root).free
 
+    def sync_dir(self, directory: Path) -> None:
+        """Make ``directory``'s entries (new, renamed or removed files) durable."""
+        self._fsync_dir(directory)
+
     @staticmethod
     def _fsync_dir(directory: Path) -> None:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

@@ -1,22 +1,36 @@
-"""Where things live below the data directory.
+"""Where things live below the data directory: every path is built here, and only here.
 
-kit.db                                   metadata (SQLite, WAL)
-sessions/<session>/takes/<take>/video.kvs  raw H.264 packets (stream file)
-sessions/<session>/takes/<take>/audio.kas  raw PCM blocks (stream file)
-sessions/<session>/takes/<take>/take.mp4   the finished take
+kit.db                                      metadata (SQLite, WAL)
+pairing.db                                  the paired phones (web/pairing.py)
+visits/<visit>/takes/<take>/video.kvs       raw H.264 packets (stream file)
+visits/<visit>/takes/<take>/audio.kas       raw PCM blocks (stream file)
+visits/<visit>/takes/<take>/take.mp4        the finished take
+visits/<visit>/cut/cut.json                 what the last rough cut holds (written last)
+visits/<visit>/cut/rough-cut.mp4            the film: the tagged moments, a chapter each
+visits/<visit>/cut/stills/NN-<tag>.jpg      one full-resolution still per tag
+visits/<visit>/cut/contact-sheet.jpg        every still with its label and times
+visits/<visit>/cut/rough-cut.otio|.edl      the takes as a timeline, a marker per tag
+visits/<visit>/cut/tags.csv                 every tag of the visit
+visits/<visit>/cut/chapters.vtt             WebVTT chapters of the film
+
+Paths are relative to the data directory, with "/" separators, as
+:class:`kit.store.files.FileLayer` takes them.
 """
 
 from __future__ import annotations
 
 DATABASE = "kit.db"
+PAIRING_DATABASE = "pairing.db"
+VISITS = "visits"
+LEGACY_VISITS = "sessions"  # schema 1 called visits "sessions" (see kit.store.store)
 
 
-def session_dir(session_id: str) -> str:
-    return f"sessions/{session_id}"
+def visit_dir(visit_id: str) -> str:
+    return f"{VISITS}/{visit_id}"
 
 
-def take_dir(session_id: str, take_id: str) -> str:
-    return f"{session_dir(session_id)}/takes/{take_id}"
+def take_dir(visit_id: str, take_id: str) -> str:
+    return f"{visit_dir(visit_id)}/takes/{take_id}"
 
 
 def raw_video(take: str) -> str:
@@ -29,3 +43,50 @@ def raw_audio(take: str) -> str:
 
 def take_mp4(take: str) -> str:
     return f"{take}/take.mp4"
+
+
+def cut_dir(visit_id: str) -> str:
+    return f"{visit_dir(visit_id)}/cut"
+
+
+def cut_manifest(visit_id: str) -> str:
+    return f"{cut_dir(visit_id)}/cut.json"
+
+
+def film(visit_id: str) -> str:
+    return f"{cut_dir(visit_id)}/rough-cut.mp4"
+
+
+def stills_dir(visit_id: str) -> str:
+    return f"{cut_dir(visit_id)}/stills"
+
+
+def still(stills: str, number: int, tag_id: str) -> str:
+    """The ``number``-th still (in film order) in the directory ``stills``, of tag ``tag_id``."""
+    return f"{stills}/{number:02d}-{tag_id}.jpg"
+
+
+def contact_sheet(visit_id: str) -> str:
+    return f"{cut_dir(visit_id)}/contact-sheet.jpg"
+
+
+def export(cut: str, kind: str) -> str:
+    """An export in the cut directory ``cut``: ``otio``, ``edl``, ``csv`` or ``vtt``."""
+    names = {
+        "otio": "rough-cut.otio",
+        "edl": "rough-cut.edl",
+        "csv": "tags.csv",
+        "vtt": "chapters.vtt",
+    }
+    return f"{cut}/{names[kind]}"
+
+
+def in_cut_dir(visit_id: str, rel: str) -> str | None:
+    """The part of ``rel`` after the visit's cut directory (None if it is not in there)."""
+    prefix = f"{cut_dir(visit_id)}/"
+    return rel.removeprefix(prefix) if rel.startswith(prefix) else None
+
+
+def entry(directory: str, name: str) -> str:
+    """The file ``name`` inside ``directory``."""
+    return f"{directory}/{name}"

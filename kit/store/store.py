@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 
 from kit.errors import StorageError
-from kit.model import Session
+from kit.model import Visit
 from kit.store import layout
 from kit.store.database import Database
 from kit.store.files import FileLayer
@@ -18,7 +18,7 @@ def new_id() -> str:
 
 
 class Store:
-    """Sessions, takes and tags below one data directory."""
+    """Visits, takes and tags below one data directory."""
 
     def __init__(self, root: Path) -> None:
         try:
@@ -26,17 +26,34 @@ class Store:
         except OSError as exc:
             raise StorageError(f"cannot create the data directory {root}: {exc}") from exc
         self.files = FileLayer(root)
+        self._move_legacy_visits()
         self.db = Database(self.files.path(layout.DATABASE))
+
+    def _move_legacy_visits(self) -> None:
+        """Schema 1 kept visits in ``sessions/``: move them (one rename, fsync'd) first."""
+        legacy = self.files.path(layout.LEGACY_VISITS)
+        if legacy.is_dir() and not self.files.exists(layout.VISITS):
+            legacy.replace(self.files.path(layout.VISITS))
+            self.files.sync_dir(self.files.root)
 
     @property
     def root(self) -> Path:
         return self.files.root
 
-    def new_session(self, created_ns: int, wall_time: str = "", title: str = "") -> Session:
-        session = Session(id=new_id(), created_ns=created_ns, wall_time=wall_time, title=title)
-        self.db.add_session(session)
-        self.files.makedirs(layout.session_dir(session.id))
-        return session
+    def new_visit(
+        self, started_ns: int, case_ref: str = "Visit", *, boot_id: str = "", started_wall: str = ""
+    ) -> Visit:
+        """Store an open visit as it is given (the library checks and names visits)."""
+        visit = Visit(
+            id=new_id(),
+            case_ref=case_ref,
+            started_ns=started_ns,
+            boot_id=boot_id,
+            started_wall=started_wall,
+        )
+        self.db.add_visit(visit)
+        self.files.makedirs(layout.visit_dir(visit.id))
+        return visit
 
     def close(self) -> None:
         self.db.close()

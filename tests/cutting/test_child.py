@@ -22,7 +22,7 @@ def _count(n: int, *, progress: Callable[[float], None]) -> tuple[int, int]:
 
 
 def _fail_kit(*, progress: Callable[[float], None]) -> None:
-    raise NotFound("no session 'x'")
+    raise NotFound("no visit 'x'")
 
 
 def _fail_other(*, progress: Callable[[float], None]) -> None:
@@ -52,7 +52,7 @@ def test_result_progress_and_low_priority() -> None:
 
 
 def test_kit_errors_come_back_as_they_are() -> None:
-    with pytest.raises(NotFound, match="no session"):
+    with pytest.raises(NotFound, match="no visit"):
         run_in_child(_fail_kit)
 
 

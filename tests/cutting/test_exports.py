@@ -18,9 +18,9 @@ from kit.model import Tag
 
 S = NS_PER_S
 T0 = 777 * S
-SOURCE_1 = Source("take-a", 1, "sessions/s/takes/take-a/take.mp4", T0)
-SOURCE_2 = Source("take-b", 2, "sessions/s/takes/take-b/take.mp4", T0 + 100 * S)
-CUT_DIR = "sessions/s/cut"
+SOURCE_1 = Source("take-a", 1, "visits/s/takes/take-a/take.mp4", T0)
+SOURCE_2 = Source("take-b", 2, "visits/s/takes/take-b/take.mp4", T0 + 100 * S)
+CUT_DIR = "visits/s/cut"
 
 
 def _tag(tag_id: str, source: Source, at_s: float, label: str, note: str = "") -> Tag:

@@ -14,25 +14,26 @@ import av
 import numpy as np
 import pytest
 
-from kit.bench.cut import BenchOptions, build_take
 from kit.clock import NS_PER_S, seconds
 from kit.cutting import CutError
 from kit.cutting.plan import Clip, CutPlan, CutRules, Window
 from kit.cutting.render import Source, render_film
-from kit.cutting.session import cut_dir, cut_session, film_path
+from kit.cutting.visit import cut_visit
 from kit.hardware.sim.analysis import analyse_film
 from kit.hardware.sim.framecode import read_code
 from kit.model import Tag
+from kit.store import layout
 from kit.store.store import Store, new_id
+from kit.testing.longtake import TakeShape, build_take
 
-SMALL = BenchOptions(minutes=8 / 60, tags=0, width=320, height=240, bitrate=400_000)
+SMALL = TakeShape(minutes=8 / 60, tags=0, width=320, height=240, bitrate=400_000)
 T1 = 5_000 * NS_PER_S
 T2 = 9_000 * NS_PER_S
 RULES = CutRules(Window(seconds(1.5), seconds(1.2)))
 
 
-def _tag(store: Store, session: str, take: str, at: int, label: str) -> Tag:
-    tag = Tag(new_id(), session, take, at, label, "", "test", at)
+def _tag(store: Store, visit: str, take: str, at: int, label: str) -> Tag:
+    tag = Tag(new_id(), visit, take, at, label, "", "test", at)
     store.db.add_tag(tag)
     return tag
 
@@ -40,21 +41,21 @@ def _tag(store: Store, session: str, take: str, at: int, label: str) -> Tag:
 @pytest.fixture
 def two_takes(tmp_path: Path) -> tuple[Store, str, str, str]:
     store = Store(tmp_path)
-    session, first = build_take(store, SMALL, t0=T1)
-    _, second = build_take(store, SMALL, session_id=session, t0=T2)
-    return store, session, first, second
+    visit, first = build_take(store, SMALL, t0=T1)
+    _, second = build_take(store, SMALL, visit_id=visit, t0=T2)
+    return store, visit, first, second
 
 
 def test_clips_from_two_takes_and_both_ends_of_a_take(
     two_takes: tuple[Store, str, str, str],
 ) -> None:
-    store, session, first, second = two_takes
+    store, visit, first, second = two_takes
     # Take 1: at its very start; take 2: mid-way, and a tap 0.5 s after it stopped.
-    _tag(store, session, first, T1 + seconds(0.2), "Guiding")
-    _tag(store, session, second, T2 + seconds(3.4), "Being attentive")
-    _tag(store, session, second, T2 + seconds(8.5), "better than usual ★")
+    _tag(store, visit, first, T1 + seconds(0.2), "Guiding")
+    _tag(store, visit, second, T2 + seconds(3.4), "Being attentive")
+    _tag(store, visit, second, T2 + seconds(8.5), "better than usual ★")
     progress: list[float] = []
-    result = cut_session(store, session, RULES, progress.append, in_child=False)
+    result = cut_visit(store, visit, RULES, progress.append, in_child=False)
     film = result.film
     assert film is not None
     spans = [(c.take_start_ns / NS_PER_S, c.take_end_ns / NS_PER_S) for c in film.clips]
@@ -69,6 +70,7 @@ def test_clips_from_two_takes_and_both_ends_of_a_take(
     with av.open(str(store.files.path(film.path))) as container:
         assert len(container.chapters()) == 3
         audio = container.streams.audio[0]
+        assert audio.duration is not None and audio.time_base is not None
         assert float(audio.duration * audio.time_base) == pytest.approx(6.0, abs=0.03)
     # The late tap's still is the take's last frame.
     assert [s.take_ns for s in result.stills][-1] == round(239 * NS_PER_S / 30)
@@ -78,27 +80,28 @@ def test_clips_from_two_takes_and_both_ends_of_a_take(
 def test_a_recut_without_tags_removes_the_old_outputs(
     two_takes: tuple[Store, str, str, str],
 ) -> None:
-    store, session, first, _ = two_takes
-    tag = _tag(store, session, first, T1 + seconds(4), "Guiding")
-    result = cut_session(store, session, RULES, in_child=False)
+    store, visit, first, _ = two_takes
+    tag = _tag(store, visit, first, T1 + seconds(4), "Guiding")
+    result = cut_visit(store, visit, RULES, in_child=False)
     assert result.film is not None and store.files.exists(result.film.path)
     old_still = result.stills[0].path
     store.db.delete_tag(tag.id)
-    again = cut_session(store, session, RULES, in_child=False)
+    again = cut_visit(store, visit, RULES, in_child=False)
     assert again.film is None and again.stills == () and again.exports is None
-    assert not store.files.exists(film_path(session))
+    assert not store.files.exists(layout.film(visit))
     assert not store.files.exists(old_still)
-    assert list(store.files.path(cut_dir(session)).glob("*.*")) == []
+    # Only the manifest stays: "nothing to cut" is an up-to-date result too.
+    assert [p.name for p in store.files.path(layout.cut_dir(visit)).glob("*.*")] == ["cut.json"]
 
 
 def test_a_moved_tag_replaces_its_old_still(two_takes: tuple[Store, str, str, str]) -> None:
-    store, session, first, _ = two_takes
-    tag = _tag(store, session, first, T1 + seconds(4), "Guiding")
-    early = _tag(store, session, first, T1 + seconds(0.5), "Receiving initiatives")
-    cut_session(store, session, RULES, in_child=False)
+    store, visit, first, _ = two_takes
+    tag = _tag(store, visit, first, T1 + seconds(4), "Guiding")
+    early = _tag(store, visit, first, T1 + seconds(0.5), "Receiving initiatives")
+    cut_visit(store, visit, RULES, in_child=False)
     store.db.update_tag(early.id, at_ns=T1 + seconds(7))
-    result = cut_session(store, session, RULES, in_child=False)
-    names = sorted(p.name for p in store.files.path(f"{cut_dir(session)}/stills").iterdir())
+    result = cut_visit(store, visit, RULES, in_child=False)
+    names = sorted(p.name for p in store.files.path(f"{layout.cut_dir(visit)}/stills").iterdir())
     assert names == [f"01-{tag.id}.jpg", f"02-{early.id}.jpg"]
     with av.open(str(store.files.path(result.stills[1].path))) as container:
         frame = next(container.decode(video=0))
@@ -108,13 +111,13 @@ def test_a_moved_tag_replaces_its_old_still(two_takes: tuple[Store, str, str, st
 
 def test_takes_filmed_differently_cannot_share_a_film(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    session, first = build_take(store, SMALL, t0=T1)
-    _, second = build_take(store, replace(SMALL, width=352), session_id=session, t0=T2)
-    _tag(store, session, first, T1 + seconds(4), "Guiding")
-    _tag(store, session, second, T2 + seconds(4), "Guiding")
+    visit, first = build_take(store, SMALL, t0=T1)
+    _, second = build_take(store, replace(SMALL, width=352), visit_id=visit, t0=T2)
+    _tag(store, visit, first, T1 + seconds(4), "Guiding")
+    _tag(store, visit, second, T2 + seconds(4), "Guiding")
     with pytest.raises(CutError, match="other video settings"):
-        cut_session(store, session, RULES, in_child=False)
-    assert not store.files.exists(film_path(session))
+        cut_visit(store, visit, RULES, in_child=False)
+    assert not store.files.exists(layout.film(visit))
 
 
 def test_a_plan_naming_a_take_without_film_fails_cleanly(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ import pytest
 from kit.config import load_config
 from kit.daemon.storage import StorageGuard
 from kit.hardware.sim.analysis import analyse_film
-from tests.daemon.kit_process import FakeSystemd, start_kit
+from kit.testing.launch import KitProcess
+from kit.testing.systemd import FakeSystemd, notified
 
 MB = 1 << 20
 ENV = {
@@ -56,13 +57,13 @@ def _set_free(card: Path, filler: Path, guard: StorageGuard, minutes: float) -> 
 def _takes(data: Path) -> list[tuple[str, str, str]]:
     db = sqlite3.connect(data / "kit.db")
     try:
-        return db.execute("SELECT id, session_id, state FROM takes ORDER BY rowid").fetchall()
+        return db.execute("SELECT id, visit_id, state FROM takes ORDER BY rowid").fetchall()
     finally:
         db.close()
 
 
 def _mp4(data: Path, take: tuple[str, str, str]) -> Path:
-    return data / "sessions" / take[1] / "takes" / take[0] / "take.mp4"
+    return data / "visits" / take[1] / "takes" / take[0] / "take.mp4"
 
 
 @pytest.mark.slow
@@ -70,11 +71,15 @@ def test_guard_refuses_then_stops_cleanly_and_keeps_everything(card: Path, tmp_p
     guard = StorageGuard.from_config(load_config(path=None, environ=ENV))
     data, filler = card / "data", card / "filler.bin"
     systemd = FakeSystemd(tmp_path / "notify.sock")
-    proc = start_kit(data, systemd, tmp_path, ENV)
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    kit = KitProcess(
+        data, "--width", "640", "--height", "360", env={**notified(systemd, config), **ENV}
+    )
 
     def press_and_wait(status: str, timeout: float = 15) -> None:
         at = time.monotonic()
-        proc.send_signal(signal.SIGUSR1)
+        kit.signal(signal.SIGUSR1)
         systemd.wait_for(f"STATUS={status}", timeout=timeout, after=at)
 
     try:
@@ -109,16 +114,15 @@ def test_guard_refuses_then_stops_cleanly_and_keeps_everything(card: Path, tmp_p
 
         # 4. Still full: another press is refused, nothing is deleted.
         at = time.monotonic()
-        proc.send_signal(signal.SIGUSR1)
+        kit.signal(signal.SIGUSR1)
         systemd.wait_for("STATUS=error, 0 min", timeout=10, after=at)  # refused: stays in error
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        code = kit.stop()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if kit.proc.poll() is None:
+            kit.kill()
         systemd.close()
-    assert proc.returncode in (0, 1), out[-3000:]
+    out = kit.text
+    assert code in (0, 1), out[-3000:]
     takes = _takes(data)
     assert [t[2] for t in takes] == ["ready", "ready"], out[-3000:]
     assert hashlib.sha256(_mp4(data, first).read_bytes()).hexdigest() == before

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from kit.hardware.sim.analysis import analyse_film
-from tests.daemon.kit_process import FakeSystemd, start_kit
+from kit.testing.launch import KitProcess
+from kit.testing.systemd import FakeSystemd, notified
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def systemd(tmp_path: Path) -> Iterator[FakeSystemd]:
 def _takes(data: Path) -> list[tuple[str, str, str]]:
     db = sqlite3.connect(data / "kit.db")
     try:
-        return db.execute("SELECT id, session_id, state FROM takes ORDER BY rowid").fetchall()
+        return db.execute("SELECT id, visit_id, state FROM takes ORDER BY rowid").fetchall()
     finally:
         db.close()
 
@@ -32,7 +33,10 @@ def _takes(data: Path) -> list[tuple[str, str, str]]:
 @pytest.mark.slow
 def test_ready_watchdog_button_and_sigterm_mid_take(tmp_path: Path, systemd: FakeSystemd) -> None:
     data = tmp_path / "data"
-    proc = start_kit(data, systemd, tmp_path, {"WATCHDOG_USEC": "1500000"})
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    env = {**notified(systemd, config), "WATCHDOG_USEC": "1500000"}
+    kit = KitProcess(data, "--width", "640", "--height", "360", env=env)
     try:
         ready = systemd.wait_for("READY=1", timeout=60)
         # The watchdog keeps arriving: at least every half of WatchdogSec (1.5 s).
@@ -42,32 +46,30 @@ def test_ready_watchdog_button_and_sigterm_mid_take(tmp_path: Path, systemd: Fak
         assert systemd.count("WATCHDOG=1", after=ready) >= 3
 
         pressed = time.monotonic()
-        proc.send_signal(signal.SIGUSR1)  # press: start
+        kit.signal(signal.SIGUSR1)  # press: start
         systemd.wait_for("STATUS=recording", timeout=10, after=pressed)
         time.sleep(2.5)
         pressed = time.monotonic()
-        proc.send_signal(signal.SIGUSR1)  # press: stop
+        kit.signal(signal.SIGUSR1)  # press: stop
         systemd.wait_for("STATUS=idle", timeout=30, after=pressed)
         assert [t[2] for t in _takes(data)] == ["ready"]
 
         pressed = time.monotonic()
-        proc.send_signal(signal.SIGUSR1)  # press: start a second take
+        kit.signal(signal.SIGUSR1)  # press: start a second take
         systemd.wait_for("STATUS=recording", timeout=10, after=pressed)
         time.sleep(2.0)
-        proc.send_signal(signal.SIGTERM)  # mid-take
-        out, _ = proc.communicate(timeout=60)
+        code = kit.stop()  # SIGTERM, mid-take
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out[-3000:]
+        if kit.proc.poll() is None:
+            kit.kill()
+    assert code == 0, kit.text[-3000:]
     systemd.pump()
     assert any(m.startswith("STOPPING=1") for _, m in systemd.messages)
 
     takes = _takes(data)
     assert [t[2] for t in takes] == ["ready", "ready"]
-    for take_id, session_id, _ in takes:
-        mp4 = data / "sessions" / session_id / "takes" / take_id / "take.mp4"
+    for take_id, visit_id, _ in takes:
+        mp4 = data / "visits" / visit_id / "takes" / take_id / "take.mp4"
         report = analyse_film(mp4)
         assert len(report.frames) >= 45  # ~2 s or more of 30 fps
         assert report.numbers == list(range(len(report.frames)))

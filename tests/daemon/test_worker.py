@@ -14,10 +14,14 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from kit.clock import NS_PER_S, FakeClock
-from kit.daemon.messages import CutDone, CutProgress, RecorderFailed, Shutdown, Tick
+from kit.cutting.plan import CutRules
+from kit.daemon.api import State
+from kit.daemon.events import EventLog
+from kit.daemon.messages import CutDone, CutDue, CutProgress, RecorderFailed, Shutdown, Tick
 from kit.daemon.panel import Light, Panel
 from kit.daemon.storage import RecordingRates, StorageGuard
-from kit.daemon.worker import KitDaemon, State
+from kit.daemon.wallclock import WallClock
+from kit.daemon.worker import Worker
 from kit.errors import HardwareError, NotFound, StateError, StorageFull
 from kit.hardware.camera import VideoFormat
 from kit.hardware.microphone import AudioFormat
@@ -25,6 +29,7 @@ from kit.model import DEFAULT_LABELS, Take, TakeState
 from kit.recording.takes import Finished
 from kit.store.database import Database
 from kit.store.files import FileLayer
+from kit.visits.library import Library
 
 BUTTON, LED = 17, 27
 MB = 1_000_000
@@ -44,11 +49,11 @@ class FakeTakes:
     current: Take | None = None
     n: int = 0
 
-    def start(self, session_id: str) -> Take:
+    def start(self, visit_id: str) -> Take:
         if self.fail_start is not None:
             raise self.fail_start
         self.n += 1
-        self.current = self.db.add_take(session_id, f"take{self.n}", "boot")
+        self.current = self.db.add_take(visit_id, f"take{self.n}", "boot")
         self.started.append(self.current.id)
         return self.current
 
@@ -95,14 +100,15 @@ class FakeCutter:
     )
 
     def start(
-        self, session_id: str, on_progress: Callable[[float], None], on_done: Callable[[str], None]
+        self, visit_id: str, on_progress: Callable[[float], None], on_done: Callable[[str], None]
     ) -> None:
-        self.calls.append((session_id, on_progress, on_done))
+        self.calls.append((visit_id, on_progress, on_done))
 
 
 @dataclass
 class Kit:
-    daemon: KitDaemon
+    daemon: Worker
+    library: Library
     clock: FakeClock
     takes: FakeTakes
     recorder: FakeRecorder
@@ -120,8 +126,11 @@ class Kit:
         while self.daemon.step():
             pass
 
-    @property
+    def light(self) -> Light | None:
+        return self.panel.light
+
     def state(self) -> State:
+        # A method, not a property: the state changes between two reads.
         return self.daemon.state
 
 
@@ -132,12 +141,24 @@ def _kit(tmp_path: Path, *, cutter: bool = False, free: int = PLENTY) -> Iterato
     recorder = FakeRecorder()
     factory = MockFactory(pin_class=MockPWMPin)
     free_box = [free]
-    holder: list[KitDaemon] = []
+    holder: list[Worker] = []
     panel = Panel(BUTTON, LED, lambda: holder[0].press(), bounce_s=None, pin_factory=factory)  # noqa: PLW0108 - the daemon is built after the panel
     fake_cutter = FakeCutter() if cutter else None
-    daemon = KitDaemon(
+    events = EventLog(capacity=5000)
+    library = Library(
+        db,
+        FileLayer(tmp_path),
+        events,
+        clock,
+        wall=WallClock(clock, system_time_ns=lambda: 0),
+        boot_id="boot",
+        cut_rules=CutRules(),
+        on_cut_due=lambda: holder[0].post(CutDue()) if holder else None,
+    )
+    daemon = Worker(
         clock=clock,
-        db=db,
+        library=library,
+        events=events,
         takes=takes,
         recorder=recorder,
         camera=FakeCamera(),
@@ -147,10 +168,10 @@ def _kit(tmp_path: Path, *, cutter: bool = False, free: int = PLENTY) -> Iterato
         ignore_stop_within_ns=NS_PER_S,
         cutter=fake_cutter,
         lights=panel,
-        files=FileLayer(tmp_path),
+        boot_id="boot",
     )
     holder.append(daemon)
-    yield Kit(daemon, clock, takes, recorder, factory, panel, free_box, fake_cutter)
+    yield Kit(daemon, library, clock, takes, recorder, factory, panel, free_box, fake_cutter)
     panel.close()
     db.close()
 
@@ -170,16 +191,16 @@ def _kinds(kit: Kit) -> list[str]:
 
 
 def test_press_starts_next_press_stops_and_the_led_follows(kit: Kit) -> None:
-    assert kit.state == State.IDLE and kit.panel.light == Light.READY
+    assert kit.state() == State.IDLE and kit.light() == Light.READY
     kit.press()
     kit.run()
-    assert kit.state == State.RECORDING and kit.panel.light == Light.RECORDING
+    assert kit.state() == State.RECORDING and kit.light() == Light.RECORDING
     kit.recorder.first_frame_ns = kit.clock.now()
     kit.clock.advance(3 * NS_PER_S)
-    assert kit.daemon.status().as_dict()["elapsed_s"] == 3.0
+    assert kit.daemon.status().as_json()["elapsed_s"] == 3.0
     kit.press()
     kit.run()
-    assert kit.state == State.IDLE and kit.panel.light == Light.READY
+    assert kit.state() == State.IDLE and kit.light() == Light.READY
     assert kit.takes.started == ["take1"]
     states = [e.data["state"] for e in kit.daemon.events.since(0) if e.kind == "status"]
     assert states[-3:] == ["recording", "finalising", "idle"]
@@ -191,25 +212,25 @@ def test_a_double_press_cannot_end_a_take(kit: Kit) -> None:
     kit.clock.advance(NS_PER_S // 2)
     kit.press()  # 0.5 s after the start: a bounce or a double press
     kit.run()
-    assert kit.state == State.RECORDING
+    assert kit.state() == State.RECORDING
     kit.clock.advance(NS_PER_S)
     kit.press()
     kit.run()
-    assert kit.state == State.IDLE
+    assert kit.state() == State.IDLE
 
 
 def test_the_phone_can_stop_at_once(kit: Kit) -> None:
     kit.daemon.start("phone")
     kit.run()
-    assert kit.state == State.RECORDING
+    assert kit.state() == State.RECORDING
     kit.daemon.stop("phone")
     kit.run()
-    assert kit.state == State.IDLE
+    assert kit.state() == State.IDLE
     kit.daemon.stop("phone")  # stopping when idle is harmless
     kit.daemon.start("phone")
     kit.daemon.start("phone")  # a second start while recording is ignored
     kit.run()
-    assert kit.takes.started == ["take1", "take2"] and kit.state == State.RECORDING
+    assert kit.takes.started == ["take1", "take2"] and kit.state() == State.RECORDING
 
 
 def test_after_a_take_the_cut_runs_and_reports_progress(cutting_kit: Kit) -> None:
@@ -220,18 +241,18 @@ def test_after_a_take_the_cut_runs_and_reports_progress(cutting_kit: Kit) -> Non
     kit.clock.advance(2 * NS_PER_S)
     kit.press()
     kit.run()
-    assert kit.state == State.CUTTING and kit.panel.light == Light.BUSY
-    _session_id, on_progress, on_done = kit.cutter.calls[0]
+    assert kit.state() == State.CUTTING and kit.light() == Light.BUSY
+    _visit_id, on_progress, on_done = kit.cutter.calls[0]
     on_progress(0.5)
     kit.run()
     assert kit.daemon.status().cut_progress == 0.5
     # A press while cutting starts the next take; the cut goes on in the background.
     kit.press()
     kit.run()
-    assert kit.state == State.RECORDING
+    assert kit.state() == State.RECORDING
     on_done("")
     kit.run()
-    assert kit.state == State.RECORDING and kit.daemon.status().cut_progress is None
+    assert kit.state() == State.RECORDING and kit.daemon.status().cut_progress is None
     assert "cut" in _kinds(kit)
 
 
@@ -244,7 +265,7 @@ def test_a_failed_cut_is_reported_and_the_kit_stays_usable(cutting_kit: Kit) -> 
     kit.run()
     kit.daemon.post(CutDone(kit.cutter.calls[0][0], "out of memory"))
     kit.run()
-    assert kit.state == State.IDLE
+    assert kit.state() == State.IDLE
     assert "rough cut failed: out of memory" in kit.daemon.status().error
 
 
@@ -252,10 +273,10 @@ def test_no_take_starts_below_the_storage_floor(kit: Kit) -> None:
     kit.free[0] = 5 * 60 * 2 * MB  # 5 minutes at 2 MB/s peak
     kit.daemon.post(Tick())
     kit.run()
-    assert kit.panel.light == Light.LOW_STORAGE
+    assert kit.light() == Light.LOW_STORAGE
     kit.press()
     kit.run()
-    assert kit.state == State.IDLE and kit.takes.started == []
+    assert kit.state() == State.IDLE and kit.takes.started == []
     assert "not enough space" in kit.daemon.status().error
     assert "refused" in _kinds(kit)
     assert kit.daemon.status().minutes_left == pytest.approx(5.0)
@@ -269,7 +290,7 @@ def test_a_take_stops_cleanly_when_the_card_fills(kit: Kit) -> None:
     kit.free[0] = 60 * 2 * MB  # one minute left (and the take's MP4 still to write)
     kit.daemon.post(Tick())
     kit.run()
-    assert kit.state == State.ERROR and kit.panel.light == Light.ERROR
+    assert kit.state() == State.ERROR and kit.light() == Light.ERROR
     assert "nearly full" in kit.daemon.status().error
     assert kit.takes.db.take("take1").state == TakeState.READY
 
@@ -279,24 +300,24 @@ def test_a_write_failure_stops_the_take_and_keeps_it(kit: Kit) -> None:
     kit.run()
     kit.daemon.post(RecorderFailed(StorageFull("ENOSPC")))
     kit.run()
-    assert kit.state == State.ERROR
+    assert kit.state() == State.ERROR
     assert "card is full" in kit.daemon.status().error
     assert kit.takes.db.take("take1").state == TakeState.READY
     kit.daemon.post(RecorderFailed(StorageFull("late report")))  # nothing recording: ignored
     kit.run()
-    assert kit.state == State.ERROR
+    assert kit.state() == State.ERROR
 
 
 def test_a_camera_failure_is_an_error_and_a_press_retries(kit: Kit) -> None:
     kit.takes.fail_start = HardwareError("no camera")
     kit.press()
     kit.run()
-    assert kit.state == State.ERROR and "no camera" in kit.daemon.status().error
-    assert kit.panel.light == Light.ERROR
+    assert kit.state() == State.ERROR and "no camera" in kit.daemon.status().error
+    assert kit.light() == Light.ERROR
     kit.takes.fail_start = None
     kit.press()
     kit.run()
-    assert kit.state == State.RECORDING and kit.daemon.status().error == ""
+    assert kit.state() == State.RECORDING and kit.daemon.status().error == ""
 
 
 def test_stop_and_finalise_failures_are_errors(kit: Kit) -> None:
@@ -304,13 +325,13 @@ def test_stop_and_finalise_failures_are_errors(kit: Kit) -> None:
     kit.daemon.start()
     kit.daemon.stop()
     kit.run()
-    assert kit.state == State.ERROR and "mux failed" in kit.daemon.status().error
+    assert kit.state() == State.ERROR and "mux failed" in kit.daemon.status().error
     kit.takes.finalise_to = TakeState.READY
     kit.takes.fail_stop = HardwareError("camera hung")
     kit.daemon.start()
     kit.daemon.stop()
     kit.run()
-    assert kit.state == State.ERROR and "camera hung" in kit.daemon.status().error
+    assert kit.state() == State.ERROR and "camera hung" in kit.daemon.status().error
 
 
 def test_shutdown_finalises_the_take_first(kit: Kit) -> None:
@@ -326,14 +347,14 @@ def test_progress_and_unknown_events_never_kill_the_worker(kit: Kit) -> None:
     kit.daemon.post(CutProgress("s", 0.25))
     kit.daemon.post(object())
     kit.run()
-    assert kit.state == State.IDLE and kit.daemon.status().cut_progress == 0.25
+    assert kit.state() == State.IDLE and kit.daemon.status().cut_progress == 0.25
 
 
 def test_an_exception_inside_a_transition_is_an_error_state(kit: Kit) -> None:
     kit.takes.fail_start = ZeroDivisionError("bug")  # not a KitError: a bug
     kit.press()
     kit.run()
-    assert kit.state == State.ERROR and "internal error" in kit.daemon.status().error
+    assert kit.state() == State.ERROR and "internal error" in kit.daemon.status().error
 
 
 def test_tags_are_stamped_at_the_tap_and_stored_once(kit: Kit) -> None:
@@ -351,22 +372,22 @@ def test_tags_are_stamped_at_the_tap_and_stored_once(kit: Kit) -> None:
         kit.daemon.add_tag("t2", "", "", "phone", 0)
     with pytest.raises(ValueError, match="note"):
         kit.daemon.add_tag("t3", "Guiding", "x" * 501, "phone", 0)
-    kit.daemon.update_tag("t1", label="Receiving initiatives")
-    kit.daemon.delete_tag("t1")
-    assert kit.daemon.tags(tag.session_id) == []
-    kit.daemon.restore_tag("t1")
-    assert [t.label for t in kit.daemon.tags(tag.session_id)] == ["Receiving initiatives"]
+    kit.library.update_tag("t1", label="Receiving initiatives")
+    kit.library.delete_tag("t1")
+    assert kit.library.tags(tag.visit_id) == []
+    kit.library.restore_tag("t1")
+    assert [t.label for t in kit.library.tags(tag.visit_id)] == ["Receiving initiatives"]
     actions = [e.data["action"] for e in kit.daemon.events.since(0) if e.kind == "tag"]
     assert actions == ["added", "updated", "deleted", "restored"]
 
 
 def test_labels_default_to_the_vig_principles_and_can_be_edited(kit: Kit) -> None:
-    assert kit.daemon.labels() == list(DEFAULT_LABELS)
-    kit.daemon.set_labels(["Attentive", " Guiding "])
-    assert kit.daemon.labels() == ["Attentive", "Guiding"]
+    assert kit.library.labels() == list(DEFAULT_LABELS)
+    kit.library.set_labels(["Attentive", " Guiding "])
+    assert kit.library.labels() == ["Attentive", "Guiding"]
     for bad in ([], ["a", "a"], [""], ["x" * 61], [str(i) for i in range(13)]):
         with pytest.raises(ValueError):
-            kit.daemon.set_labels(bad)
+            kit.library.set_labels(bad)
 
 
 def test_status_carries_preview_and_level(kit: Kit) -> None:
@@ -377,7 +398,7 @@ def test_status_carries_preview_and_level(kit: Kit) -> None:
     kit.daemon.start()
     kit.run()
     assert kit.daemon.status().level_dbfs == -23.0
-    status = kit.daemon.status().as_dict()
+    status = kit.daemon.status().as_json()
     assert status["now_ns"] == kit.clock.now() and status["started_ns"] is None
 
 
@@ -397,7 +418,7 @@ def test_a_tap_retried_just_after_stop_still_lands_in_its_take(kit: Kit) -> None
         kit.daemon.add_tag("after", "Guiding", "", "phone", 100_000_000)
 
 
-def test_sessions_are_labelled_with_the_phones_time(tmp_path: Path) -> None:
+def test_visits_are_labelled_with_the_phones_time(tmp_path: Path) -> None:
     from datetime import datetime
 
     from kit.daemon.wallclock import WallClock
@@ -420,25 +441,25 @@ def test_cut_files_and_moves_are_checked(kit: Kit, tmp_path: Path) -> None:
     kit.run()
     kit.takes.db.update_take("take1", first_frame_ns=first, end_ns=first + 5 * NS_PER_S)
     with pytest.raises(ValueError, match="outside its take"):
-        kit.daemon.update_tag("t1", at_ns=first + 6 * NS_PER_S)
-    assert kit.daemon.update_tag("t1", at_ns=first + NS_PER_S).at_ns == first + NS_PER_S
+        kit.library.update_tag("t1", at_ns=first + 6 * NS_PER_S)
+    assert kit.library.update_tag("t1", at_ns=first + NS_PER_S).at_ns == first + NS_PER_S
     for bad in ("../../kit.db", "/etc/passwd", "nothing.mp4", ".cut.json.partial"):
         with pytest.raises(NotFound):
-            kit.daemon.cut_file(tag.session_id, bad)
-    cut = tmp_path / "sessions" / tag.session_id / "cut"
+            kit.library.cut_file(tag.visit_id, bad)
+    cut = tmp_path / "visits" / tag.visit_id / "cut"
     cut.mkdir(parents=True)
     (cut / "rough-cut.mp4").write_bytes(b"film")
-    assert kit.daemon.cut_file(tag.session_id, "rough-cut.mp4").read_bytes() == b"film"
+    assert kit.library.cut_file(tag.visit_id, "rough-cut.mp4").read_bytes() == b"film"
 
 
-def test_the_status_names_the_session_being_cut(cutting_kit: Kit) -> None:
+def test_the_status_names_the_visit_being_cut(cutting_kit: Kit) -> None:
     kit = cutting_kit
     kit.daemon.start()
     kit.run()
     kit.daemon.stop()
     kit.run()
-    session_id = kit.daemon.status().session_id
-    assert kit.daemon.status().as_dict()["cut_session_id"] == session_id
-    kit.daemon.post(CutDone(session_id or "", ""))
+    visit_id = kit.daemon.status().visit_id
+    assert kit.daemon.status().as_json()["cut_visit_id"] == visit_id
+    kit.daemon.post(CutDone(visit_id or "", ""))
     kit.run()
-    assert kit.daemon.status().as_dict()["cut_session_id"] is None
+    assert kit.daemon.status().as_json()["cut_visit_id"] is None

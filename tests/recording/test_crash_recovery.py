@@ -76,18 +76,16 @@ def test_kill_dash_nine_at_random_moments(tmp_path: Path) -> None:
 
     db = sqlite3.connect(data / "kit.db")
     rows = db.execute(
-        "SELECT takes.id, takes.session_id, state, first_frame_ns, end_ns FROM takes "
-        "JOIN sessions ON sessions.id = takes.session_id ORDER BY sessions.rowid"
+        "SELECT takes.id, takes.visit_id, state, first_frame_ns, end_ns FROM takes "
+        "JOIN visits ON visits.id = takes.visit_id ORDER BY visits.rowid"
     ).fetchall()
     db.close()
     assert len(rows) == TRIALS
-    for (take_id, session_id, state, first, end), (kill_ns, seconds) in zip(
-        rows, kills, strict=True
-    ):
+    for (take_id, visit_id, state, first, end), (kill_ns, seconds) in zip(rows, kills, strict=True):
         assert state == "ready", (take_id, state)
         planned_end = first + int(seconds * 1e9)
         expected = min(kill_ns, planned_end) - first
-        mp4 = data / "sessions" / session_id / "takes" / take_id / "take.mp4"
+        mp4 = data / "visits" / visit_id / "takes" / take_id / "take.mp4"
         report = analyse_film(mp4)
         frames = len(report.frames)
         assert report.numbers == list(range(frames)), take_id

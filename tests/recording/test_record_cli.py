@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,14 +15,15 @@ from kit.hardware.sim.analysis import analyse_film
 KIT = [sys.executable, "-m", "kit"]
 
 
-def _ffprobe(path: Path) -> dict:
+def _ffprobe(path: Path) -> dict[str, Any]:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    return json.loads(out)
+    probed: dict[str, Any] = json.loads(out)
+    return probed
 
 
 @pytest.mark.slow

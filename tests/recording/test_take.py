@@ -8,16 +8,18 @@ from pathlib import Path
 import pytest
 
 from kit.clock import NS_PER_S, MonotonicClock
+from kit.compose import Cutting
 from kit.config import Config, SimConfig
 from kit.hardware.factory import Hardware, simulated_hardware
 from kit.hardware.microphone import AudioBlock, AudioFormat, AudioSink, Microphone
 from kit.hardware.sim.analysis import analyse_film
-from kit.model import TakeState
+from kit.model import TakeState, VisitState
 from kit.recording.headless import TagAt, record_take
 from kit.recording.recorder import TakeRecorder
 from kit.recording.takes import Finaliser
 from kit.store import layout
 from kit.store.store import Store
+from kit.testing.kits import real_kit
 
 SMALL = Config().camera.__class__(width=320, height=240, fps=30, bitrate=400_000)
 
@@ -41,25 +43,21 @@ def _assert_in_sync(path: Path, frames: int, missing_beeps: tuple[float, ...] = 
 
 @pytest.mark.parametrize(("skew", "latency"), [(300.0, 0.0), (-300.0, 0.0), (0.0, 200.0)])
 def test_recorded_take_is_in_sync(tmp_path: Path, skew: float, latency: float) -> None:
-    store = Store(tmp_path)
-    result = record_take(
-        store,
-        _hardware(skew, latency),
-        MonotonicClock(),
-        seconds=4,
-        boot_id="b",
-        tags=[TagAt(1.5, "Guiding")],
-    )
+    kit = real_kit(tmp_path, hardware=_hardware(skew, latency), cutting=Cutting.NONE)
+    store = kit.store
+    result = record_take(kit, seconds=4, tags=[TagAt(1.5, "Guiding")])
     take = result.take
     assert take.state == TakeState.READY
     assert take.video_frames == 120
     assert take.duration_ns == pytest.approx(4 * NS_PER_S, abs=1_000)
     assert take.audio_skew_ppm is not None
-    directory = layout.take_dir(take.session_id, take.id)
+    directory = layout.take_dir(take.visit_id, take.id)
     # The raw streams are gone once the MP4 is durable.
     assert not store.files.exists(layout.raw_video(directory))
     assert not store.files.exists(layout.raw_audio(directory))
+    assert take.first_frame_ns is not None
     assert [t.at_ns - take.first_frame_ns for t in result.tags] == [1_500_000_000]
+    assert result.visit.state == VisitState.ENDED and result.visit.case_ref == "Visit 1"
     # A mic that starts 200 ms late misses the beep at 0 s; the rest must be there.
     _assert_in_sync(Path(result.mp4), 120, missing_beeps=(0.0,) if latency else ())
 
@@ -104,7 +102,7 @@ class GappyMicrophone:
 def test_lost_audio_becomes_silence_not_a_shift(tmp_path: Path) -> None:
     hw = _hardware(skew=200)
     gappy = Hardware(hw.camera, GappyMicrophone(hw.microphone, 1.2, 0.5), True)
-    result = record_take(Store(tmp_path), gappy, MonotonicClock(), seconds=4, boot_id="b")
+    result = record_take(real_kit(tmp_path, hardware=gappy, cutting=Cutting.NONE), seconds=4)
     report = analyse_film(Path(result.mp4))
     assert report.max_abs_offset_s <= 0.005, report.offsets_s
     assert len(report.onsets_s) == 4  # nothing was lost around a beep
@@ -112,11 +110,11 @@ def test_lost_audio_becomes_silence_not_a_shift(tmp_path: Path) -> None:
 
 def _record_raw(tmp_path: Path, seconds: float) -> tuple[Store, str, str]:
     store = Store(tmp_path)
-    session = store.new_session(created_ns=0)
-    take = store.db.add_take(session.id, "take1", "b")
+    visit = store.new_visit(0)
+    take = store.db.add_take(visit.id, "take1", "b")
     hw, clock = _hardware(), MonotonicClock()
     recorder = TakeRecorder(hw.camera, hw.microphone, store.files, clock)
-    directory = layout.take_dir(session.id, take.id)
+    directory = layout.take_dir(visit.id, take.id)
     hw.camera.open()
     recorder.start(directory)
     first = recorder.wait_for_first_frame(5)
@@ -151,8 +149,8 @@ def test_a_take_without_audio_still_makes_a_silent_film(tmp_path: Path) -> None:
 
 def test_a_take_with_no_video_is_marked_empty(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    session = store.new_session(created_ns=0)
-    store.db.add_take(session.id, "t", "b")
+    visit = store.new_visit(0)
+    store.db.add_take(visit.id, "t", "b")
     assert Finaliser(store).recover()[0].state == TakeState.EMPTY
 
 

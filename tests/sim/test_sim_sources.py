@@ -58,7 +58,7 @@ def test_camera_records_h264_with_keyframes_every_second_and_codes() -> None:
     assert preview is not None and preview[1].startswith(b"\xff\xd8")
     decoder = av.CodecContext.create("h264", "r")
     frames = [f for p in packets for f in decoder.decode(av.Packet(p.data))]
-    codes = [read_code(f.to_ndarray(format="yuv420p")[:240]) for f in frames]
+    codes = [read_code(np.asarray(f.to_ndarray(format="yuv420p"), np.uint8)[:240]) for f in frames]
     assert [c.number for c in codes if c] == list(range(len(frames)))
     assert codes[0] is not None and codes[0].t_us == epoch // 1000
     white = [
@@ -86,7 +86,7 @@ def test_microphone_runs_fast_by_its_skew_and_beeps_on_true_seconds() -> None:
     span = blocks[-1].t_ns - blocks[0].t_ns
     samples = sum(b.frames for b in blocks[:-1])
     assert samples / (span / 1e9) == pytest.approx(48_000 * 1.005, rel=2e-4)
-    audio = np.concatenate([b.samples[:, 0] for b in blocks]).astype(np.float32) / 32768
+    audio = (np.concatenate([b.samples[:, 0] for b in blocks]) / 32768).astype(np.float32)
     # Beeps start on true instants; counted in samples they come 0.5 % "late".
     onsets = beep_onsets(audio, 48_000, 0.0)
     first_true = (started + 100_000_000 - blocks[0].t_ns) / 1e9

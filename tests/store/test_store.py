@@ -13,13 +13,13 @@ def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "data")
 
 
-def _tag(store: Store, session: str, take: str | None, tag_id: str, at: int) -> Tag:
-    return Tag(tag_id, session, take, at, "Guiding", "", "phone-1", at)
+def _tag(store: Store, visit: str, take: str | None, tag_id: str, at: int) -> Tag:
+    return Tag(tag_id, visit, take, at, "Guiding", "", "phone-1", at)
 
 
-def test_sessions_takes_and_tags(store: Store) -> None:
-    s = store.new_session(created_ns=5, wall_time="2026-11-25T10:00", title="Family A")
-    assert store.db.session(s.id) == s
+def test_visits_takes_and_tags(store: Store) -> None:
+    s = store.new_visit(5, "Family A", started_wall="2026-11-25T10:00:00Z")
+    assert store.db.visit(s.id) == s
     t1 = store.db.add_take(s.id, "t1", "boot")
     t2 = store.db.add_take(s.id, "t2", "boot")
     assert (t1.seq, t2.seq, t1.state) == (1, 2, TakeState.RECORDING)
@@ -34,33 +34,33 @@ def test_sessions_takes_and_tags(store: Store) -> None:
     store.db.update_tag("a", label="Receiving initiatives", at_ns=210)
     assert store.db.tag("a").label == "Receiving initiatives"
     store.db.delete_tag("a")
-    assert store.db.tags_for_session(s.id) == []
+    assert store.db.tags_for_visit(s.id) == []
     store.db.restore_tag("a")
     assert store.db.tag("a").at_ns == 210
 
 
 def test_errors(store: Store) -> None:
     with pytest.raises(NotFound):
-        store.db.session("nope")
+        store.db.visit("nope")
     with pytest.raises(NotFound):
         store.db.update_take("nope", state=TakeState.READY)
     with pytest.raises(ValueError, match="cannot update"):
-        store.db.update_take("nope", session_id="x")
+        store.db.update_take("nope", visit_id="x")
     with pytest.raises(sqlite3.IntegrityError):
-        store.db.add_take("no-such-session", "t", "b")
+        store.db.add_take("no-such-visit", "t", "b")
 
 
 def test_metadata_is_durable_across_reopen(tmp_path: Path) -> None:
     a = Store(tmp_path)
-    s = a.new_session(created_ns=1)
+    s = a.new_visit(1)
     a.db.add_take(s.id, "t", "b")
     a.close()
     b = Store(tmp_path)
-    assert b.db.take("t").session_id == s.id
-    assert b.db.sessions()[0].id == s.id
+    assert b.db.take("t").visit_id == s.id
+    assert b.db.visits()[0].id == s.id
 
 
-@pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/../../x", "", "sessions/../../x"])
+@pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/../../x", "", "visits/../../x"])
 def test_no_path_escapes_the_data_directory(store: Store, bad: str) -> None:
     with pytest.raises(StorageError, match="inside the data directory"):
         store.files.path(bad)
@@ -81,3 +81,69 @@ def test_replace_is_atomic(store: Store) -> None:
     with store.files.read("a.bin") as f:
         assert f.read() == b"one"
     assert not (store.root / ".a.bin.partial").exists()
+
+
+_SCHEMA_1 = """
+CREATE TABLE sessions (id TEXT PRIMARY KEY, created_ns INTEGER NOT NULL,
+    wall_time TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '');
+CREATE TABLE takes (id TEXT PRIMARY KEY, session_id TEXT NOT NULL REFERENCES sessions(id),
+    seq INTEGER NOT NULL, state TEXT NOT NULL, boot_id TEXT NOT NULL DEFAULT '',
+    first_frame_ns INTEGER, end_ns INTEGER, video_frames INTEGER NOT NULL DEFAULT 0,
+    dropped_frames INTEGER NOT NULL DEFAULT 0, mic_overflows INTEGER NOT NULL DEFAULT 0,
+    audio_skew_ppm REAL, error TEXT NOT NULL DEFAULT '', UNIQUE (session_id, seq));
+CREATE TABLE tags (id TEXT PRIMARY KEY, session_id TEXT NOT NULL REFERENCES sessions(id),
+    take_id TEXT REFERENCES takes(id), at_ns INTEGER NOT NULL, label TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '', author TEXT NOT NULL DEFAULT '', created_ns INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX tags_by_take ON tags (take_id, at_ns);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO sessions VALUES ('s1', 10, '2026-11-20T09:00:00Z', ''), ('s2', 20, '', 'Family B');
+INSERT INTO takes (id, session_id, seq, state, first_frame_ns, end_ns)
+    VALUES ('t1', 's1', 1, 'ready', 100, 400);
+INSERT INTO tags (id, session_id, take_id, at_ns, label, created_ns)
+    VALUES ('g1', 's1', 't1', 200, 'Guiding', 200);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_schema_1_kit_is_migrated_to_visits(tmp_path: Path) -> None:
+    """A kit that called visits "sessions": every session becomes an ended visit, in place."""
+    db = sqlite3.connect(tmp_path / "kit.db")
+    db.executescript(_SCHEMA_1)
+    db.close()
+    old = tmp_path / "sessions" / "s1" / "takes" / "t1"
+    old.mkdir(parents=True)
+    (old / "take.mp4").write_bytes(b"film")
+    store = Store(tmp_path)
+    visits = store.db.visits()
+    assert [(v.id, v.case_ref, v.state.value) for v in visits] == [
+        ("s1", "Visit 1", "ended"),
+        ("s2", "Family B", "ended"),
+    ]
+    assert visits[0].started_wall == "2026-11-20T09:00:00Z" and visits[0].started_ns == 10
+    assert store.db.open_visit() is None
+    take = store.db.take("t1")
+    assert (take.visit_id, take.recovered, take.duration_ns) == ("s1", False, 300)
+    assert [t.id for t in store.db.tags_for_visit("s1")] == ["g1"]
+    assert (tmp_path / "visits" / "s1" / "takes" / "t1" / "take.mp4").read_bytes() == b"film"
+    assert not (tmp_path / "sessions").exists()
+    store.close()
+    again = Store(tmp_path)  # opening twice migrates once
+    assert len(again.db.visits()) == 2
+    again.close()
+
+
+def test_one_open_visit_and_no_takes_in_an_ended_one(store: Store) -> None:
+    from kit.errors import StateError
+
+    first = store.new_visit(1, "C-1")
+    with pytest.raises(StateError, match="another visit is open"):
+        store.new_visit(2, "C-2")
+    store.db.add_take(first.id, "t1", "b")
+    with pytest.raises(StateError, match="recording"):
+        store.db.end_visit(first.id, 5, "")
+    store.db.update_take("t1", state=TakeState.READY)
+    assert store.db.end_visit(first.id, 5, "").ended_ns == 5
+    with pytest.raises(StateError, match="ended"):
+        store.db.add_take(first.id, "t2", "b")
+    assert store.new_visit(6, "C-2").is_open

@@ -1,4 +1,5 @@
-"""Fixtures: a fake kit, a pairing store on a temp dir, the app, and paired test clients."""
+"""Fixtures: a fake kit (kit.testing.fakes), a pairing store on a temp dir, the app, and
+paired test clients."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.web.fakes import FakeController
+from kit.testing.fakes import FakeKit
 from web.app import create_app
 from web.pairing import PairingStore
 
@@ -58,8 +59,13 @@ class Phone:
 
 
 @pytest.fixture
-def controller() -> FakeController:
-    return FakeController(preview=[b"\xff\xd8fake-jpeg-1\xff\xd9", b"\xff\xd8fake-jpeg-2\xff\xd9"])
+def kit(tmp_path: Path) -> Iterator[FakeKit]:
+    fake = FakeKit(
+        tmp_path / "data",
+        preview=[b"\xff\xd8fake-jpeg-1\xff\xd9", b"\xff\xd8fake-jpeg-2\xff\xd9"],
+    )
+    yield fake
+    fake.close()
 
 
 @pytest.fixture
@@ -80,9 +86,10 @@ def phone_times() -> list[float]:
 
 
 @pytest.fixture
-def app(controller: FakeController, pairing: PairingStore, phone_times: list[float]) -> Flask:
+def app(kit: FakeKit, pairing: PairingStore, phone_times: list[float]) -> Flask:
     return create_app(
-        controller,
+        kit.recording,
+        kit.visits,
         pairing,
         {"TESTING": True, "KIT_HEARTBEAT_S": 0.05},
         on_phone_time=phone_times.append,

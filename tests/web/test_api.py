@@ -12,9 +12,9 @@ import pytest
 from flask import Flask
 
 from kit.clock import FakeClock
+from kit.daemon.events import PhonesChanged
+from kit.testing.fakes import VIG_LABELS, FakeKit
 from tests.web.conftest import Phone, pair
-from tests.web.fakes import VIG_LABELS, FakeController
-from web.app import create_app
 from web.pairing import PairingStore
 
 MS = 1_000_000
@@ -24,8 +24,8 @@ def tag_body(**over: Any) -> dict[str, Any]:
     return {"id": "tap0000000001", "label": "Guiding", "delay_ms": 20, **over}
 
 
-def test_state_when_idle(phone: Phone, controller: FakeController) -> None:
-    controller.events.publish("state", {})
+def test_state_when_idle(phone: Phone, kit: FakeKit) -> None:
+    kit.events.publish(PhonesChanged())
     body = phone.get("/api/state").json
     assert body is not None
     assert body["event_id"] == 1
@@ -36,14 +36,15 @@ def test_state_when_idle(phone: Phone, controller: FakeController) -> None:
     assert body["phone"]["name"] == "Sam"
 
 
-def test_start_tag_stop(phone: Phone, controller: FakeController) -> None:
+def test_start_tag_stop(phone: Phone, kit: FakeKit) -> None:
     r = phone.post("/api/start")
     assert r.status_code == 202
     assert (r.json or {})["status"]["state"] == "recording"
-    assert controller.calls == [("start", "phone")]
+    assert kit.recording.calls == [("start", "phone")]
     assert phone.post("/api/tags", json=tag_body()).status_code == 201
     state = phone.get("/api/state").json or {}
-    assert state["take"]["id"] == "take0001"
+    assert state["take"]["id"] == state["status"]["take_id"] is not None
+    assert state["visit"]["case_ref"] == "Visit 1" and state["visit"]["takes"] == 1
     assert state["take"]["started_ns"] == state["status"]["started_ns"]
     assert [t["label"] for t in state["tags"]] == ["Guiding"]
     assert phone.post("/api/stop").status_code == 202
@@ -52,26 +53,32 @@ def test_start_tag_stop(phone: Phone, controller: FakeController) -> None:
     assert [t["id"] for t in state["tags"]] == ["tap0000000001"]  # the last take's tags
 
 
-def test_start_twice_and_stop_when_idle_are_409(phone: Phone) -> None:
+def test_start_and_stop_are_requests_the_kit_takes_in_turn(phone: Phone, kit: FakeKit) -> None:
+    # As the real kit: a stop when idle and a second start are queued (202) and ignored.
     r = phone.post("/api/stop")
-    assert r.status_code == 409
-    assert r.json == {"error": "cannot stop while idle"}
-    phone.post("/api/start")
-    assert phone.post("/api/start").status_code == 409
+    assert r.status_code == 202
+    assert (r.json or {})["status"]["state"] == "idle"
+    assert phone.post("/api/start").status_code == 202
+    assert phone.post("/api/start").status_code == 202
+    visit = kit.visits.open_visit()
+    assert visit is not None and len(kit.visits.takes(visit.id)) == 1
 
 
-def test_a_full_card_is_507(phone: Phone, controller: FakeController) -> None:
-    controller.storage_full = True
+def test_a_start_on_a_full_card_is_refused_with_the_reason(phone: Phone, kit: FakeKit) -> None:
+    kit.recording.storage_full = True
+    after = kit.events.last_id
     r = phone.post("/api/start")
-    assert r.status_code == 507
-    assert r.json == {"error": "no room to record"}
+    assert r.status_code == 202  # queued; the refusal arrives as it does from the real kit
+    status = (r.json or {})["status"]
+    assert status["state"] == "idle" and "not enough space" in status["error"]
+    assert [e.kind for e in kit.events.since(after)][:1] == ["refused"]
 
 
 def test_a_tag_is_stamped_at_receive_time_minus_the_delay(tmp_path: Path) -> None:
     clock = FakeClock()
-    controller = FakeController(clock=clock.now)
+    kit = FakeKit(tmp_path / "data", clock)
     pairing = PairingStore(tmp_path / "pairing.db")
-    phone = pair(create_app(controller, pairing, {"TESTING": True}), pairing)
+    phone = pair(kit.app(pairing, {"TESTING": True}), pairing)
     phone.post("/api/start")
     clock.advance(5_000 * MS)
     r = phone.post("/api/tags", json=tag_body(delay_ms=1234.5678, note="  a note \n"))
@@ -85,20 +92,20 @@ def test_a_tag_is_stamped_at_receive_time_minus_the_delay(tmp_path: Path) -> Non
     assert tag["author"] == "Sam"
 
 
-def test_a_retried_tap_is_stored_once(phone: Phone, controller: FakeController) -> None:
+def test_a_retried_tap_is_stored_once(phone: Phone, kit: FakeKit) -> None:
     phone.post("/api/start")
     first = phone.post("/api/tags", json=tag_body(delay_ms=10))
     again = phone.post("/api/tags", json=tag_body(delay_ms=900))
     assert (first.status_code, again.status_code) == (201, 200)
     assert (again.json or {})["new"] is False
     assert (again.json or {})["tag"] == (first.json or {})["tag"]
-    assert len(controller.tags("s0000001")) == 1
+    assert len(kit.visits.tags(_visit(kit))) == 1
 
 
 def test_tagging_while_idle_is_409(phone: Phone) -> None:
     r = phone.post("/api/tags", json=tag_body())
     assert r.status_code == 409
-    assert r.json == {"error": "nothing is recording"}
+    assert r.json == {"error": "tags can only be added while recording"}
 
 
 @pytest.mark.parametrize(
@@ -140,18 +147,18 @@ def test_non_finite_delays_are_400(phone: Phone, value: str) -> None:
     assert r.status_code == 400
 
 
-def test_edit_delete_and_restore_a_tag(phone: Phone, controller: FakeController) -> None:
+def test_edit_delete_and_restore_a_tag(phone: Phone, kit: FakeKit) -> None:
     phone.post("/api/start")
     phone.post("/api/tags", json=tag_body())
     r = phone.patch("/api/tags/tap0000000001", json={"note": "looked up", "label": "Guiding"})
     assert r.status_code == 200
     assert (r.json or {})["tag"]["note"] == "looked up"
     assert phone.delete("/api/tags/tap0000000001").json == {"deleted": "tap0000000001"}
-    assert controller.tags("s0000001") == []
+    assert kit.visits.tags(_visit(kit)) == []
     assert phone.delete("/api/tags/tap0000000001").status_code == 404
     assert phone.patch("/api/tags/tap0000000001", json={"note": "x"}).status_code == 404
     assert phone.post("/api/tags/tap0000000001/restore").status_code == 200
-    assert [t.note for t in controller.tags("s0000001")] == ["looked up"]
+    assert [t.note for t in kit.visits.tags(_visit(kit))] == ["looked up"]
     assert phone.post("/api/tags/tap0000000001/restore").status_code == 404
 
 
@@ -176,13 +183,13 @@ def test_unknown_tags_are_404(phone: Phone) -> None:
     assert phone.delete("/api/tags/../../etc").status_code in (400, 404)
 
 
-def test_labels(phone: Phone, controller: FakeController) -> None:
+def test_labels(phone: Phone, kit: FakeKit) -> None:
     assert phone.get("/api/labels").json == {"labels": VIG_LABELS}
     r = phone.put("/api/labels", json={"labels": ["  Being   attentive ", "Guiding ★"]})
     assert r.status_code == 200
     assert r.json == {"labels": ["Being attentive", "Guiding ★"]}
-    assert controller.labels() == ["Being attentive", "Guiding ★"]
-    event = controller.events.since(0)[-1]
+    assert kit.visits.labels() == ["Being attentive", "Guiding ★"]
+    event = kit.events.since(0)[-1]
     assert (event.kind, event.data) == ("labels", {"labels": ["Being attentive", "Guiding ★"]})
 
 
@@ -200,15 +207,13 @@ def test_labels(phone: Phone, controller: FakeController) -> None:
         {"labels": ["ok"], "more": 1},
     ],
 )
-def test_bad_labels_are_400(phone: Phone, controller: FakeController, body: Any) -> None:
+def test_bad_labels_are_400(phone: Phone, kit: FakeKit, body: Any) -> None:
     r = phone.put("/api/labels", json=body)
     assert r.status_code == 400
-    assert controller.labels() == VIG_LABELS
+    assert kit.visits.labels() == VIG_LABELS
 
 
-def test_phones_list_rename_revoke_restore(
-    app: Flask, pairing: PairingStore, controller: FakeController
-) -> None:
+def test_phones_list_rename_revoke_restore(app: Flask, pairing: PairingStore, kit: FakeKit) -> None:
     a, b = pair(app, pairing, "A"), pair(app, pairing, "B")
     phones = (a.get("/api/phones").json or {})["phones"]
     assert [(p["name"], p["me"], p["revoked"]) for p in phones] == [
@@ -224,7 +229,7 @@ def test_phones_list_rename_revoke_restore(
     assert a.post(f"/api/phones/{b.id}/restore").status_code == 200
     assert b.get("/api/state").status_code == 200
     assert a.delete("/api/phones/ffffffff").status_code == 404
-    assert "phones" in [e.kind for e in controller.events.since(0)]
+    assert "phones" in [e.kind for e in kit.events.since(0)]
 
 
 def test_unpairing_this_phone_clears_its_cookie(phone: Phone) -> None:
@@ -243,7 +248,7 @@ def test_pairing_info_for_another_phone(phone: Phone, pairing: PairingStore) -> 
     }
 
 
-def test_preview(phone: Phone, controller: FakeController) -> None:
+def test_preview(phone: Phone, kit: FakeKit) -> None:
     r = phone.get("/api/preview.jpg")
     assert r.status_code == 200
     assert r.mimetype == "image/jpeg"
@@ -258,7 +263,7 @@ def test_preview(phone: Phone, controller: FakeController) -> None:
         assert again.data == b""
     assert phone.get("/api/preview.jpg?after=-1").status_code == 400
     assert phone.get("/api/preview.jpg?after=x").status_code == 400
-    controller._preview = []
+    kit.recording._preview = []
     r = phone.get("/api/preview.jpg")
     assert r.status_code == 204
     assert r.headers["X-Level-Dbfs"] == "-24.0"
@@ -275,24 +280,28 @@ def test_pages_carry_the_csrf_token_and_labels(phone: Phone) -> None:
     assert b'id="label-list"' in settings.data
 
 
-def test_values_the_kit_refuses_are_400(phone: Phone, controller: FakeController) -> None:
+def test_values_the_kit_refuses_are_400(phone: Phone, kit: FakeKit) -> None:
+    # Well-formed requests whose values the library's rules refuse.
     phone.post("/api/start")
     phone.post("/api/tags", json=tag_body())
-    controller.refuse_values = True
-    for r in (
-        phone.post("/api/tags", json=tag_body(id="tap0000000002")),
-        phone.patch("/api/tags/tap0000000001", json={"note": "x"}),
-        phone.put("/api/labels", json={"labels": ["A", "B"]}),
-    ):
-        assert r.status_code == 400
-        assert r.json == {"error": "the kit refuses that value"}
+    r = phone.patch("/api/tags/tap0000000001", json={"at_ns": 1})
+    assert r.status_code == 400
+    assert r.json == {"error": "a tag cannot be moved outside its take"}
+    r = phone.put("/api/labels", json={"labels": ["Guiding", "guiding"]})
+    assert r.status_code == 400
+    assert r.json == {"error": "labels must differ from each other"}
 
 
-def test_settings_offers_the_configured_default_labels(
-    controller: FakeController, pairing: PairingStore
-) -> None:
-    app = create_app(controller, pairing, {"KIT_DEFAULT_LABELS": ['Say "hi"', "B ★"]})
+def test_settings_offers_the_configured_default_labels(kit: FakeKit, pairing: PairingStore) -> None:
+    app = kit.app(pairing, {"KIT_DEFAULT_LABELS": ['Say "hi"', "B ★"]})
     page = pair(app, pairing).get("/settings").get_data(as_text=True)
     found = re.search(r'data-default-labels="([^"]*)"', page)
     assert found is not None
     assert json.loads(html.unescape(found.group(1))) == ['Say "hi"', "B ★"]
+
+
+def _visit(kit: FakeKit) -> str:
+    """The open visit's id."""
+    visit = kit.visits.open_visit()
+    assert visit is not None
+    return visit.id

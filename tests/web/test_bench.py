@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kit.bench.tagging import percentile, report, serve_and_run
-from tests.web.fakes import FakeController
+from kit.clock import MonotonicClock
+from kit.testing.fakes import FakeKit
 from web.pairing import PairingStore
 
 
@@ -18,18 +19,22 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([7.0], 95) == 7.0
 
 
-def test_the_bench_runs_against_any_controller(tmp_path: Path) -> None:
+def test_the_bench_runs_against_the_fake_kit(tmp_path: Path) -> None:
     pairing = PairingStore(tmp_path / "pairing.db")
-    controller = FakeController(preview=[b"\xff\xd8one\xff\xd9", b"\xff\xd8two\xff\xd9"])
-    result = serve_and_run(controller, pairing, phones=3, taps=4, interval_s=0.02, preview_fps=20.0)
+    frames = [b"\xff\xd8one\xff\xd9", b"\xff\xd8two\xff\xd9"]
+    kit = FakeKit(tmp_path / "data", MonotonicClock(), preview=frames)
+    result = serve_and_run(
+        kit.recording, kit.visits, pairing, phones=3, taps=4, interval_s=0.02, preview_fps=20.0
+    )
     assert result.errors == []
     assert len(result.ack_ms) == 12
     assert len(result.fanout_ms) == 12 * 2  # every tag reached both other phones
     assert result.missing_from_streams == 0
-    assert len(controller.tags(controller.sessions()[0].id)) == 12
-    assert controller.calls == [("start", "phone"), ("stop", "phone")]
+    assert len(kit.visits.tags(kit.visits.visits()[0].id)) == 12
+    assert kit.recording.calls == [("start", "phone"), ("stop", "phone")]
     assert all(abs(e) < 50 for e in result.stamp_error_ms)
     text = report(result, "the fake kit")
     assert "tap -> durable ack" in text
     assert "acknowledged 12/12" in text
     pairing.close()
+    kit.close()

@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from kit.clock import MonotonicClock
+from kit.daemon.events import Resync
+from kit.testing.fakes import FakeKit, jpeg_frames
+from kit.testing.launch import served
 from tests.web.browser import (
     PHONE,
     Shots,
@@ -21,9 +25,6 @@ from tests.web.browser import (
     watch_errors,
     whole_flow,
 )
-from tests.web.fakes import FakeController, jpeg_frames
-from tests.web.serving import served
-from web.app import create_app
 from web.pairing import PairingStore
 
 pytestmark = pytest.mark.browser
@@ -44,26 +45,27 @@ def browser() -> Iterator[Any]:
 @dataclasses.dataclass
 class Kit:
     url: str
-    controller: FakeController
+    kit: FakeKit
     pairing: PairingStore
     app: Flask
 
 
 @pytest.fixture
 def kit(tmp_path: Path) -> Iterator[Kit]:
-    controller = FakeController(preview=jpeg_frames())
+    fake = FakeKit(tmp_path / "data", MonotonicClock(), preview=jpeg_frames())
     pairing = PairingStore(tmp_path / "pairing.db")
-    app = create_app(controller, pairing, {"KIT_HEARTBEAT_S": 2.0})
+    app = fake.app(pairing, {"KIT_HEARTBEAT_S": 2.0})
     with served(app) as url:
-        yield Kit(url, controller, pairing, app)
+        yield Kit(url, fake, pairing, app)
     pairing.close()
+    fake.close()
 
 
-def _stored(controller: FakeController) -> list[dict[str, Any]]:
-    sessions = controller.sessions()
-    if not sessions:
+def _stored(kit: FakeKit) -> list[dict[str, Any]]:
+    visits = kit.visits.visits()
+    if not visits:
         return []
-    return [dataclasses.asdict(t) for t in controller.tags(sessions[-1].id)]
+    return [t.as_json() for t in kit.visits.tags(visits[-1].id)]
 
 
 def test_the_whole_flow(browser: Any, kit: Kit) -> None:
@@ -71,10 +73,10 @@ def test_the_whole_flow(browser: Any, kit: Kit) -> None:
         browser,
         kit.url,
         kit.pairing.code,
-        lambda: _stored(kit.controller),
+        lambda: _stored(kit.kit),
         Shots("flow"),
     )
-    assert kit.controller.calls == [("start", "phone"), ("stop", "phone")]
+    assert kit.kit.recording.calls == [("start", "phone"), ("stop", "phone")]
 
 
 def _paired_page(browser: Any, kit: Kit) -> Any:
@@ -105,7 +107,7 @@ def test_two_phones_see_the_same_tags_live(browser: Any, kit: Kit) -> None:
         expect(page.locator("#taglist")).to_contain_text("Receiving initiatives")
     shots(b, "phone-b")
     # Labels edited elsewhere reach the pad at once.
-    kit.controller.set_labels(["Guiding", "Together ★"])
+    kit.kit.visits.set_labels(["Guiding", "Together ★"])
     expect(a.locator("#pad button.tag")).to_have_count(2)
     check_layout(a)
     shots(a, "new-labels")
@@ -119,12 +121,12 @@ def test_a_page_that_wakes_up_resyncs(browser: Any, kit: Kit) -> None:
     page.locator("#record").tap()
     expect(page.locator("#pad button.tag")).to_have_count(7)
     # Something the page missed (no event), then the screen comes back on.
-    kit.controller._labels = ["Only this ★"]
+    kit.kit.store.db.set_setting("labels", ["Only this ★"])
     page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
     expect(page.locator("#pad button.tag")).to_have_count(1)
     # A resync event from the kit does the same.
-    kit.controller._labels = ["First", "Second ★"]
-    kit.controller.events.publish("resync", {})
+    kit.kit.store.db.set_setting("labels", ["First", "Second ★"])
+    kit.kit.events.publish(Resync())
     expect(page.locator("#pad button.tag")).to_have_count(2)
 
 
@@ -144,12 +146,12 @@ def test_settings_screen(browser: Any, kit: Kit) -> None:
     page.locator("#label-list li").nth(0).locator("button.remove").tap()
     page.locator("#label-save").tap()
     expect(page.locator("#toast")).to_contain_text("Labels saved")
-    assert kit.controller.labels()[-1] == "Lovely ★"
-    assert len(kit.controller.labels()) == 6
+    assert kit.kit.visits.labels()[-1] == "Lovely ★"
+    assert len(kit.kit.visits.labels()) == 6
     shots(page, "labels-saved")
     page.locator("#toast-undo").tap()
     expect(page.locator("#label-list li")).to_have_count(7)
-    assert kit.controller.labels()[0] == "Being attentive"
+    assert kit.kit.visits.labels()[0] == "Being attentive"
     assert errors == []
 
 

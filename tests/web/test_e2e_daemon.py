@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from kit.testing.launch import RunningKit as Daemon
+from kit.testing.launch import kit_run_simulated as kit_run
 from tests.web.browser import Shots, chromium, need_chromium, whole_flow
-from tests.web.daemon import Daemon, kit_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

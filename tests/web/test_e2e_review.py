@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from kit.testing.launch import RunningKit as Daemon
+from kit.testing.launch import kit_run_simulated as kit_run
+from kit.testing.phone import HttpPhone
 from tests.web.browser import PHONE, Shots, chromium, need_chromium, watch_errors
-from tests.web.daemon import Daemon, kit_run
-from tests.web.httpphone import HttpPhone
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,7 +35,7 @@ RECUT_TIMEOUT_MS = 120_000
 class Recorded:
     daemon: Daemon
     phone: HttpPhone
-    session_id: str
+    visit_id: str
     figures: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,21 +63,21 @@ def recorded(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             assert phone.call("POST", "/api/tags", tag)[0] == 201
         time.sleep(max(0.0, started + TAKE_S - time.monotonic()))
         state = phone.get("/api/state")
-        session_id = state["status"]["session_id"]
+        visit_id = state["status"]["visit_id"]
         stopped = time.monotonic()
         assert phone.call("POST", "/api/stop")[0] == 202
         cut = phone.wait_for_event(
-            "cut", state["event_id"], lambda d: d["session_id"] == session_id, timeout_s=180
+            "cut", state["event_id"], lambda d: d["visit_id"] == visit_id, timeout_s=180
         )
-        assert cut == {"session_id": session_id, "error": ""}
+        assert cut == {"visit_id": visit_id, "error": ""}
         figures = {"stop_to_cut_event_s": round(time.monotonic() - stopped, 2)}
-        yield Recorded(daemon, phone, session_id, figures)
+        yield Recorded(daemon, phone, visit_id, figures)
         log = "\n".join(daemon.log)
         assert "Traceback" not in log, log
 
 
 def review_page(browser: Any, recorded: Recorded) -> Any:
-    """A phone paired by typing the code, on the review page of the recorded session."""
+    """A phone paired by typing the code, on the review page of the recorded visit."""
     from playwright.sync_api import expect
 
     page = browser.new_context(**PHONE).new_page()
@@ -85,15 +86,15 @@ def review_page(browser: Any, recorded: Recorded) -> Any:
     page.locator("#code").fill(recorded.daemon.code)
     page.locator("#pair-button").tap()
     expect(page).to_have_url(url + "/")
-    page.goto(f"{url}/review/{recorded.session_id}")
+    page.goto(f"{url}/visits/{recorded.visit_id}")
     return page
 
 
-def session(page: Any, recorded: Recorded) -> dict[str, Any]:
-    """What the page's own API says about the session now."""
+def visit(page: Any, recorded: Recorded) -> dict[str, Any]:
+    """What the page's own API says about the visit now."""
     got: dict[str, Any] = page.evaluate(
-        "async (sid) => (await fetch('/api/sessions/' + sid, {cache: 'no-store'})).json()",
-        recorded.session_id,
+        "async (sid) => (await fetch('/api/visits/' + sid, {cache: 'no-store'})).json()",
+        recorded.visit_id,
     )
     return got
 
@@ -120,7 +121,7 @@ def test_the_rough_cut_plays_in_chromium(browser: Any, recorded: Recorded) -> No
     page = review_page(browser, recorded)
     errors = watch_errors(page)
     support = page.evaluate("(t) => document.createElement('video').canPlayType(t)", H264_AAC)
-    cut = session(page, recorded)["cut"]
+    cut = visit(page, recorded)["cut"]
     figures: dict[str, Any] = {
         **recorded.figures,
         "chromium": browser.version,
@@ -200,7 +201,7 @@ def test_edits_on_the_page_are_recut(browser: Any, recorded: Recorded) -> None:
     errors = watch_errors(page)
     review = page.locator("#review")
     expect(review).to_have_attribute("data-film", "ready")
-    before = session(page, recorded)
+    before = visit(page, recorded)
     figures: dict[str, Any] = {}
 
     def edit(moment: int) -> None:
@@ -223,7 +224,7 @@ def test_edits_on_the_page_are_recut(browser: Any, recorded: Recorded) -> None:
             page.wait_for_timeout(100)
         expect(review).to_have_attribute("data-making", "no")
         figures[name] = {"recut_s": round(time.monotonic() - started, 2), "progress": seen}
-        return session(page, recorded)
+        return visit(page, recorded)
 
     # Relabel moment 2.
     edit(1)
@@ -287,7 +288,7 @@ def test_the_visits_list_shows_the_cut(browser: Any, recorded: Recorded) -> None
     from playwright.sync_api import expect
 
     page = review_page(browser, recorded)
-    page.goto(recorded.daemon.url + "/review")
+    page.goto(recorded.daemon.url + "/visits")
     expect(page.locator(".visit")).to_have_count(1)
     expect(page.locator(".visit")).to_contain_text("Film ready")
     Shots("review-e2e-visits")(page, "visits")

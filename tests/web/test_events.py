@@ -10,9 +10,11 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
+from kit.compose import EVENT_LOG_CAPACITY
+from kit.daemon.events import PhonesChanged, Refused
+from kit.testing.fakes import FakeKit
 from tests.web.conftest import Phone, pair
-from tests.web.fakes import FakeController
-from web.app import create_app, shutdown
+from web.app import shutdown
 from web.pairing import PairingStore
 
 Frame = tuple[int | None, str, dict[str, Any]]
@@ -38,36 +40,34 @@ def stream(phone: Phone, **headers: str) -> TestResponse:
     return phone.client.get(f"/api/events{query}", headers=headers, buffered=False)
 
 
-def test_events_after_the_phones_last_id(phone: Phone, controller: FakeController) -> None:
+def test_events_after_the_phones_last_id(phone: Phone, kit: FakeKit) -> None:
     for n in range(5):
-        controller.events.publish("tag", {"n": n})
+        kit.events.publish(Refused(str(n)))
     r = stream(phone, query="?after=3")
     assert r.status_code == 200
     assert r.mimetype == "text/event-stream"
     assert r.headers["Cache-Control"] == "no-store"
     got = frames(r)
     assert next(got) == (None, "retry", {"ms": 2000})
-    assert next(got) == (4, "tag", {"n": 3})
-    assert next(got) == (5, "tag", {"n": 4})
-    controller.events.publish("state", {"state": "recording"})
-    assert next(got) == (6, "state", {"state": "recording"})
+    assert next(got) == (4, "refused", {"reason": "3"})
+    assert next(got) == (5, "refused", {"reason": "4"})
+    kit.events.publish(Refused("recording"))
+    assert next(got) == (6, "refused", {"reason": "recording"})
     r.close()
 
 
-def test_last_event_id_wins_over_the_query(phone: Phone, controller: FakeController) -> None:
+def test_last_event_id_wins_over_the_query(phone: Phone, kit: FakeKit) -> None:
     for n in range(5):
-        controller.events.publish("tag", {"n": n})
+        kit.events.publish(Refused(str(n)))
     r = stream(phone, query="?after=1", **{"Last-Event-ID": "4"})
     got = frames(r)
     next(got)
-    assert next(got) == (5, "tag", {"n": 4})
+    assert next(got) == (5, "refused", {"reason": "4"})
     r.close()
 
 
-def test_a_quiet_stream_sends_heartbeats_without_ids(
-    phone: Phone, controller: FakeController
-) -> None:
-    controller.events.publish("tag", {})
+def test_a_quiet_stream_sends_heartbeats_without_ids(phone: Phone, kit: FakeKit) -> None:
+    kit.events.publish(PhonesChanged())
     r = stream(phone, query="?after=1")
     got = frames(r)
     next(got)
@@ -75,24 +75,24 @@ def test_a_quiet_stream_sends_heartbeats_without_ids(
     r.close()
 
 
-def test_a_phone_too_far_behind_is_told_to_resync(phone: Phone, controller: FakeController) -> None:
-    for n in range(1005):  # the log keeps 1000
-        controller.events.publish("tag", {"n": n})
+def test_a_phone_too_far_behind_is_told_to_resync(phone: Phone, kit: FakeKit) -> None:
+    for n in range(EVENT_LOG_CAPACITY + 5):  # more than the log keeps
+        kit.events.publish(Refused(str(n)))
     r = stream(phone, query="?after=2")
     got = frames(r)
     next(got)
-    assert next(got) == (1005, "resync", {})
+    assert next(got) == (EVENT_LOG_CAPACITY + 5, "resync", {})
     r.close()
 
 
-def test_ids_from_before_a_restart_resync(phone: Phone, controller: FakeController) -> None:
-    controller.events.publish("state", {})
+def test_ids_from_before_a_restart_resync(phone: Phone, kit: FakeKit) -> None:
+    kit.events.publish(PhonesChanged())
     r = stream(phone, **{"Last-Event-ID": "900"})
     got = frames(r)
     next(got)
     assert next(got) == (1, "resync", {})
-    controller.events.publish("tag", {"n": 1})
-    assert next(got) == (2, "tag", {"n": 1})
+    kit.events.publish(Refused(str(1)))
+    assert next(got) == (2, "refused", {"reason": "1"})
     r.close()
 
 
@@ -126,10 +126,8 @@ def test_a_phone_keeps_at_most_two_streams(phone: Phone, app: Flask) -> None:
     assert streams.count() == 0
 
 
-def test_the_kit_refuses_streams_beyond_its_limit(
-    controller: FakeController, pairing: PairingStore
-) -> None:
-    app = create_app(controller, pairing, {"TESTING": True, "KIT_MAX_STREAMS": 2})
+def test_the_kit_refuses_streams_beyond_its_limit(kit: FakeKit, pairing: PairingStore) -> None:
+    app = kit.app(pairing, {"TESTING": True, "KIT_MAX_STREAMS": 2})
     phones = [pair(app, pairing, name) for name in "ABC"]
     open_ = [stream(phones[0]), stream(phones[1])]
     r = stream(phones[2])

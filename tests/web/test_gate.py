@@ -12,7 +12,7 @@ from web.pairing import PairingStore
 
 TAG = "tag00000001"
 PHONE = "ph000001"
-SESSION = "ses00001"
+VISIT = "visit0001"
 
 # (method, path, paired) for every route; a new route must be added here.
 ROUTES = [
@@ -35,12 +35,15 @@ ROUTES = [
     ("POST", "/api/clock", True),
     ("GET", "/api/preview.jpg", True),
     ("GET", "/api/events", True),
-    ("GET", "/review", True),
-    ("GET", f"/review/{SESSION}", True),
-    ("GET", "/api/sessions", True),
-    ("GET", f"/api/sessions/{SESSION}", True),
-    ("POST", f"/api/sessions/{SESSION}/recut", True),
-    ("GET", f"/media/{SESSION}/rough-cut.mp4", True),
+    ("GET", "/visits", True),
+    ("GET", f"/visits/{VISIT}", True),
+    ("GET", "/api/visits", True),
+    ("POST", "/api/visits", True),
+    ("GET", f"/api/visits/{VISIT}", True),
+    ("PATCH", f"/api/visits/{VISIT}", True),
+    ("POST", f"/api/visits/{VISIT}/end", True),
+    ("POST", f"/api/visits/{VISIT}/recut", True),
+    ("GET", f"/media/{VISIT}/rough-cut.mp4", True),
     ("GET", "/pair", False),
     ("POST", "/api/pair", False),
     ("GET", "/static/kit.css", False),
@@ -52,7 +55,7 @@ def _rule_key(path: str) -> str:
     return (
         path.replace(TAG, "<tag_id>")
         .replace(PHONE, "<phone_id>")
-        .replace(SESSION, "<session_id>")
+        .replace(VISIT, "<visit_id>")
         .replace("/static/kit.css", "/static/<path:filename>")
         .replace("/rough-cut.mp4", "/<path:name>")
     )

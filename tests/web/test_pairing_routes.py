@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from kit.testing.fakes import FakeKit
 from tests.web.conftest import FakeSeconds, Phone
 from web.pairing import PairingStore
 
@@ -152,14 +153,12 @@ def test_a_paired_page_reports_the_phones_time(phone: Phone, phone_times: list[f
 
 
 def test_a_failing_clock_hook_does_not_fail_pairing(
-    controller: Any, pairing: PairingStore, caplog: pytest.LogCaptureFixture
+    kit: FakeKit, pairing: PairingStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from web.app import create_app
-
     def broken(_: float) -> None:
         raise RuntimeError("no permission to set the clock")
 
-    app = create_app(controller, pairing, {"TESTING": True}, on_phone_time=broken)
+    app = kit.app(pairing, {"TESTING": True}, on_phone_time=broken)
     r = app.test_client().post(
         "/api/pair", json={"code": pairing.code, "phone_time_ms": 1_760_000_000_000}, headers=PAIR
     )

@@ -1,8 +1,8 @@
 """No request reaches a file outside what the app means to serve.
 
-The app serves files from its own package's static folder, and a session's
-rough-cut outputs through ``Controller.cut_file`` (``/media/<session>/<name>``),
-which refuses anything outside the session's cut directory; the web layer
+The app serves files from its own package's static folder, and a visit's
+rough-cut outputs through ``Controller.cut_file`` (``/media/<visit>/<name>``),
+which refuses anything outside the visit's cut directory; the web layer
 refuses odd names before asking (tests/web/test_review.py tries the escapes).
 """
 
@@ -33,7 +33,7 @@ ESCAPES = [
     "/api/../../kit.db",
     "/api/tags/..%2f..%2fkit.db",
     "/api/preview.jpg/../../kit.db",
-    "/sessions/s1/takes/t1/take.mp4",
+    "/visits/s1/takes/t1/take.mp4",
     "/kit.db",
     "/pairing.db",
 ]
@@ -43,7 +43,7 @@ ESCAPES = [
 def data_dir(tmp_path: Path) -> Path:
     """A data directory like the kit's, next to the pairing store (same tmp_path)."""
     (tmp_path / "kit.db").write_bytes(SECRET)
-    take = tmp_path / "sessions" / "s1" / "takes" / "t1"
+    take = tmp_path / "visits" / "s1" / "takes" / "t1"
     take.mkdir(parents=True)
     (take / "take.mp4").write_bytes(SECRET)
     return tmp_path
@@ -70,7 +70,7 @@ def test_only_the_packages_static_folder_is_served(app: Flask) -> None:
 
 def test_static_files_need_no_pairing(app: Flask) -> None:
     client = app.test_client()
-    pages = ("pair.js", "home.js", "settings.js", "review.js", "review-player.js", "sessions.js")
+    pages = ("pair.js", "home.js", "settings.js", "review.js", "review-player.js", "visits.js")
     for name in ("kit.css", "kit.js", *pages, "icon.svg"):
         r = client.get(f"/static/{name}")
         assert r.status_code == 200, name

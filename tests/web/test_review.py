@@ -1,4 +1,4 @@
-"""Review: the sessions API, moving tags, re-cuts and the cut's files (/media/), with the
+"""Review: the visits API, moving tags, re-cuts and the cut's files (/media/), with the
 fake kit cutting into a real data directory under tmp_path."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,8 @@ from flask.testing import FlaskClient
 
 from kit.clock import FakeClock
 from kit.errors import NotFound
+from kit.testing.fakes import FakeKit, film_bytes, placeholder_film
 from tests.web.conftest import Phone
-from tests.web.fakes import FakeController, film_bytes
-from web.app import create_app
 from web.pairing import PairingStore
 
 S = 1_000_000_000
@@ -33,39 +33,45 @@ def clock() -> FakeClock:
 def data(tmp_path: Path) -> Path:
     """The fake kit's data directory, with things beside the cut that must never be served."""
     root = tmp_path / "data"
-    take = root / "sessions" / "s0000001" / "takes" / "take0001"
-    take.mkdir(parents=True)
-    (take / "take.mp4").write_bytes(SECRET)
-    (root / "kit.db").write_bytes(SECRET)
-    other = root / "sessions" / "s0000009" / "cut"
+    other = root / "visits" / "s0000009" / "cut"
     other.mkdir(parents=True)
-    (other / "rough-cut.mp4").write_bytes(SECRET)  # another session's film
+    (other / "rough-cut.mp4").write_bytes(SECRET)  # another visit's film
     return root
 
 
 @pytest.fixture
-def controller(clock: FakeClock, data: Path) -> FakeController:
-    return FakeController(clock=clock.now, media=data)
+def kit(clock: FakeClock, data: Path) -> Iterator[FakeKit]:
+    fake = FakeKit(data, clock, film=placeholder_film)
+    yield fake
+    fake.close()
 
 
-def record(
-    controller: FakeController, clock: FakeClock, tags: list[tuple[float, str]], seconds: float
-) -> str:
-    """One take of ``seconds`` tagged at (seconds into the take, label); the session id."""
-    controller.start()
-    at = 0.0
-    for n, (t, label) in enumerate(tags):
-        clock.advance(round((t - at) * S))
-        at = t
-        controller.add_tag(f"tag{n:08d}", label, "", "Sam", 0)
-    clock.advance(round((seconds - at) * S))
-    controller.stop()
-    return controller.sessions()[-1].id
+def record(kit: FakeKit, tags: list[tuple[float, str]], seconds: float) -> str:
+    """One take of ``seconds`` tagged at (seconds into the take, label); the visit id.
+
+    Tags are named tag00000000, tag00000001, ... in time order.
+    """
+    clock = kit.clock
+    assert isinstance(clock, FakeClock)
+    kit.recording.start()
+    take = kit.recording.current_take
+    assert take is not None and take.first_frame_ns is not None
+    for n, (t, label) in enumerate(sorted(tags)):
+        clock.set(take.first_frame_ns + round(t * S))
+        kit.recording.add_tag(f"tag{n:08d}", label, "", "Sam", 0)
+    clock.set(take.first_frame_ns + round(seconds * S))
+    kit.recording.stop()
+    return take.visit_id
 
 
 @pytest.fixture
-def session_id(controller: FakeController, clock: FakeClock) -> str:
-    return record(controller, clock, [(5.0, "Guiding"), (20.0, "Being attentive")], 30.0)
+def visit_id(kit: FakeKit, data: Path) -> str:
+    visit = record(kit, [(5.0, "Guiding"), (20.0, "Being attentive")], 30.0)
+    # A take's own file beside the cut: never served.
+    take = data / "visits" / visit / "takes" / kit.visits.takes(visit)[0].id
+    take.mkdir(parents=True)
+    (take / "take.mp4").write_bytes(SECRET)
+    return visit
 
 
 def body(r: Any) -> dict[str, Any]:
@@ -82,39 +88,42 @@ def fetch(phone: Phone, url: str, **kw: Any) -> Any:
     return r
 
 
-def kinds(controller: FakeController, after: int = 0) -> list[tuple[str, dict[str, Any]]]:
-    return [(e.kind, e.data) for e in controller.events.since(after, timeout_s=0)]
+def kinds(kit: FakeKit, after: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    return [(e.kind, e.data) for e in kit.events.since(after, timeout_s=0)]
 
 
-# ---------- GET /api/sessions, GET /api/sessions/<id> ----------
+# ---------- GET /api/visits, GET /api/visits/<id> ----------
 
 
-def test_no_sessions_yet(phone: Phone) -> None:
-    assert body(phone.get("/api/sessions")) == {"sessions": []}
+def test_no_visits_yet(phone: Phone) -> None:
+    assert body(phone.get("/api/visits")) == {"visits": []}
 
 
-def test_the_list_of_sessions(phone: Phone, controller: FakeController, session_id: str) -> None:
-    later = controller.new_session()
-    listed = body(phone.get("/api/sessions"))["sessions"]
-    assert [s["id"] for s in listed] == [later, session_id]  # newest first
+def test_the_list_of_visits(phone: Phone, kit: FakeKit, visit_id: str) -> None:
+    kit.visits.end_visit(visit_id)
+    later = kit.visits.start_visit("C-2042").id
+    listed = body(phone.get("/api/visits"))["visits"]
+    assert [s["id"] for s in listed] == [later, visit_id]  # newest first
     assert [s["number"] for s in listed] == [2, 1]
     first = listed[1]
     assert first["tags"] == 2
-    assert [(t["seq"], t["state"], t["duration_s"]) for t in first["takes"]] == [(1, "ready", 30)]
-    assert first["cut"] == {"duration_s": 19.0, "clips": 2, "stills": 2}
+    assert [(t["seq"], t["state"], t["duration_s"]) for t in first["take_list"]] == [
+        (1, "ready", 30)
+    ]
+    assert first["takes"] == 1
+    assert (first["case_ref"], first["state"]) == ("Visit 1", "ended")
+    assert first["cut"] == {"duration_s": 19.0, "clips": 2, "stills": 2, "up_to_date": True}
     assert first["cut_error"] == ""
+    assert (listed[0]["case_ref"], listed[0]["state"], listed[0]["takes"]) == ("C-2042", "open", 0)
     assert listed[0]["cut"] is None
-    assert listed[0]["takes"] == []
 
 
-def test_one_session_for_the_review_page(
-    phone: Phone, controller: FakeController, session_id: str
-) -> None:
-    got = body(phone.get(f"/api/sessions/{session_id}"))
-    assert got["event_id"] == controller.events.last_id
-    assert got["session"]["id"] == session_id
-    assert got["session"]["number"] == 1
-    assert got["labels"] == controller.labels()
+def test_one_visit_for_the_review_page(phone: Phone, kit: FakeKit, visit_id: str) -> None:
+    got = body(phone.get(f"/api/visits/{visit_id}"))
+    assert got["event_id"] == kit.events.last_id
+    assert got["visit"]["id"] == visit_id
+    assert got["visit"]["number"] == 1
+    assert got["labels"] == kit.visits.labels()
     assert got["status"]["state"] == "idle"
     assert [(t["label"], t["take_s"]) for t in got["tags"]] == [
         ("Guiding", 5.0),
@@ -129,128 +138,119 @@ def test_one_session_for_the_review_page(
     assert [c["labels"] for c in cut["clips"]] == [["Guiding"], ["Being attentive"]]
     assert [c["tags_film_s"] for c in cut["clips"]] == [[5.0], [16.0]]
     version = cut["version"]
-    assert cut["film_url"] == f"/media/{session_id}/rough-cut.mp4?v={version}"
+    assert cut["film_url"] == f"/media/{visit_id}/rough-cut.mp4?v={version}"
     assert [s["url"] for s in cut["stills"]] == [
-        f"/media/{session_id}/stills/01-tag00000000.jpg?v={version}",
-        f"/media/{session_id}/stills/02-tag00000001.jpg?v={version}",
+        f"/media/{visit_id}/stills/01-tag00000000.jpg?v={version}",
+        f"/media/{visit_id}/stills/02-tag00000001.jpg?v={version}",
     ]
-    assert cut["contact_sheet_url"] == f"/media/{session_id}/contact-sheet.jpg?v={version}"
-    assert cut["chapters_url"] == f"/media/{session_id}/chapters.vtt?v={version}"
+    assert cut["contact_sheet_url"] == f"/media/{visit_id}/contact-sheet.jpg?v={version}"
+    assert cut["chapters_url"] == f"/media/{visit_id}/chapters.vtt?v={version}"
     for url in [cut["film_url"], cut["contact_sheet_url"], cut["chapters_url"]]:
         r = fetch(phone, url)
         assert r.status_code == 200, url
         r.close()
 
 
-def test_a_recut_changes_the_version(
-    phone: Phone, controller: FakeController, session_id: str
-) -> None:
-    before = body(phone.get(f"/api/sessions/{session_id}"))["cut"]["version"]
-    film = controller.cut_file(session_id, "rough-cut.mp4")
+def test_a_recut_changes_the_version(phone: Phone, kit: FakeKit, visit_id: str) -> None:
+    before = body(phone.get(f"/api/visits/{visit_id}"))["cut"]["version"]
+    film = kit.visits.cut_file(visit_id, "rough-cut.mp4")
     os.utime(film, ns=(1, 1))  # a cut made in the same nanosecond is not a worry here
-    assert phone.post(f"/api/sessions/{session_id}/recut").status_code == 202
-    assert body(phone.get(f"/api/sessions/{session_id}"))["cut"]["version"] != before
+    assert phone.post(f"/api/visits/{visit_id}/recut").status_code == 202
+    assert body(phone.get(f"/api/visits/{visit_id}"))["cut"]["version"] != before
 
 
 @pytest.mark.parametrize("bad", ["s0000404", "short", "a" * 65, "s000000%21", "..", "%2e%2e"])
-def test_an_unknown_session_is_404(phone: Phone, session_id: str, bad: str) -> None:
-    r = phone.get(f"/api/sessions/{bad}")
+def test_an_unknown_visit_is_404(phone: Phone, visit_id: str, bad: str) -> None:
+    r = phone.get(f"/api/visits/{bad}")
     assert r.status_code == 404
     assert "error" in body(r)
-    assert phone.post(f"/api/sessions/{bad}/recut").status_code in (404, 405)
+    assert phone.post(f"/api/visits/{bad}/recut").status_code in (404, 405)
 
 
-def test_a_session_without_a_cut(tmp_path: Path, pairing: PairingStore) -> None:
-    controller = FakeController()  # no media: it never cuts
+def test_a_visit_without_a_cut(tmp_path: Path, pairing: PairingStore) -> None:
+    kit = FakeKit(tmp_path / "nocut")  # no film maker: it never cuts
     from tests.web.conftest import pair
 
-    phone = pair(create_app(controller, pairing, {"TESTING": True}), pairing)
-    controller.start()
-    controller.stop()
-    sid = controller.sessions()[0].id
-    got = body(phone.get(f"/api/sessions/{sid}"))
+    phone = pair(kit.app(pairing, {"TESTING": True}), pairing)
+    kit.recording.start()
+    kit.recording.stop()
+    sid = kit.visits.visits()[0].id
+    got = body(phone.get(f"/api/visits/{sid}"))
     assert got["cut"] is None
     assert got["cut_error"] == ""
-    assert body(phone.get("/api/sessions"))["sessions"][0]["cut"] is None
+    assert body(phone.get("/api/visits"))["visits"][0]["cut"] is None
     assert fetch(phone, f"/media/{sid}/rough-cut.mp4").status_code == 404
 
 
-def test_a_damaged_manifest_is_reported_not_a_500(
-    phone: Phone, data: Path, session_id: str
-) -> None:
-    (data / "sessions" / session_id / "cut" / "cut.json").write_text("{not json")
-    got = body(phone.get(f"/api/sessions/{session_id}"))
+def test_a_damaged_manifest_is_reported_not_a_500(phone: Phone, data: Path, visit_id: str) -> None:
+    (data / "visits" / visit_id / "cut" / "cut.json").write_text("{not json")
+    got = body(phone.get(f"/api/visits/{visit_id}"))
     assert got["cut"] is None
     assert "damaged" in got["cut_error"]
-    assert "damaged" in body(phone.get("/api/sessions"))["sessions"][0]["cut_error"]
+    assert "damaged" in body(phone.get("/api/visits"))["visits"][0]["cut_error"]
 
 
-def test_a_cut_without_clips(phone: Phone, controller: FakeController, clock: FakeClock) -> None:
-    sid = record(controller, clock, [], 10.0)
-    cut = body(phone.get(f"/api/sessions/{sid}"))["cut"]
+def test_a_cut_without_clips(phone: Phone, kit: FakeKit) -> None:
+    sid = record(kit, [], 10.0)
+    cut = body(phone.get(f"/api/visits/{sid}"))["cut"]
     assert cut["clips"] == []
     assert cut["film_url"] is None
     assert cut["duration_s"] == 0.0
 
 
-# ---------- POST /api/sessions/<id>/recut ----------
+# ---------- POST /api/visits/<id>/recut ----------
 
 
-def test_recut(phone: Phone, controller: FakeController, session_id: str) -> None:
-    after = controller.events.last_id
-    r = phone.post(f"/api/sessions/{session_id}/recut")
+def test_recut(phone: Phone, kit: FakeKit, visit_id: str) -> None:
+    after = kit.events.last_id
+    r = phone.post(f"/api/visits/{visit_id}/recut")
     assert r.status_code == 202
-    assert body(r)["session_id"] == session_id
-    assert ("recut", session_id) in controller.calls
-    events = kinds(controller, after)
+    assert body(r)["visit_id"] == visit_id
+    events = kinds(kit, after)
     assert [k for k, _ in events] == ["status", "cut", "status"]
     assert (events[0][1]["state"], events[0][1]["cut_progress"]) == ("cutting", 0.0)
-    assert events[1][1] == {"session_id": session_id, "error": ""}
+    assert events[1][1] == {"visit_id": visit_id, "error": ""}
     assert (events[2][1]["state"], events[2][1]["cut_progress"]) == ("idle", None)
 
 
-def test_a_failed_recut_arrives_as_a_cut_event(
-    phone: Phone, controller: FakeController, session_id: str
-) -> None:
-    controller.cut_error = "the take's file is damaged"
-    after = controller.events.last_id
-    assert phone.post(f"/api/sessions/{session_id}/recut").status_code == 202
-    assert ("cut", {"session_id": session_id, "error": "the take's file is damaged"}) in kinds(
-        controller, after
+def test_a_failed_recut_arrives_as_a_cut_event(phone: Phone, kit: FakeKit, visit_id: str) -> None:
+    kit.recording.cut_error = "the take's file is damaged"
+    after = kit.events.last_id
+    assert phone.post(f"/api/visits/{visit_id}/recut").status_code == 202
+    assert ("cut", {"visit_id": visit_id, "error": "the take's file is damaged"}) in kinds(
+        kit, after
     )
 
 
-def test_recut_refuses_a_body_it_does_not_need_gracefully(phone: Phone, session_id: str) -> None:
-    r = phone.post(f"/api/sessions/{session_id}/recut", data=b"x" * 40_000)
+def test_recut_refuses_a_body_it_does_not_need_gracefully(phone: Phone, visit_id: str) -> None:
+    r = phone.post(f"/api/visits/{visit_id}/recut", data=b"x" * 40_000)
     assert r.status_code == 413
 
 
 # ---------- PATCH /api/tags/<id>: moving a tag ----------
 
 
-def at_ns(phone: Phone, session_id: str, tag_id: str) -> int:
-    tags = body(phone.get(f"/api/sessions/{session_id}"))["tags"]
+def at_ns(phone: Phone, visit_id: str, tag_id: str) -> int:
+    tags = body(phone.get(f"/api/visits/{visit_id}"))["tags"]
     return int(next(t["at_ns"] for t in tags if t["id"] == tag_id))
 
 
-def test_nudge_a_tag(phone: Phone, controller: FakeController, session_id: str) -> None:
-    before = at_ns(phone, session_id, "tag00000001")
-    after = controller.events.last_id
+def test_nudge_a_tag(phone: Phone, kit: FakeKit, visit_id: str) -> None:
+    before = at_ns(phone, visit_id, "tag00000001")
+    after = kit.events.last_id
     r = phone.patch("/api/tags/tag00000001", json={"nudge_ms": -1200})
     assert r.status_code == 200
     assert body(r)["tag"]["at_ns"] == before - 1_200_000_000
-    assert at_ns(phone, session_id, "tag00000001") == before - 1_200_000_000
-    events = kinds(controller, after)
+    assert at_ns(phone, visit_id, "tag00000001") == before - 1_200_000_000
+    events = kinds(kit, after)
     assert [k for k, _ in events] == ["tag", "status", "cut", "status"]  # edited, then re-cut
-    cut = body(phone.get(f"/api/sessions/{session_id}"))["cut"]
+    cut = body(phone.get(f"/api/visits/{visit_id}"))["cut"]
     assert cut["clips"][1]["tags_film_s"] == [pytest.approx(16.0)]  # the clip moved with it
     assert cut["clips"][1]["film_end_s"] == pytest.approx(19.0)
 
 
-def test_a_nudge_stops_at_the_ends_of_the_take(
-    phone: Phone, controller: FakeController, session_id: str
-) -> None:
-    take = controller.takes(session_id)[0]
+def test_a_nudge_stops_at_the_ends_of_the_take(phone: Phone, kit: FakeKit, visit_id: str) -> None:
+    take = kit.visits.takes(visit_id)[0]
     assert take.first_frame_ns is not None and take.end_ns is not None
     r = phone.patch("/api/tags/tag00000000", json={"nudge_ms": -60_000})
     assert body(r)["tag"]["at_ns"] == take.first_frame_ns
@@ -258,27 +258,19 @@ def test_a_nudge_stops_at_the_ends_of_the_take(
     assert body(r)["tag"]["at_ns"] == take.end_ns
 
 
-def test_move_a_tag_to_an_instant(
-    phone: Phone, controller: FakeController, session_id: str
-) -> None:
-    take = controller.takes(session_id)[0]
+def test_move_a_tag_to_an_instant(phone: Phone, kit: FakeKit, visit_id: str) -> None:
+    take = kit.visits.takes(visit_id)[0]
     assert take.first_frame_ns is not None and take.end_ns is not None
     target = take.first_frame_ns + 12 * S
     r = phone.patch("/api/tags/tag00000000", json={"at_ns": target})
     assert body(r)["tag"]["at_ns"] == target
     r = phone.patch("/api/tags/tag00000000", json={"at_ns": take.end_ns + 1})
     assert r.status_code == 400
-    assert body(r) == {
-        "error": "'at_ns' must be inside the tag's take",
-        "low": take.first_frame_ns,
-        "high": take.end_ns,
-    }
+    assert body(r) == {"error": "a tag cannot be moved outside its take"}
 
 
-def test_relabel_renote_and_nudge_in_one_edit(
-    phone: Phone, controller: FakeController, session_id: str
-) -> None:
-    after = controller.events.last_id
+def test_relabel_renote_and_nudge_in_one_edit(phone: Phone, kit: FakeKit, visit_id: str) -> None:
+    after = kit.events.last_id
     r = phone.patch(
         "/api/tags/tag00000000",
         json={"label": "Deepening discussion", "note": "he looks up", "nudge_ms": 200},
@@ -286,22 +278,22 @@ def test_relabel_renote_and_nudge_in_one_edit(
     assert r.status_code == 200
     tag = body(r)["tag"]
     assert (tag["label"], tag["note"]) == ("Deepening discussion", "he looks up")
-    assert [k for k, _ in kinds(controller, after)].count("cut") == 1  # one edit, one re-cut
-    cut = body(phone.get(f"/api/sessions/{session_id}"))["cut"]
+    assert [k for k, _ in kinds(kit, after)].count("cut") == 1  # one edit, one re-cut
+    cut = body(phone.get(f"/api/visits/{visit_id}"))["cut"]
     assert cut["clips"][0]["labels"] == ["Deepening discussion"]
     assert cut["clips"][0]["notes"] == ["he looks up"]
 
 
 def test_a_tag_of_the_take_being_recorded_moves_up_to_now(
-    phone: Phone, controller: FakeController, clock: FakeClock
+    phone: Phone, kit: FakeKit, clock: FakeClock
 ) -> None:
-    controller.start()
+    kit.recording.start()
     clock.advance(10 * S)
-    controller.add_tag("live0001", "Guiding", "", "Sam", 0)
+    kit.recording.add_tag("live0001", "Guiding", "", "Sam", 0)
     clock.advance(2 * S)
     r = phone.patch("/api/tags/live0001", json={"nudge_ms": 5000})
     assert body(r)["tag"]["at_ns"] == clock.now()
-    assert not any(k == "cut" for k, _ in kinds(controller))  # no cut while recording
+    assert not any(k == "cut" for k, _ in kinds(kit))  # no cut while recording
 
 
 @pytest.mark.parametrize(
@@ -311,8 +303,8 @@ def test_a_tag_of_the_take_being_recorded_moves_up_to_now(
         ({"at_ns": True}, "'at_ns' must be an integer (kit-clock nanoseconds)"),
         ({"at_ns": "12"}, "'at_ns' must be an integer (kit-clock nanoseconds)"),
         ({"at_ns": None}, "'at_ns' must be an integer (kit-clock nanoseconds)"),
-        ({"at_ns": 10**30}, "'at_ns' must be inside the tag's take"),
-        ({"at_ns": -1}, "'at_ns' must be inside the tag's take"),
+        ({"at_ns": 10**30}, "a tag cannot be moved outside its take"),
+        ({"at_ns": -1}, "a tag cannot be moved outside its take"),
         ({"nudge_ms": "200"}, "'nudge_ms' must be a number"),
         ({"nudge_ms": False}, "'nudge_ms' must be a number"),
         ({"nudge_ms": [200]}, "'nudge_ms' must be a number"),
@@ -322,24 +314,22 @@ def test_a_tag_of_the_take_being_recorded_moves_up_to_now(
         ({}, "send 'label', 'note', 'at_ns' and/or 'nudge_ms'"),
     ],
 )
-def test_bad_moves_are_400(phone: Phone, session_id: str, sent: dict[str, Any], error: str) -> None:
-    before = at_ns(phone, session_id, "tag00000000")
+def test_bad_moves_are_400(phone: Phone, visit_id: str, sent: dict[str, Any], error: str) -> None:
+    before = at_ns(phone, visit_id, "tag00000000")
     r = phone.patch("/api/tags/tag00000000", json=sent)
     assert r.status_code == 400
     assert body(r)["error"] == error
-    assert at_ns(phone, session_id, "tag00000000") == before
+    assert at_ns(phone, visit_id, "tag00000000") == before
 
 
 @pytest.mark.parametrize("raw", [b'{"nudge_ms": NaN}', b'{"nudge_ms": Infinity}', b"[1]", b"{"])
-def test_malformed_move_bodies_are_400(phone: Phone, session_id: str, raw: bytes) -> None:
+def test_malformed_move_bodies_are_400(phone: Phone, visit_id: str, raw: bytes) -> None:
     r = phone.patch("/api/tags/tag00000000", data=raw, headers={"Content-Type": "application/json"})
     assert r.status_code == 400
     assert "error" in body(r)
 
 
-def test_moving_an_unknown_or_deleted_tag_is_404(
-    phone: Phone, controller: FakeController, session_id: str
-) -> None:
+def test_moving_an_unknown_or_deleted_tag_is_404(phone: Phone, kit: FakeKit, visit_id: str) -> None:
     assert phone.patch("/api/tags/nosuchtag1", json={"nudge_ms": 200}).status_code == 404
     assert phone.delete("/api/tags/tag00000000").status_code == 200
     r = phone.patch("/api/tags/tag00000000", json={"nudge_ms": 200})
@@ -347,30 +337,65 @@ def test_moving_an_unknown_or_deleted_tag_is_404(
     assert body(r) == {"error": "no tag 'tag00000000'"}
 
 
-def test_a_refused_move_is_400(phone: Phone, controller: FakeController, session_id: str) -> None:
-    controller.refuse_values = True
-    r = phone.patch("/api/tags/tag00000000", json={"nudge_ms": 200})
+# ---------- the visit's lifecycle: POST /api/visits, PATCH, POST .../end ----------
+
+
+def test_start_rename_and_end_a_visit(phone: Phone, kit: FakeKit) -> None:
+    r = phone.post("/api/visits", json={"case_ref": "  C-1041  family "})
+    assert r.status_code == 201
+    visit = body(r)["visit"]
+    assert (visit["case_ref"], visit["state"], visit["takes"]) == ("C-1041 family", "open", 0)
+    assert visit["elapsed_s"] == 0.0
+    assert phone.post("/api/visits", json={}).status_code == 409  # one open visit at a time
+    state = body(phone.get("/api/state"))
+    assert state["visit"]["id"] == visit["id"] and state["status"]["visit_id"] == visit["id"]
+    r = phone.patch(f"/api/visits/{visit['id']}", json={"case_ref": "C-1042"})
+    assert body(r)["visit"]["case_ref"] == "C-1042"
+    kit.recording.start()
+    r = phone.post(f"/api/visits/{visit['id']}/end")
+    assert r.status_code == 409  # recording
+    assert "stop it" in body(r)["error"]
+    kit.recording.stop()
+    r = phone.post(f"/api/visits/{visit['id']}/end")
+    assert r.status_code == 200
+    ended = body(r)["visit"]
+    assert (ended["state"], ended["takes"], ended["elapsed_s"]) == ("ended", 1, None)
+    assert phone.post(f"/api/visits/{visit['id']}/end").status_code == 409
+    assert body(phone.get("/api/state"))["visit"] is None
+    # The next take opens a new visit with an automatic case reference.
+    kit.recording.start()
+    state = body(phone.get("/api/state"))
+    assert state["visit"]["case_ref"] == "Visit 2" and state["visit"]["takes"] == 1
+    kinds_seen = [k for k, d in kinds(kit) if k == "visit"]
+    assert len(kinds_seen) == 4  # started, renamed, ended, started
+
+
+@pytest.mark.parametrize(
+    "sent", [{"case_ref": ""}, {"case_ref": "x" * 61}, {"case_ref": 7}, {"name": "C-1"}]
+)
+def test_bad_case_references_are_400(phone: Phone, sent: dict[str, Any]) -> None:
+    visit = body(phone.post("/api/visits", json={}))["visit"]
+    assert visit["case_ref"] == "Visit 1"
+    r = phone.patch(f"/api/visits/{visit['id']}", json=sent)
     assert r.status_code == 400
-    assert body(r) == {"error": "the kit refuses that value"}
+    assert "error" in body(r)
 
 
-def test_delete_and_restore_recut(
-    phone: Phone, controller: FakeController, session_id: str
-) -> None:
+def test_delete_and_restore_recut(phone: Phone, kit: FakeKit, visit_id: str) -> None:
     assert phone.delete("/api/tags/tag00000000").status_code == 200
-    cut = body(phone.get(f"/api/sessions/{session_id}"))["cut"]
+    cut = body(phone.get(f"/api/visits/{visit_id}"))["cut"]
     assert [c["tag_ids"] for c in cut["clips"]] == [["tag00000001"]]
     assert len(cut["stills"]) == 1
     assert phone.post("/api/tags/tag00000000/restore").status_code == 200
-    cut = body(phone.get(f"/api/sessions/{session_id}"))["cut"]
+    cut = body(phone.get(f"/api/visits/{visit_id}"))["cut"]
     assert [c["tag_ids"] for c in cut["clips"]] == [["tag00000000"], ["tag00000001"]]
 
 
-# ---------- GET /media/<session>/<name> ----------
+# ---------- GET /media/<visit>/<name> ----------
 
 
-def test_the_film_is_served_inline_and_not_kept(phone: Phone, session_id: str) -> None:
-    r = fetch(phone, f"/media/{session_id}/rough-cut.mp4")
+def test_the_film_is_served_inline_and_not_kept(phone: Phone, visit_id: str) -> None:
+    r = fetch(phone, f"/media/{visit_id}/rough-cut.mp4")
     assert r.status_code == 200
     assert r.mimetype == "video/mp4"
     assert r.headers["Content-Disposition"] == "inline"
@@ -386,9 +411,9 @@ def test_the_film_is_served_inline_and_not_kept(phone: Phone, session_id: str) -
     [("bytes=100-199", 100, 199), ("bytes=65000-", 65000, 65535), ("bytes=-10", 65526, 65535)],
 )
 def test_a_range_is_206_with_those_bytes(
-    phone: Phone, session_id: str, header: str, start: int, end: int
+    phone: Phone, visit_id: str, header: str, start: int, end: int
 ) -> None:
-    r = fetch(phone, f"/media/{session_id}/rough-cut.mp4", headers={"Range": header})
+    r = fetch(phone, f"/media/{visit_id}/rough-cut.mp4", headers={"Range": header})
     assert r.status_code == 206
     assert r.headers["Content-Range"] == f"bytes {start}-{end}/65536"
     assert r.headers["Content-Length"] == str(end - start + 1)
@@ -396,21 +421,21 @@ def test_a_range_is_206_with_those_bytes(
     assert r.headers["Content-Disposition"] == "inline"
 
 
-def test_an_unsatisfiable_range_is_416(phone: Phone, session_id: str) -> None:
-    r = fetch(phone, f"/media/{session_id}/rough-cut.mp4", headers={"Range": "bytes=70000-"})
+def test_an_unsatisfiable_range_is_416(phone: Phone, visit_id: str) -> None:
+    r = fetch(phone, f"/media/{visit_id}/rough-cut.mp4", headers={"Range": "bytes=70000-"})
     assert r.status_code == 416
     assert "error" in body(r)
 
 
-def test_a_malformed_range_is_416(phone: Phone, session_id: str) -> None:
+def test_a_malformed_range_is_416(phone: Phone, visit_id: str) -> None:
     # Werkzeug refuses a Range it cannot parse (RFC 9110 would allow ignoring it): a 4xx.
-    r = fetch(phone, f"/media/{session_id}/rough-cut.mp4", headers={"Range": "bytes=zz"})
+    r = fetch(phone, f"/media/{visit_id}/rough-cut.mp4", headers={"Range": "bytes=zz"})
     assert r.status_code == 416
     assert "error" in body(r)
 
 
-def test_head_and_if_none_match(phone: Phone, session_id: str) -> None:
-    url = f"/media/{session_id}/rough-cut.mp4"
+def test_head_and_if_none_match(phone: Phone, visit_id: str) -> None:
+    url = f"/media/{visit_id}/rough-cut.mp4"
     r = fetch(phone, url, method="HEAD")
     assert r.status_code == 200
     assert r.data == b""
@@ -419,10 +444,10 @@ def test_head_and_if_none_match(phone: Phone, session_id: str) -> None:
     assert r.status_code == 304
 
 
-def test_stills_and_chapters(phone: Phone, controller: FakeController, session_id: str) -> None:
-    r = fetch(phone, f"/media/{session_id}/stills/01-tag00000000.jpg")
+def test_stills_and_chapters(phone: Phone, kit: FakeKit, visit_id: str) -> None:
+    r = fetch(phone, f"/media/{visit_id}/stills/01-tag00000000.jpg")
     assert (r.status_code, r.mimetype) == (200, "image/jpeg")
-    r = fetch(phone, f"/media/{session_id}/chapters.vtt")
+    r = fetch(phone, f"/media/{visit_id}/chapters.vtt")
     assert (r.status_code, r.mimetype) == (200, "text/vtt")
     assert r.data.startswith(b"WEBVTT")
     assert b"Being attentive" in r.data
@@ -430,19 +455,19 @@ def test_stills_and_chapters(phone: Phone, controller: FakeController, session_i
 
 @pytest.mark.parametrize("name", ["cut.json", "tags.csv", "rough-cut.otio", "notes.txt"])
 def test_only_what_the_page_shows_is_served(
-    phone: Phone, data: Path, session_id: str, name: str
+    phone: Phone, data: Path, visit_id: str, name: str
 ) -> None:
-    (data / "sessions" / session_id / "cut" / name).write_text("x")
-    r = fetch(phone, f"/media/{session_id}/{name}")
+    (data / "visits" / visit_id / "cut" / name).write_text("x")
+    r = fetch(phone, f"/media/{visit_id}/{name}")
     assert r.status_code == 404
     assert "error" in body(r)
 
 
-def test_media_needs_a_paired_phone(client: FlaskClient, session_id: str) -> None:
-    r = client.get(f"/media/{session_id}/rough-cut.mp4")
+def test_media_needs_a_paired_phone(client: FlaskClient, visit_id: str) -> None:
+    r = client.get(f"/media/{visit_id}/rough-cut.mp4")
     assert r.status_code == 401
     assert body(r) == {"error": "this phone is not paired with the kit"}
-    r = client.get(f"/media/{session_id}/rough-cut.mp4", headers={"Range": "bytes=0-9"})
+    r = client.get(f"/media/{visit_id}/rough-cut.mp4", headers={"Range": "bytes=0-9"})
     assert r.status_code == 401
 
 
@@ -452,8 +477,8 @@ ESCAPES = [
     "/media/{s}/%2e%2e/%2e%2e/kit.db",
     "/media/{s}/%2e%2e%2f%2e%2e%2fkit.db",
     "/media/{s}/..%252f..%252fkit.db",
-    "/media/{s}/stills/../../takes/take0001/take.mp4",
-    "/media/{s}/stills/%2e%2e/%2e%2e/takes/take0001/take.mp4",
+    "/media/{s}/stills/../../takes/{t}/take.mp4",
+    "/media/{s}/stills/%2e%2e/%2e%2e/takes/{t}/take.mp4",
     "/media/{s}/../../s0000009/cut/rough-cut.mp4",
     "/media/{s}/%2e%2e/%2e%2e/s0000009/cut/rough-cut.mp4",
     "/media/{s}//etc/passwd",
@@ -463,55 +488,56 @@ ESCAPES = [
     "/media/{s}/..%5c..%5ckit.db",
     "/media/{s}/rough-cut.mp4%00.jpg",
     "/media/{s}/.hidden.mp4",
-    "/media/{s}/takes/take0001/take.mp4",
+    "/media/{s}/takes/{t}/take.mp4",
     "/media/{s}/....//....//kit.db",
     "/media/{s}/stills/./../../../kit.db",
     "/media/../pairing.db",
     "/media/%2e%2e/pairing.db",
-    "/media/s0000009/rough-cut.mp4",  # a session the kit does not know
+    "/media/s0000009/rough-cut.mp4",  # a visit the kit does not know
     "/media/%2e%2e%2fs0000009/rough-cut.mp4",
 ]
 
 
 @pytest.mark.parametrize("template", ESCAPES)
-def test_no_path_escapes(phone: Phone, data: Path, session_id: str, template: str) -> None:
-    (data / "sessions" / session_id / "cut" / ".hidden.mp4").write_bytes(SECRET)
-    r = fetch(phone, template.format(s=session_id))
+def test_no_path_escapes(
+    phone: Phone, kit: FakeKit, data: Path, visit_id: str, template: str
+) -> None:
+    (data / "visits" / visit_id / "cut" / ".hidden.mp4").write_bytes(SECRET)
+    take_id = kit.visits.takes(visit_id)[0].id
+    r = fetch(phone, template.format(s=visit_id, t=take_id))
     assert r.status_code in (400, 404, 308), (template, r.status_code)
     assert SECRET not in r.data
     assert b"SQLite format" not in r.data
     assert b"root:" not in r.data
 
 
-def test_a_symlink_out_of_the_cut_is_not_followed(
-    phone: Phone, data: Path, session_id: str
-) -> None:
-    link = data / "sessions" / session_id / "cut" / "escape.mp4"
+def test_a_symlink_out_of_the_cut_is_not_followed(phone: Phone, data: Path, visit_id: str) -> None:
+    link = data / "visits" / visit_id / "cut" / "escape.mp4"
     link.symlink_to(data / "kit.db")
-    r = fetch(phone, f"/media/{session_id}/escape.mp4")
+    r = fetch(phone, f"/media/{visit_id}/escape.mp4")
     assert r.status_code == 404
     assert SECRET not in r.data
 
 
 def test_the_fakes_cut_file_keeps_the_no_escape_rule(
-    controller: FakeController, data: Path, session_id: str
+    kit: FakeKit, data: Path, visit_id: str
 ) -> None:
-    assert controller.cut_file(session_id, "rough-cut.mp4").read_bytes() == film_bytes()
+    assert kit.visits.cut_file(visit_id, "rough-cut.mp4").read_bytes() == film_bytes()
     for name in ["../cut.json", "/etc/passwd", str(data / "kit.db"), "", ".", "stills", "a\\b"]:
         with pytest.raises(NotFound):
-            controller.cut_file(session_id, name)
+            kit.visits.cut_file(visit_id, name)
     with pytest.raises(NotFound):
-        controller.cut_file("s0000009", "rough-cut.mp4")  # not a session of this kit
+        kit.visits.cut_file("s0000009", "rough-cut.mp4")  # not a visit of this kit
 
 
 # ---------- pages ----------
 
 
-def test_the_review_page(phone: Phone, session_id: str) -> None:
-    r = phone.get(f"/review/{session_id}")
+def test_the_review_page(phone: Phone, visit_id: str) -> None:
+    r = phone.get(f"/visits/{visit_id}")
     assert r.status_code == 200
     page = r.data.decode()
-    assert f'data-session="{session_id}"' in page
+    assert f'data-visit="{visit_id}"' in page
     assert 'controlsList="nodownload' in page
     assert not re.search(r"<[^>]*\sdownload[\s=>]", page)  # no download attribute or link
     assert "review.js" in page
@@ -519,32 +545,32 @@ def test_the_review_page(phone: Phone, session_id: str) -> None:
 
 
 def test_the_visits_page(phone: Phone) -> None:
-    r = phone.get("/review")
+    r = phone.get("/visits")
     assert r.status_code == 200
-    assert b"sessions.js" in r.data
+    assert b"visits.js" in r.data
 
 
 @pytest.mark.parametrize("bad", ["s0000404", "x", "%2e%2e"])
-def test_an_unknown_review_page_is_404(phone: Phone, session_id: str, bad: str) -> None:
-    assert phone.get(f"/review/{bad}").status_code == 404
+def test_an_unknown_review_page_is_404(phone: Phone, visit_id: str, bad: str) -> None:
+    assert phone.get(f"/visits/{bad}").status_code == 404
 
 
-def test_review_pages_need_a_paired_phone(client: FlaskClient, session_id: str) -> None:
-    for path in ["/review", f"/review/{session_id}"]:
+def test_review_pages_need_a_paired_phone(client: FlaskClient, visit_id: str) -> None:
+    for path in ["/visits", f"/visits/{visit_id}"]:
         r = client.get(path)
         assert (r.status_code, r.headers["Location"]) == (302, "/pair")
 
 
-def test_home_links_to_the_review(app: Flask, phone: Phone, session_id: str) -> None:
+def test_home_links_to_the_review(app: Flask, phone: Phone, visit_id: str) -> None:
     page = phone.get("/").data.decode()
     assert 'id="review-link"' in page
-    assert 'href="/review"' in page
+    assert 'href="/visits"' in page
     state = body(phone.get("/api/state"))
-    assert state["status"]["session_id"] == session_id
+    assert state["status"]["visit_id"] == visit_id
 
 
-def test_the_manifest_is_passed_through(phone: Phone, data: Path, session_id: str) -> None:
-    manifest = json.loads((data / "sessions" / session_id / "cut" / "cut.json").read_text())
-    cut = body(phone.get(f"/api/sessions/{session_id}"))["cut"]
+def test_the_manifest_is_passed_through(phone: Phone, data: Path, visit_id: str) -> None:
+    manifest = json.loads((data / "visits" / visit_id / "cut" / "cut.json").read_text())
+    cut = body(phone.get(f"/api/visits/{visit_id}"))["cut"]
     for key in ("film", "duration_s", "fps", "clips", "contact_sheet", "exports"):
         assert cut[key] == manifest[key]

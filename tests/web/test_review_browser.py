@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from kit.clock import FakeClock
+from kit.daemon.api import State
+from kit.testing.fakes import FakeKit, jpeg_frames, mp4_film
+from kit.testing.launch import served
 from tests.web.browser import PHONE, Shots, chromium, need_chromium, watch_errors
-from tests.web.fakes import FakeController, jpeg_frames, mp4_film
-from tests.web.serving import served
-from web.app import create_app
 from web.pairing import PairingStore
 
 pytestmark = pytest.mark.browser
@@ -39,30 +39,29 @@ def browser() -> Iterator[Any]:
 @dataclasses.dataclass
 class Kit:
     url: str
-    controller: FakeController
+    kit: FakeKit
     pairing: PairingStore
-    session_id: str
+    visit_id: str
 
 
 @pytest.fixture
 def kit(tmp_path: Path) -> Iterator[Kit]:
     clock = FakeClock()
-    controller = FakeController(
-        clock=clock.now, media=tmp_path / "data", film=mp4_film, preview=jpeg_frames()
-    )
-    controller.start()
+    fake = FakeKit(tmp_path / "data", clock, film=mp4_film, preview=jpeg_frames())
+    fake.recording.start()
     at = 0.0
     for n, (t, label, note) in enumerate(MOMENTS):
         clock.advance(round((t - at) * S))
         at = t
-        controller.add_tag(f"tag{n:08d}", label, note, "Sam", 0)
+        fake.recording.add_tag(f"tag{n:08d}", label, note, "Sam", 0)
     clock.advance(6 * S)
-    controller.stop()  # the fake cuts at once: three moments, 30 s of film
+    fake.recording.stop()  # the fake cuts at once: three moments, 30 s of film
     pairing = PairingStore(tmp_path / "pairing.db")
-    app = create_app(controller, pairing, {"KIT_HEARTBEAT_S": 2.0, "KIT_UNDO_S": 4.0})
+    app = fake.app(pairing, {"KIT_HEARTBEAT_S": 2.0, "KIT_UNDO_S": 4.0})
     with served(app) as url:
-        yield Kit(url, controller, pairing, controller.sessions()[0].id)
+        yield Kit(url, fake, pairing, fake.visits.visits()[0].id)
     pairing.close()
+    fake.close()
 
 
 def open_review(browser: Any, kit: Kit, viewport: dict[str, int] | None = None) -> Any:
@@ -72,7 +71,7 @@ def open_review(browser: Any, kit: Kit, viewport: dict[str, int] | None = None) 
     page = context.new_page()
     page.goto(kit.pairing.link(kit.url))  # as if the kit's QR code was scanned
     expect(page).to_have_url(kit.url + "/")
-    page.goto(f"{kit.url}/review/{kit.session_id}")
+    page.goto(f"{kit.url}/visits/{kit.visit_id}")
     expect(page.locator("#review")).to_have_attribute("data-film", "ready")
     return page
 
@@ -124,7 +123,7 @@ def test_the_review_screen(browser: Any, kit: Kit) -> None:
     assert page.locator("a[download], [download]").count() == 0
     page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
     check_targets(page)
-    cut = kit.controller.cut(kit.session_id)
+    cut = kit.kit.visits.cut(kit.visit_id)
     assert cut is not None
     assert film(page)["duration"] == pytest.approx(cut["duration_s"], abs=0.1)
     shots(page, "review")
@@ -206,7 +205,7 @@ def test_relabel_nudge_delete_and_undo(browser: Any, kit: Kit) -> None:
     shots = Shots("review-edit")
     page = open_review(browser, kit)
     errors = watch_errors(page)
-    c = kit.controller
+    c = kit.kit.visits
     version = page.locator("#review").get_attribute("data-cut-version")
 
     def recut_arrived() -> None:
@@ -224,7 +223,7 @@ def test_relabel_nudge_delete_and_undo(browser: Any, kit: Kit) -> None:
     page.locator("#sheet-save").tap()
     recut_arrived()
     expect(page.locator("#moments > li").nth(1)).to_contain_text("Deepening discussion")
-    cut = c.cut(kit.session_id)
+    cut = c.cut(kit.visit_id)
     assert cut is not None
     assert cut["clips"][1]["labels"] == ["Deepening discussion"]
     expect(page.locator("#toast")).to_contain_text("The film is up to date")
@@ -239,7 +238,7 @@ def test_relabel_nudge_delete_and_undo(browser: Any, kit: Kit) -> None:
     shots(page, "nudged-sheet")
     page.locator("#sheet-save").tap()
     recut_arrived()
-    cut = c.cut(kit.session_id)
+    cut = c.cut(kit.visit_id)
     assert cut is not None
     assert cut["clips"][0]["tags_film_s"][0] == pytest.approx(before - 1.2, abs=1e-6)
     expect(page.locator("#moments > li").nth(0).locator(".jump")).to_have_text("0:03.8")
@@ -251,23 +250,23 @@ def test_relabel_nudge_delete_and_undo(browser: Any, kit: Kit) -> None:
     expect(page.locator("#toast-undo")).to_be_visible()
     recut_arrived()
     expect(page.locator("#moments > li")).to_have_count(2)
-    cut = c.cut(kit.session_id)
+    cut = c.cut(kit.visit_id)
     assert cut is not None
     assert [clip["tag_ids"] for clip in cut["clips"]] == [["tag00000000"], ["tag00000001"]]
     shots(page, "deleted")
     page.locator("#toast-undo").tap()
     recut_arrived()
     expect(page.locator("#moments > li")).to_have_count(3)
-    cut = c.cut(kit.session_id)
+    cut = c.cut(kit.visit_id)
     assert cut is not None
     assert len(cut["clips"]) == 3
     shots(page, "undone")
 
     # Make the film again, by hand.
-    calls = len(c.calls)
+    cuts = [e for e in kit.kit.events.since(0) if e.kind == "cut"]
     page.locator("#recut").tap()
     recut_arrived()
-    assert c.calls[calls:] == [("recut", kit.session_id)]
+    assert len([e for e in kit.kit.events.since(0) if e.kind == "cut"]) == len(cuts) + 1
     assert errors == []
     page.context.close()
 
@@ -277,16 +276,16 @@ def test_progress_and_a_failed_cut(browser: Any, kit: Kit) -> None:
 
     shots = Shots("review-progress")
     page = open_review(browser, kit)
-    c = kit.controller
-    c.state, c.cut_progress = "cutting", 0.4
-    c._publish_status()
+    c = kit.kit.recording
+    c.state, c.cut_progress = State.CUTTING, 0.4
+    c.events.publish(c.status())
     expect(page.locator("#making")).to_be_visible()
     expect(page.locator("#making-text")).to_have_text("Making the film again… 40%")
     expect(page.locator("#recut")).to_be_disabled()
     shots(page, "making")
-    c.state, c.cut_progress = "idle", None
+    c.state, c.cut_progress = State.IDLE, None
     c.cut_error = "the take's file is damaged"
-    c.recut(kit.session_id)
+    kit.kit.visits.recut(kit.visit_id)
     expect(page.locator("#making")).to_be_hidden()
     expect(page.locator("#toast")).to_contain_text("The film could not be made")
     shots(page, "failed")
@@ -303,7 +302,7 @@ def test_home_to_review_to_visits(browser: Any, kit: Kit) -> None:
     expect(page.locator("#review-link")).to_be_visible()
     shots(page, "home")
     page.locator("#review-link").tap()
-    expect(page).to_have_url(f"{kit.url}/review/{kit.session_id}")
+    expect(page).to_have_url(f"{kit.url}/visits/{kit.visit_id}")
     expect(page.locator("#review")).to_have_attribute("data-film", "ready")
     page.locator("#all-visits").tap()
     expect(page.locator(".visit")).to_have_count(1)
@@ -312,7 +311,7 @@ def test_home_to_review_to_visits(browser: Any, kit: Kit) -> None:
     check_targets(page, thumb=None)
     shots(page, "visits")
     page.locator(".visit").tap()
-    expect(page).to_have_url(f"{kit.url}/review/{kit.session_id}")
+    expect(page).to_have_url(f"{kit.url}/visits/{kit.visit_id}")
     assert errors == []
     page.context.close()
 

@@ -10,17 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.fakes import FakeController
-from tests.web.serving import served
-from web.app import create_app
+from kit.testing.fakes import FakeKit
+from kit.testing.launch import served
 from web.pairing import PairingStore
 
 
 @pytest.fixture
-def kit(tmp_path: Path) -> Iterator[tuple[str, FakeController, dict[str, str]]]:
-    controller = FakeController()
+def served_kit(tmp_path: Path) -> Iterator[tuple[str, FakeKit, dict[str, str]]]:
+    kit = FakeKit(tmp_path / "data")
     pairing = PairingStore(tmp_path / "pairing.db")
-    with served(create_app(controller, pairing, {"KIT_HEARTBEAT_S": 0.2})) as url:
+    with served(kit.app(pairing, {"KIT_HEARTBEAT_S": 0.2})) as url:
         conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=5)
         conn.request(
             "POST",
@@ -32,14 +31,15 @@ def kit(tmp_path: Path) -> Iterator[tuple[str, FakeController, dict[str, str]]]:
         csrf = json.loads(r.read())["phone"]["csrf"]
         cookie = (r.getheader("Set-Cookie") or "").split(";")[0]
         conn.close()
-        yield url.removeprefix("http://"), controller, {"Cookie": cookie, "X-CSRF-Token": csrf}
+        yield url.removeprefix("http://"), kit, {"Cookie": cookie, "X-CSRF-Token": csrf}
     pairing.close()
+    kit.close()
 
 
 def test_a_chunked_body_over_the_limit_is_413(
-    kit: tuple[str, FakeController, dict[str, str]],
+    served_kit: tuple[str, FakeKit, dict[str, str]],
 ) -> None:
-    host, _, headers = kit
+    host, _, headers = served_kit
     conn = http.client.HTTPConnection(host, timeout=5)
     conn.request(
         "POST", "/api/tags", (b"x" * 1000 for _ in range(40)), headers, encode_chunked=True
@@ -50,16 +50,22 @@ def test_a_chunked_body_over_the_limit_is_413(
     conn.close()
 
 
-def test_events_stream_through_waitress(kit: tuple[str, FakeController, dict[str, str]]) -> None:
-    host, controller, headers = kit
+def test_events_stream_through_waitress(
+    served_kit: tuple[str, FakeKit, dict[str, str]],
+) -> None:
+    host, kit, headers = served_kit
     conn = http.client.HTTPConnection(host, timeout=5)
     conn.request("GET", "/api/events", headers=headers)
     r = conn.getresponse()
     assert r.status == 200
     assert r.readline() == b"retry: 2000\n"
     assert r.readline() == b"\n"
-    controller.start()
+    kit.recording.start()  # opens a visit, then records
     assert r.readline() == b"id: 1\n"
+    assert r.readline() == b"event: visit\n"
+    assert json.loads(r.readline().removeprefix(b"data: "))["action"] == "started"
+    assert r.readline() == b"\n"
+    assert r.readline() == b"id: 2\n"
     assert r.readline() == b"event: status\n"
     assert json.loads(r.readline().removeprefix(b"data: "))["state"] == "recording"
     assert r.readline() == b"\n"
@@ -69,15 +75,15 @@ def test_events_stream_through_waitress(kit: tuple[str, FakeController, dict[str
 
 def test_a_range_of_the_film_through_waitress(tmp_path: Path) -> None:
     """What a <video> asks for when it seeks: a byte range, answered 206 by the server."""
-    from tests.web.fakes import film_bytes
+    from kit.testing.fakes import film_bytes, placeholder_film
 
-    controller = FakeController(media=tmp_path / "data")
+    kit = FakeKit(tmp_path / "data", film=placeholder_film)
     pairing = PairingStore(tmp_path / "pairing.db")
-    controller.start()
-    controller.add_tag("tag00000001", "Guiding", "", "Sam", 0)
-    controller.stop()
-    session = controller.sessions()[0].id
-    with served(create_app(controller, pairing, {"KIT_HEARTBEAT_S": 0.2})) as url:
+    kit.recording.start()
+    kit.recording.add_tag("tag00000001", "Guiding", "", "Sam", 0)
+    kit.recording.stop()
+    visit = kit.visits.visits()[0].id
+    with served(kit.app(pairing, {"KIT_HEARTBEAT_S": 0.2})) as url:
         host = url.removeprefix("http://")
         conn = http.client.HTTPConnection(host, timeout=5)
         conn.request(
@@ -92,7 +98,7 @@ def test_a_range_of_the_film_through_waitress(tmp_path: Path) -> None:
         for _ in range(2):  # the same connection, twice (keep-alive survives a range)
             conn.request(
                 "GET",
-                f"/media/{session}/rough-cut.mp4",
+                f"/media/{visit}/rough-cut.mp4",
                 headers={"Cookie": cookie, "Range": "bytes=1000-2999"},
             )
             r = conn.getresponse()
@@ -102,3 +108,4 @@ def test_a_range_of_the_film_through_waitress(tmp_path: Path) -> None:
             assert r.read() == film_bytes()[1000:3000]
         conn.close()
     pairing.close()
+    kit.close()

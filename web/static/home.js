@@ -23,7 +23,7 @@
   };
 
   var model = {
-    status: null, statusAt: 0, take: { id: null, started_ns: null },
+    status: null, statusAt: 0, take: { id: null, started_ns: null }, visit: null, visitAt: 0,
     labels: [], tags: new Map(), eventId: 0,
   };
   var outbox = new Map(); // tag id -> {id, label, note, t, wall, tries, inflight, undone, patch}
@@ -55,6 +55,8 @@
   function applyState(s) {
     model.eventId = s.event_id;
     model.take = s.take;
+    model.visit = s.visit;
+    model.visitAt = performance.now();
     model.tags = new Map();
     s.tags.forEach(function (t) { model.tags.set(t.id, t); });
     if (JSON.stringify(s.labels) !== JSON.stringify(model.labels)) {
@@ -63,6 +65,73 @@
     }
     applyStatus(s.status);
     renderTags();
+    renderVisit();
+  }
+
+  /* ---------- the visit bar ---------- */
+
+  function renderVisit() {
+    var v = model.visit;
+    var bar = $("visit-bar");
+    bar.setAttribute("data-visit", v ? "open" : "none");
+    $("visit-start").hidden = !!v;
+    $("visit-end").hidden = !v;
+    $("visit-name").disabled = !v;
+    if (!v) {
+      $("visit-ref").textContent = "No visit open";
+      $("visit-sub").textContent = "Start one, or just press Record";
+      return;
+    }
+    $("visit-ref").textContent = v.case_ref;
+    var parts = [];
+    if (v.elapsed_s != null) parts.push(Kit.clock(v.elapsed_s + (performance.now() - model.visitAt) / 1000));
+    else if (v.started_wall) {
+      var d = new Date(v.started_wall);
+      if (!isNaN(d)) parts.push("since " + d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+    }
+    parts.push(v.takes + (v.takes === 1 ? " take" : " takes"));
+    $("visit-sub").textContent = parts.join(" · ");
+  }
+
+  function openVisitSheet() {
+    var v = model.visit;
+    $("visit-sheet-title").textContent = v ? "Case reference" : "Start a visit";
+    $("visit-save").textContent = v ? "Save" : "Start visit";
+    $("visit-case-ref").value = v ? v.case_ref : "";
+    $("visit-error").hidden = true;
+    $("visit-sheet").hidden = false;
+    $("visit-case-ref").focus();
+  }
+
+  function saveVisit(e) {
+    e.preventDefault();
+    var v = model.visit;
+    var ref = $("visit-case-ref").value.trim();
+    var call = v ? Kit.api("PATCH", "/api/visits/" + encodeURIComponent(v.id), { case_ref: ref })
+      : Kit.api("POST", "/api/visits", ref ? { case_ref: ref } : {});
+    call.then(function (r) {
+      if (!r.ok) {
+        $("visit-error").textContent = r.body.error || "The kit refused that (" + r.status + ")";
+        $("visit-error").hidden = false;
+        return;
+      }
+      $("visit-sheet").hidden = true;
+      resync();
+    }, function () {
+      $("visit-error").textContent = "Cannot reach the kit. Try again.";
+      $("visit-error").hidden = false;
+    });
+  }
+
+  function endVisit() {
+    var v = model.visit;
+    $("end-sheet").hidden = true;
+    if (!v) return;
+    Kit.api("POST", "/api/visits/" + encodeURIComponent(v.id) + "/end").then(function (r) {
+      if (!r.ok) notify(r.body.error || "Could not end the visit (" + r.status + ")", 6, null, "bad");
+      else notify("Visit ended: " + v.case_ref, 4, null, "good");
+      resync();
+    }, function () { notify("Cannot reach the kit: the visit is still open", 6, null, "bad"); });
   }
 
   var resyncing = null;
@@ -104,14 +173,15 @@
     record.lastChild.textContent = ready ? "Record" : (STATE_NAMES[st] || st);
     $("hint").textContent = ready ? "Frame the shot, then press Record." : "";
     var review = $("review-link");
-    review.hidden = !(s && s.session_id) || st === "recording";
-    if (s && s.session_id) review.href = "/review/" + encodeURIComponent(s.session_id);
+    review.hidden = !(s && s.visit_id) || st === "recording";
+    if (s && s.visit_id) review.href = "/visits/" + encodeURIComponent(s.visit_id);
     tick();
   }
 
   function tick() {
     var e = elapsedAt(performance.now());
     if (e != null) $("elapsed").textContent = Kit.clock(e);
+    if (model.visit && model.visit.elapsed_s != null) renderVisit();
   }
 
   function renderPad() {
@@ -430,8 +500,7 @@
 
   var es = null;
   var lastActivity = performance.now();
-  // What kit.daemon.worker publishes, plus the web layer's own "phones" and the log's "resync".
-  var KINDS = ["status", "take", "tag", "labels", "cut", "refused", "phones", "resync", "heartbeat"];
+  var KINDS = Kit.eventKinds; // from kit.daemon.events.EventKind, rendered into the page
 
   function connect() {
     if (es) es.close();
@@ -574,6 +643,13 @@
   stop.addEventListener("keyup", cancelHold);
   stop.addEventListener("contextmenu", function (e) { e.preventDefault(); });
   $("sheet-form").addEventListener("submit", saveSheet);
+  $("visit-start").addEventListener("click", openVisitSheet);
+  $("visit-name").addEventListener("click", openVisitSheet);
+  $("visit-form").addEventListener("submit", saveVisit);
+  $("visit-cancel").addEventListener("click", function () { $("visit-sheet").hidden = true; });
+  $("visit-end").addEventListener("click", function () { $("end-sheet").hidden = false; });
+  $("end-cancel").addEventListener("click", function () { $("end-sheet").hidden = true; });
+  $("end-confirm").addEventListener("click", endVisit);
   $("sheet-cancel").addEventListener("click", closeSheet);
 
   document.addEventListener("visibilitychange", function () {

@@ -8,6 +8,9 @@
 window.Kit = (function () {
   var meta = document.querySelector('meta[name="csrf-token"]');
   var csrf = meta ? meta.getAttribute("content") : "";
+  /* The live events' kinds, from the kit's own list (kit.daemon.events.EventKind). */
+  var kindsMeta = document.querySelector('meta[name="kit-event-kinds"]');
+  var eventKinds = kindsMeta ? kindsMeta.getAttribute("content").split(" ") : [];
 
   /* A JSON request. Resolves to {ok, status, body}; rejects only when the
    * network fails or the request times out. Sends the phone's CSRF token. */
@@ -137,5 +140,8 @@ window.Kit = (function () {
     }
   });
 
-  return { api: api, newId: newId, clock: clock, vibrate: vibrate, el: el, Toast: Toast, csrf: csrf };
+  return {
+    api: api, newId: newId, clock: clock, vibrate: vibrate, el: el, Toast: Toast, csrf: csrf,
+    eventKinds: eventKinds,
+  };
 })();

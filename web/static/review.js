@@ -11,14 +11,14 @@
 (function () {
   var $ = function (id) { return document.getElementById(id); };
   var root = $("review");
-  var SESSION = root.getAttribute("data-session");
+  var VISIT = root.getAttribute("data-visit");
   var UNDO_S = Number(root.getAttribute("data-undo-s")) || 10;
   var HEARTBEAT_S = Number(root.getAttribute("data-heartbeat-s")) || 15;
   var toast = new Kit.Toast($("toast"));
   var fine = ReviewPlayer.fine;
 
   var model = {
-    eventId: 0, session: null, takes: new Map(), tags: new Map(),
+    eventId: 0, visit: null, takes: new Map(), tags: new Map(),
     cut: null, cutError: "", labels: [], status: null,
   };
   var hiddenIds = new Set(); // deleted here, before the kit confirmed it
@@ -52,7 +52,7 @@
   var loadAgain = false;
   function load() {
     if (loading) { loadAgain = true; return loading; }
-    loading = Kit.api("GET", "/api/sessions/" + encodeURIComponent(SESSION)).then(function (r) {
+    loading = Kit.api("GET", "/api/visits/" + encodeURIComponent(VISIT)).then(function (r) {
       showConn(false);
       if (r.status === 404) { showError("This visit is no longer on the kit."); return; }
       if (!r.ok) { showError(r.body.error || "The kit could not load this visit (" + r.status + ")"); return; }
@@ -66,7 +66,7 @@
 
   function apply(body) {
     model.eventId = body.event_id;
-    model.session = body.session;
+    model.visit = body.visit;
     model.takes = new Map();
     body.takes.forEach(function (t) { model.takes.set(t.id, t); });
     model.tags = new Map();
@@ -94,15 +94,23 @@
 
   /* ---------- status: the progress of a cut ---------- */
 
-  function making() { return !!(model.status && model.status.state === "cutting"); }
+  function making() {
+    var s = model.status;
+    return !!(s && s.state === "cutting" && (s.cut_visit_id == null || s.cut_visit_id === VISIT));
+  }
+
+  /* The film was made before the latest takes or tag edits (the kit makes it again). */
+  function stale() { return !!(model.cut && model.cut.up_to_date === false); }
 
   function applyStatus(status) {
     model.status = status;
     var cutting = making();
     var box = $("making");
-    box.hidden = !(cutting || awaitingCut);
+    var old = stale() && !cutting && !awaitingCut;
+    box.hidden = !(cutting || awaitingCut || old);
     var p = cutting && status.cut_progress != null ? status.cut_progress : null;
-    $("making-text").textContent = (model.cut ? "Making the film again" : "Making the film") +
+    $("making-text").textContent = old ? "This film does not have the latest changes yet." :
+      (model.cut ? "Making the film again" : "Making the film") +
       (p == null ? "…" : "… " + Math.round(p * 100) + "%");
     $("making-fill").style.transform = "scaleX(" + (p == null ? 0 : Math.max(0, Math.min(1, p))).toFixed(3) + ")";
     $("making-bar").setAttribute("aria-valuenow", p == null ? "0" : String(Math.round(p * 100)));
@@ -114,8 +122,8 @@
   /* ---------- rendering ---------- */
 
   function render() {
-    $("review-title").textContent = "Visit " + (model.session ? model.session.number : "");
-    var wall = model.session && model.session.wall_time;
+    $("review-title").textContent = model.visit ? model.visit.case_ref : "";
+    var wall = model.visit && model.visit.started_wall;
     var d = wall ? new Date(wall) : null;
     $("review-date").textContent = d && !isNaN(d) ?
       d.toLocaleDateString([], { day: "numeric", month: "short" }) + ", " +
@@ -396,7 +404,7 @@
 
   function recut() {
     expectCut();
-    send("POST", "/api/sessions/" + encodeURIComponent(SESSION) + "/recut").then(function (r) {
+    send("POST", "/api/visits/" + encodeURIComponent(VISIT) + "/recut").then(function (r) {
       if (!r || !r.ok) { awaitingCut = false; applyStatus(model.status); }
     });
   }
@@ -405,7 +413,7 @@
 
   var es = null;
   var lastActivity = performance.now();
-  var KINDS = ["status", "take", "tag", "labels", "cut", "refused", "phones", "resync", "heartbeat"];
+  var KINDS = Kit.eventKinds; // from kit.daemon.events.EventKind, rendered into the page
 
   function connect() {
     if (es) es.close();
@@ -433,7 +441,7 @@
     if (kind === "status") {
       applyStatus(Object.assign({}, model.status || {}, data));
     } else if (kind === "cut") {
-      if (data.session_id !== SESSION) return;
+      if (data.visit_id !== VISIT) return;
       awaitingCut = false;
       if (data.error) {
         applyStatus(model.status);
@@ -451,7 +459,7 @@
         return;
       }
       var tag = data.tag;
-      if (!tag || tag.session_id !== SESSION) return;
+      if (!tag || tag.visit_id !== VISIT) return;
       var old = model.tags.get(tag.id);
       var start = model.takes.get(tag.take_id);
       tag.take_s = start && start.first_frame_ns != null ? (tag.at_ns - start.first_frame_ns) / 1e9 : (old ? old.take_s : null);
@@ -460,7 +468,7 @@
       render();
     } else if (kind === "labels") {
       model.labels = data.labels;
-    } else if (kind === "take" || kind === "resync") {
+    } else if (kind === "take" || kind === "resync" || (kind === "visit" && data.visit_id === VISIT)) {
       load();
     }
   }

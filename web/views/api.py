@@ -2,53 +2,36 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from kit.daemon.api import Controller, Status
-from kit.daemon.library import MAX_LABEL_LEN, MAX_LABELS, MAX_NOTE_LEN, MAX_PAD_LABEL_LEN
-from kit.errors import NotFound
-from kit.model import Tag, Take
+from kit.daemon.api import State, Status
+from kit.daemon.events import PhonesChanged
+from kit.visits.rules import MAX_LABEL_LEN, MAX_LABELS, MAX_NOTE_LEN, MAX_PAD_LABEL_LEN
 from web.context import COOKIE, ctx, phone
 from web.http import ApiError, ident, json_body, number, only_keys, text
 from web.pairing import Phone
 from web.views.pairing import note_phone_time
+from web.views.visits import visit_json
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-LABEL_MAX = MAX_PAD_LABEL_LEN
-TAG_LABEL_MAX = MAX_LABEL_LEN
-LABELS_MAX = MAX_LABELS
-NOTE_MAX = MAX_NOTE_LEN
 NUDGE_MAX_MS = 60_000  # the review page nudges by 0.2 s and 1 s; a minute is plenty
 
 
-def tag_json(tag: Tag) -> dict[str, Any]:
-    """A tag as the API and the ``tag`` event carry it."""
-    return dataclasses.asdict(tag)
-
-
-def status_json(status: Status) -> dict[str, Any]:
-    """``Status.as_dict()`` plus the take's start and the kit clock, for the page's timers."""
-    return {**status.as_dict(), "started_ns": status.started_ns, "now_ns": status.now_ns}
-
-
-def _current_take(c: Controller, status: Status) -> tuple[str | None, int | None]:
-    """The take whose tags the page lists: the one recording, else the session's last."""
-    if status.session_id is None:
-        return None, None
-    if status.take_id is not None and status.started_ns is not None:
-        return status.take_id, status.started_ns
-    takes = c.takes(status.session_id)
-    if status.take_id is not None:
-        takes = [t for t in takes if t.id == status.take_id]
+def _live_take(status: Status) -> dict[str, Any]:
+    """The take whose tags the home screen lists: the one recording, else the open visit's last."""
+    if status.state == State.RECORDING and status.take_id is not None:
+        return {"id": status.take_id, "started_ns": status.started_ns}
+    if status.visit_id is None:
+        return {"id": None, "started_ns": None}
+    takes = ctx().visits.takes(status.visit_id)
     if not takes:
-        return status.take_id, status.started_ns
-    return takes[-1].id, takes[-1].first_frame_ns
+        return {"id": None, "started_ns": None}
+    return {"id": takes[-1].id, "started_ns": takes[-1].first_frame_ns}
 
 
 def _phone_json(p: Phone, me: Phone) -> dict[str, Any]:
@@ -62,7 +45,7 @@ def _phone_json(p: Phone, me: Phone) -> dict[str, Any]:
 
 @contextmanager
 def refused_values() -> Iterator[None]:
-    """A value the controller refuses (``ValueError``) is the phone's mistake: a 400."""
+    """A value the kit refuses (``ValueError``) is the phone's mistake: a 400."""
     try:
         yield
     except ValueError as exc:
@@ -70,26 +53,28 @@ def refused_values() -> Iterator[None]:
 
 
 def _publish_phones() -> None:
-    ctx().controller.events.publish("phones", {})
+    ctx().recording.events.publish(PhonesChanged())
 
 
 @bp.get("/state")
 def state() -> dict[str, Any]:
-    c = ctx().controller
+    c = ctx()
     # Read the event id first: any change after this snapshot arrives as an event.
-    event_id = c.events.last_id
-    status = c.status()
-    take_id, started_ns = _current_take(c, status)
+    event_id = c.recording.events.last_id
+    status = c.recording.status()
+    take = _live_take(status)
     tags = (
-        [tag_json(t) for t in c.tags(status.session_id) if t.take_id == take_id]
-        if status.session_id and take_id
+        [t.as_json() for t in c.visits.tags(status.visit_id) if t.take_id == take["id"]]
+        if status.visit_id and take["id"]
         else []
     )
+    visit = c.visits.open_visit()
     return {
         "event_id": event_id,
-        "status": status_json(status),
-        "take": {"id": take_id, "started_ns": started_ns},
-        "labels": c.labels(),
+        "status": status.as_json(),
+        "visit": None if visit is None else visit_json(visit, status),
+        "take": take,
+        "labels": c.visits.labels(),
         "tags": tags,
         "phone": phone().public(),
     }
@@ -97,14 +82,14 @@ def state() -> dict[str, Any]:
 
 @bp.post("/start")
 def start() -> tuple[dict[str, Any], int]:
-    ctx().controller.start("phone")
-    return {"status": status_json(ctx().controller.status())}, 202
+    ctx().recording.start("phone")
+    return {"status": ctx().recording.status().as_json()}, 202
 
 
 @bp.post("/stop")
 def stop() -> tuple[dict[str, Any], int]:
-    ctx().controller.stop("phone")
-    return {"status": status_json(ctx().controller.status())}, 202
+    ctx().recording.stop("phone")
+    return {"status": ctx().recording.status().as_json()}, 202
 
 
 @bp.post("/tags")
@@ -112,47 +97,13 @@ def add_tag() -> tuple[dict[str, Any], int]:
     body = json_body()
     only_keys(body, {"id", "label", "note", "delay_ms"})
     tag_id = ident(body.get("id"), "'id'")
-    label = text(body, "label", max_len=TAG_LABEL_MAX)
-    note = text(body, "note", max_len=NOTE_MAX, required=False, single_line=False)
+    label = text(body, "label", max_len=MAX_LABEL_LEN)
+    note = text(body, "note", max_len=MAX_NOTE_LEN, required=False, single_line=False)
     max_ms = float(current_app.config["KIT_MAX_TAG_DELAY_S"]) * 1000
     delay_ms = number(body, "delay_ms", low=0, high=max_ms)
     with refused_values():
-        tag, new = ctx().controller.add_tag(
-            tag_id, label, note, phone().name, round(delay_ms * 1e6)
-        )
-    return {"tag": tag_json(tag), "new": new}, 201 if new else 200
-
-
-def _find_tag(c: Controller, tag_id: str) -> tuple[Tag, Take | None]:
-    """A live tag and its take (newest sessions first), or NotFound."""
-    for session in reversed(c.sessions()):
-        for tag in c.tags(session.id):
-            if tag.id == tag_id:
-                takes = [t for t in c.takes(session.id) if t.id == tag.take_id]
-                return tag, takes[0] if takes else None
-    raise NotFound(f"no tag {tag_id!r}")
-
-
-def _moved_at_ns(c: Controller, tag_id: str, body: dict[str, Any]) -> int:
-    """Where ``at_ns`` or ``nudge_ms`` puts the tag; it must stay inside its take.
-
-    An absolute ``at_ns`` outside the take is refused; a nudge past either end
-    stops at the end (a guider nudging a tag at 0:01 back by 1 s means "the start").
-    """
-    tag, take = _find_tag(c, tag_id)
-    if take is None or take.first_frame_ns is None:
-        raise ApiError(409, "this tag's take has no pictures to move it within")
-    low = take.first_frame_ns
-    high = take.end_ns if take.end_ns is not None else c.now_ns()
-    if "at_ns" in body:
-        at = body["at_ns"]
-        if isinstance(at, bool) or not isinstance(at, int):
-            raise ApiError(400, "'at_ns' must be an integer (kit-clock nanoseconds)")
-        if not low <= at <= high:
-            raise ApiError(400, "'at_ns' must be inside the tag's take", low=low, high=high)
-        return at
-    nudge_ms = number(body, "nudge_ms", low=-NUDGE_MAX_MS, high=NUDGE_MAX_MS)
-    return min(high, max(low, tag.at_ns + round(nudge_ms * 1e6)))
+        tag, new = ctx().recording.add_tag(tag_id, label, note, phone().name, round(delay_ms * 1e6))
+    return {"tag": tag.as_json(), "new": new}, 201 if new else 200
 
 
 @bp.patch("/tags/<tag_id>")
@@ -160,36 +111,46 @@ def update_tag(tag_id: str) -> dict[str, Any]:
     ident(tag_id, "a tag id")
     body = json_body()
     only_keys(body, {"label", "note", "at_ns", "nudge_ms"})
-    values: dict[str, Any] = {}
-    if "label" in body:
-        values["label"] = text(body, "label", max_len=TAG_LABEL_MAX)
-    if "note" in body:
-        values["note"] = text(body, "note", max_len=NOTE_MAX, required=False, single_line=False)
-    if "at_ns" in body and "nudge_ms" in body:
+    label = text(body, "label", max_len=MAX_LABEL_LEN) if "label" in body else None
+    note = (
+        text(body, "note", max_len=MAX_NOTE_LEN, required=False, single_line=False)
+        if "note" in body
+        else None
+    )
+    at_ns = nudge_ns = None
+    if "at_ns" in body:
+        at = body["at_ns"]
+        if isinstance(at, bool) or not isinstance(at, int):
+            raise ApiError(400, "'at_ns' must be an integer (kit-clock nanoseconds)")
+        at_ns = at
+    if "nudge_ms" in body:
+        nudge_ns = round(number(body, "nudge_ms", low=-NUDGE_MAX_MS, high=NUDGE_MAX_MS) * 1e6)
+    if at_ns is not None and nudge_ns is not None:
         raise ApiError(400, "send 'at_ns' or 'nudge_ms', not both")
-    if "at_ns" in body or "nudge_ms" in body:
-        values["at_ns"] = _moved_at_ns(ctx().controller, tag_id, body)
-    if not values:
+    if label is None and note is None and at_ns is None and nudge_ns is None:
         raise ApiError(400, "send 'label', 'note', 'at_ns' and/or 'nudge_ms'")
     with refused_values():
-        return {"tag": tag_json(ctx().controller.update_tag(tag_id, **values))}
+        tag = ctx().visits.update_tag(
+            tag_id, label=label, note=note, at_ns=at_ns, nudge_ns=nudge_ns
+        )
+    return {"tag": tag.as_json()}
 
 
 @bp.delete("/tags/<tag_id>")
 def delete_tag(tag_id: str) -> dict[str, Any]:
-    ctx().controller.delete_tag(ident(tag_id, "a tag id"))
+    ctx().visits.delete_tag(ident(tag_id, "a tag id"))
     return {"deleted": tag_id}
 
 
 @bp.post("/tags/<tag_id>/restore")
 def restore_tag(tag_id: str) -> dict[str, Any]:
-    ctx().controller.restore_tag(ident(tag_id, "a tag id"))
+    ctx().visits.restore_tag(ident(tag_id, "a tag id"))
     return {"restored": tag_id}
 
 
 @bp.get("/labels")
 def labels() -> dict[str, Any]:
-    return {"labels": ctx().controller.labels()}
+    return {"labels": ctx().visits.labels()}
 
 
 @bp.put("/labels")
@@ -197,14 +158,11 @@ def set_labels() -> dict[str, Any]:
     body = json_body()
     only_keys(body, {"labels"})
     raw = body.get("labels")
-    if not isinstance(raw, list) or not 1 <= len(raw) <= LABELS_MAX:
-        raise ApiError(400, f"'labels' must be a list of 1 to {LABELS_MAX} labels")
-    values = [text({"label": v}, "label", max_len=LABEL_MAX) for v in raw]
-    if len({v.casefold() for v in values}) != len(values):
-        raise ApiError(400, "labels must differ from each other")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_LABELS:
+        raise ApiError(400, f"'labels' must be a list of 1 to {MAX_LABELS} labels")
+    values = [text({"label": v}, "label", max_len=MAX_PAD_LABEL_LEN) for v in raw]
     with refused_values():
-        ctx().controller.set_labels(values)
-    return {"labels": ctx().controller.labels()}
+        return {"labels": ctx().visits.set_labels(values)}
 
 
 @bp.get("/phones")
@@ -272,13 +230,13 @@ def preview() -> Response:
         if not after_arg.isdigit() or len(after_arg) > 18:
             raise ApiError(400, "'after' must be a frame sequence number")
         after = int(after_arg)
-    c = ctx().controller
-    frame = c.preview_jpeg()
-    status = c.status().as_dict()
+    recording = ctx().recording
+    frame = recording.preview_jpeg()
+    status = recording.status()
     headers = {
-        "X-Level-Dbfs": str(status["level_dbfs"]),
-        "X-State": str(status["state"]),
-        "X-Elapsed-S": str(status["elapsed_s"]),
+        "X-Level-Dbfs": str(round(status.level_dbfs, 1)),
+        "X-State": status.state.value,
+        "X-Elapsed-S": str(round(status.elapsed_s, 3)),
     }
     if frame is None or frame[0] == after:
         return Response(status=204, headers=headers)

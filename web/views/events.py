@@ -1,4 +1,4 @@
-"""Live updates: the controller's event log as server-sent events.
+"""Live updates: the kit's event log as server-sent events.
 
 A phone first fetches ``/api/state`` (which carries ``event_id``), then opens
 ``/api/events?after=<event_id>``. The browser's automatic reconnects send
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, request
 
-from kit.daemon.events import Event
+from kit.daemon.events import Event, EventKind
 from web.context import Stream, ctx, phone
 from web.http import ApiError
 
@@ -49,13 +49,13 @@ def events() -> Response:
     heartbeat_s = float(current_app.config["KIT_HEARTBEAT_S"])
 
     def generate(stream: Stream, last_id: int) -> Iterator[bytes]:
-        log = context.controller.events
+        log = context.recording.events
         try:
             yield f"retry: {RETRY_MS}\n\n".encode()
             if last_id > log.last_id:
                 # Ids from before a restart of the kit: everything the phone knows is stale.
                 last_id = log.last_id
-                yield _frame(Event(last_id, "resync", {}))
+                yield _frame(Event(last_id, EventKind.RESYNC, {}))
             quiet_since = time.monotonic()
             while not (stream.cancelled.is_set() or context.closing.is_set()):
                 if not context.pairing.is_paired(me.id):
@@ -70,7 +70,8 @@ def events() -> Response:
                 elif now - quiet_since >= heartbeat_s:
                     quiet_since = now
                     # No id: a heartbeat must not move the phone's Last-Event-ID.
-                    yield f'event: heartbeat\ndata: {{"event_id":{last_id}}}\n\n'.encode()
+                    beat = f'event: {EventKind.HEARTBEAT}\ndata: {{"event_id":{last_id}}}\n\n'
+                    yield beat.encode()
         finally:
             context.streams.close(stream)
 

@@ -16,6 +16,7 @@ import re
 from flask import Blueprint, Response, send_file
 
 from kit.errors import NotFound
+from kit.store import layout
 from web.context import ctx
 from web.http import ID_PATTERN
 
@@ -29,13 +30,12 @@ MIMETYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".vtt": "text/vtt"}
 _NAME = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
-def media_url(session_id: str, rel: str | None) -> str | None:
+def media_url(visit_id: str, rel: str | None) -> str | None:
     """The URL of a cut output named by its data-directory path (as the manifest names it)."""
-    prefix = f"sessions/{session_id}/cut/"
-    if not rel or not rel.startswith(prefix):
+    name = layout.in_cut_dir(visit_id, rel) if rel else None
+    if name is None:
         return None
-    name = rel.removeprefix(prefix)
-    return f"/media/{session_id}/{name}" if servable(name) else None
+    return f"/media/{visit_id}/{name}" if servable(name) else None
 
 
 def servable(name: str) -> bool:
@@ -44,12 +44,12 @@ def servable(name: str) -> bool:
     return bool(_NAME.fullmatch(name)) and dot > 0 and name[dot:] in MIMETYPES
 
 
-@bp.get("/media/<session_id>/<path:name>")
-def cut_file(session_id: str, name: str) -> Response:
-    """One file of the session's cut directory, inline, with Range support."""
-    if not ID_PATTERN.fullmatch(session_id) or not servable(name):
+@bp.get("/media/<visit_id>/<path:name>")
+def cut_file(visit_id: str, name: str) -> Response:
+    """One file of the visit's cut directory, inline, with Range support."""
+    if not ID_PATTERN.fullmatch(visit_id) or not servable(name):
         raise NotFound(f"no cut file {name!r}")
-    path = ctx().controller.cut_file(session_id, name)
+    path = ctx().visits.cut_file(visit_id, name)
     try:
         response = send_file(
             path,

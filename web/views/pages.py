@@ -16,7 +16,7 @@ def _page(template: str) -> str:
         template,
         csrf=me.csrf,
         me=me,
-        labels=ctx().controller.labels(),
+        labels=ctx().visits.labels(),
         undo_s=current_app.config["KIT_UNDO_S"],
         preview_fps=current_app.config["KIT_PREVIEW_FPS"],
         heartbeat_s=current_app.config["KIT_HEARTBEAT_S"],

@@ -1,11 +1,9 @@
-"""`kit run --simulate` as a child process under a fake systemd, for end-to-end tests."""
+"""A stand-in for systemd's notify socket: it keeps every message a service sends
+(READY=1, STATUS=..., WATCHDOG=1, STOPPING=1), as systemd would receive them."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -46,22 +44,6 @@ class FakeSystemd:
         self.sock.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_kit(
-    data: Path, systemd: FakeSystemd, workdir: Path, env: dict[str, str] | None = None
-) -> subprocess.Popen[str]:
-    """Start `kit run --simulate` (640x360) on ``data``, notifying ``systemd``."""
-    empty = workdir / "empty.toml"
-    empty.write_text("")
-    environ = dict(os.environ, NOTIFY_SOCKET=str(systemd.path), KIT_CONFIG=str(empty))
-    environ.update(env or {})
-    argv = [sys.executable, "-m", "kit", "run", "--simulate", "--data", str(data)]
-    argv += ["--port", str(free_port()), "--width", "640", "--height", "360"]
-    return subprocess.Popen(
-        argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+def notified(systemd: FakeSystemd, config: Path) -> dict[str, str]:
+    """The environment for a kit run under ``systemd`` with the config file ``config``."""
+    return {"NOTIFY_SOCKET": str(systemd.path), "KIT_CONFIG": str(config)}

@@ -14,6 +14,8 @@ import struct
 import subprocess
 import sys
 from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -22,7 +24,7 @@ import pytest
 
 from kit.clock import NS_PER_S, seconds
 from kit.cutting.plan import CutRules, Window
-from kit.cutting.session import CutResult, cut_session
+from kit.cutting.visit import CutResult, cut_visit
 from kit.hardware.sim.analysis import analyse_film
 from kit.hardware.sim.framecode import read_code
 from kit.store.store import Store
@@ -61,11 +63,11 @@ def cut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, CutRe
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     store = Store(root)
-    session = store.db.sessions()[0]
-    guiding = next(t for t in store.db.tags_for_session(session.id) if t.label == "Guiding")
+    visit = store.db.visits()[0]
+    guiding = next(t for t in store.db.tags_for_visit(visit.id) if t.label == "Guiding")
     store.db.update_tag(guiding.id, note=NOTE)
     progress: list[float] = []
-    result = cut_session(store, session.id, RULES, progress.append)
+    result = cut_visit(store, visit.id, RULES, progress.append)
     yield store, result, progress
     store.close()
 
@@ -141,7 +143,7 @@ def test_one_chapter_per_clip_titled_with_labels_and_note(
         chapters = container.chapters()
     titles = [c["metadata"]["title"] for c in chapters]
     assert titles == [f"Guiding + better than usual: {NOTE}", "Receiving initiatives"]
-    bounds = [(c["start"] * c["time_base"], c["end"] * c["time_base"]) for c in chapters]
+    bounds = [(float(c["start"] * _base(c)), float(c["end"] * _base(c))) for c in chapters]
     assert bounds == [(0, 10.5), (10.5, 16)]
 
 
@@ -210,3 +212,9 @@ def test_exports_read_back(cut: tuple[Store, CutResult, list[float]]) -> None:
         ("00:00:00.000", "00:00:10.500", f"Guiding + better than usual: {NOTE}"),
         ("00:00:10.500", "00:00:16.000", "Receiving initiatives"),
     ]
+
+
+def _base(chapter: Any) -> Fraction:
+    """A chapter's time base (PyAV's stubs allow None; the kit's chapters always have one)."""
+    assert chapter["time_base"] is not None
+    return Fraction(chapter["time_base"])

@@ -1,18 +1,18 @@
-"""Cut a session: plan, render, stills, contact sheet and exports, in one call.
+"""Cut a visit: plan, render, stills, contact sheet and exports, in one call.
 
 This is what the daemon (after a take) and ``kit cut`` call. Planning and
 the exports are cheap and run here; rendering and the stills decode and
 encode media, so they run in a low-priority child process (see
 :mod:`kit.cutting.child`) unless ``in_child=False`` (tests, benchmarks).
 
-Outputs, below the session's directory::
+Outputs, below the visit's directory::
 
     cut/rough-cut.mp4      the film: the tagged moments, a chapter each
     cut/stills/NN-<tag>.jpg one full-resolution still per tag, in film order
     cut/contact-sheet.jpg  every still with its label, note and times
     cut/rough-cut.otio     OpenTimelineIO timeline of the takes, a marker per tag
     cut/rough-cut.edl      the same as a CMX 3600 EDL
-    cut/tags.csv           every tag of the session
+    cut/tags.csv           every tag of the visit
     cut/chapters.vtt       WebVTT chapters of the film
 """
 
@@ -32,6 +32,7 @@ from pathlib import Path
 from kit.cutting import CutError
 from kit.cutting.child import run_in_child
 from kit.cutting.exports import ExportPaths, write_exports
+from kit.cutting.inputs import cut_inputs, cut_title
 from kit.cutting.manifest import write_manifest
 from kit.cutting.plan import CutPlan, CutRules, TakeSpan, plan_cut
 from kit.cutting.render import Film, Source, render_film
@@ -51,28 +52,12 @@ _FILM_SHARE = 0.65
 _STILLS_SHARE = 0.28
 
 
-def cut_dir(session_id: str) -> str:
-    return f"{layout.session_dir(session_id)}/cut"
-
-
-def film_path(session_id: str) -> str:
-    return f"{cut_dir(session_id)}/rough-cut.mp4"
-
-
-def stills_dir(session_id: str) -> str:
-    return f"{cut_dir(session_id)}/stills"
-
-
-def contact_sheet_path(session_id: str) -> str:
-    return f"{cut_dir(session_id)}/contact-sheet.jpg"
-
-
 @dataclass(frozen=True)
 class CutJob:
     """Everything the child needs to make the media (plain, picklable data)."""
 
     root: str
-    session_id: str
+    visit_id: str
     plan: CutPlan
     sources: tuple[Source, ...]
     title: str
@@ -93,7 +78,8 @@ class CutMedia:
 class CutResult:
     """A finished cut: the plan and everything made from it (paths relative to the data dir)."""
 
-    session_id: str
+    visit_id: str
+    inputs: str  # the fingerprint of what it was made from (kit.cutting.inputs)
     plan: CutPlan
     film: Film | None  # None when there was nothing to cut
     stills: tuple[Still, ...]
@@ -112,7 +98,7 @@ def make_media(job: CutJob, *, progress: Progress | None = None) -> CutMedia:
         files,
         job.plan,
         {s.take_id: s for s in job.sources},
-        film_path(job.session_id),
+        layout.film(job.visit_id),
         title=job.title,
         aac_bitrate=job.aac_bitrate,
         progress=lambda f: report(_FILM_SHARE * f),
@@ -122,11 +108,11 @@ def make_media(job: CutJob, *, progress: Progress | None = None) -> CutMedia:
     stills = grab_stills(
         files,
         film.clips,
-        stills_dir(job.session_id),
+        layout.stills_dir(job.visit_id),
         progress=lambda f: report(_FILM_SHARE + _STILLS_SHARE * f),
     )
     stills_done = time.perf_counter()
-    sheet = contact_sheet(files, stills, contact_sheet_path(job.session_id), title=job.title)
+    sheet = contact_sheet(files, stills, layout.contact_sheet(job.visit_id), title=job.title)
     timings = (
         ("film", film_done - started),
         ("stills", stills_done - film_done),
@@ -147,23 +133,20 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _ready_takes(store: Store, session_id: str) -> list[Take]:
+def _ready_takes(store: Store, visit_id: str) -> list[Take]:
     takes = []
-    for take in store.db.takes(session_id):
+    for take in store.db.takes(visit_id):
         if take.state != TakeState.READY or take.first_frame_ns is None or take.end_ns is None:
             continue
-        if not store.files.exists(layout.take_mp4(layout.take_dir(session_id, take.id))):
+        if not store.files.exists(layout.take_mp4(layout.take_dir(visit_id, take.id))):
             log.warning("take %s is ready but its MP4 is missing; leaving it out", take.id)
             continue
         takes.append(take)
     return takes
 
 
-def _title(store: Store, session_id: str) -> str:
-    session = store.db.session(session_id)
-    if session.title:
-        return session.title
-    return f"Rough cut {session.wall_time}".strip()
+def _title(store: Store, visit_id: str) -> str:
+    return cut_title(store.db.visit(visit_id))
 
 
 def _remove_stale(files: FileLayer, directory: str, keep: Sequence[str]) -> None:
@@ -174,12 +157,12 @@ def _remove_stale(files: FileLayer, directory: str, keep: Sequence[str]) -> None
     kept = {files.path(rel) for rel in keep}
     for entry in sorted(full.iterdir()):
         if entry.is_file() and not entry.name.startswith(".") and entry not in kept:
-            files.remove(f"{directory}/{entry.name}")
+            files.remove(layout.entry(directory, entry.name))
 
 
-def cut_session(
+def cut_visit(
     store: Store,
-    session_id: str,
+    visit_id: str,
     rules: CutRules,
     progress: Progress | None = None,
     *,
@@ -187,33 +170,34 @@ def cut_session(
     aac_bitrate: int = 128_000,
     cancel: threading.Event | None = None,
 ) -> CutResult:
-    """Make the rough cut of ``session_id`` from its ready takes and its tags.
+    """Make the rough cut of ``visit_id`` from its ready takes and its tags.
 
-    Raises :class:`~kit.errors.NotFound` for an unknown session and
-    :class:`~kit.cutting.CutError` when the media cannot be made. A session
+    Raises :class:`~kit.errors.NotFound` for an unknown visit and
+    :class:`~kit.cutting.CutError` when the media cannot be made. A visit
     without tags (or without a ready take) has nothing to cut: the result has
     no film, and the outputs of an earlier cut are removed.
     """
     report = progress or (lambda _: None)
-    title = _title(store, session_id)
-    takes = _ready_takes(store, session_id)
-    tags = store.db.tags_for_session(session_id)
+    title = _title(store, visit_id)
+    takes = _ready_takes(store, visit_id)
+    tags = store.db.tags_for_visit(visit_id)
+    inputs = cut_inputs(title, store.db.takes(visit_id), tags, rules)
     plan = plan_cut([TakeSpan.of(t) for t in takes], tags, rules)
     for tag in plan.skipped:
         log.info("tag %s (%s) is outside every take; it has no clip", tag.id, tag.label)
     files = store.files
     if not plan.clips:
-        _remove_stale(files, cut_dir(session_id), [])
-        _remove_stale(files, stills_dir(session_id), [])
+        _remove_stale(files, layout.cut_dir(visit_id), [])
+        _remove_stale(files, layout.stills_dir(visit_id), [])
+        empty = CutResult(visit_id, inputs, plan, None, (), None, None, 0)
+        write_manifest(files, empty)  # "nothing to cut" is a result too: it is up to date
         report(1.0)
-        return CutResult(session_id, plan, None, (), None, None, 0)
+        return empty
     sources = tuple(
-        Source(
-            t.id, t.seq, layout.take_mp4(layout.take_dir(session_id, t.id)), t.first_frame_ns or 0
-        )
+        Source(t.id, t.seq, layout.take_mp4(layout.take_dir(visit_id, t.id)), t.first_frame_ns or 0)
         for t in takes
     )
-    job = CutJob(str(files.root), session_id, plan, sources, title, aac_bitrate)
+    job = CutJob(str(files.root), visit_id, plan, sources, title, aac_bitrate)
     started = time.perf_counter()
     if in_child:
         run = run_in_child(make_media, job, progress=report, cancel=cancel)
@@ -226,9 +210,9 @@ def cut_session(
         raise CutError("the cutting process returned something unexpected")
     take_info = {t.id: (t.seq, t.first_frame_ns or 0, t.duration_ns) for t in takes}
     exports = write_exports(
-        files, media.film, tags, cut_dir(session_id), title=title, take_info=take_info
+        files, media.film, tags, layout.cut_dir(visit_id), title=title, take_info=take_info
     )
-    _remove_stale(files, stills_dir(session_id), [s.path for s in media.stills])
+    _remove_stale(files, layout.stills_dir(visit_id), [s.path for s in media.stills])
     exports_s = time.perf_counter() - started - media_s
     made = sum(t for _, t in media.timings)
     timings = (
@@ -237,7 +221,8 @@ def cut_session(
         ("exports", exports_s),
     )
     result = CutResult(
-        session_id=session_id,
+        visit_id=visit_id,
+        inputs=inputs,
         plan=plan,
         film=media.film,
         stills=media.stills,

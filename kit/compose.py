@@ -1,0 +1,151 @@
+"""The one composition: every part of a kit, built from config, hardware and clock.
+
+``kit run`` (kit/daemon/run.py) adds the web server, the button and LED,
+systemd and signals around it; ``kit record`` (kit/recording/headless.py)
+records one take with it; the tests build the real kit with it (simulated
+hardware, a fake clock, an inline cutter). Nothing else wires these parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from kit.clock import NS_PER_S, Clock
+from kit.config import Config
+from kit.cutting.plan import CutRules
+from kit.cutting.service import BackgroundCutter, InlineCutter
+from kit.daemon.events import EventLog
+from kit.daemon.messages import CutDue, RecorderFailed
+from kit.daemon.storage import StorageGuard, free_bytes
+from kit.daemon.wallclock import WallClock
+from kit.daemon.worker import Lights, Worker
+from kit.hardware.factory import Hardware
+from kit.recording.recorder import TakeRecorder
+from kit.recording.takes import Finaliser, TakeService
+from kit.store.store import Store
+from kit.visits.library import Library
+
+# Status goes out twice a second: 5000 events keep ~40 minutes for a sleeping phone.
+EVENT_LOG_CAPACITY = 5000
+
+
+class Cutting(StrEnum):
+    """How the kit makes rough cuts."""
+
+    BACKGROUND = "background"  # in a niced child process, one at a time (the daemon)
+    INLINE = "inline"  # at once, in the calling thread (tests)
+    NONE = "none"  # never (benchmarks of recording alone)
+
+
+@dataclass
+class Kit:
+    """Every part of one kit, wired together."""
+
+    config: Config
+    clock: Clock
+    hardware: Hardware
+    store: Store
+    events: EventLog
+    wall: WallClock
+    recorder: TakeRecorder
+    finaliser: Finaliser
+    takes: TakeService
+    library: Library
+    worker: Worker
+    cutter: BackgroundCutter | InlineCutter | None
+
+    def close(self) -> None:
+        """Stop cutting, close the camera and the database (after the worker has stopped)."""
+        if self.cutter is not None:
+            self.cutter.close()
+        self.hardware.camera.close()
+        self.store.close()
+
+
+def compose(
+    config: Config,
+    hardware: Hardware,
+    clock: Clock,
+    *,
+    boot_id: str,
+    cutting: Cutting = Cutting.BACKGROUND,
+    lights: Lights | None = None,
+    wall: WallClock | None = None,
+    free: Callable[[], int] | None = None,
+) -> Kit:
+    """Build one kit on ``config.storage.data_dir``; nothing starts until the caller says."""
+    store = Store(Path(config.storage.data_dir))
+    events = EventLog(capacity=EVENT_LOG_CAPACITY)
+    wall = wall or WallClock(clock)
+    worker_box: list[Worker] = []  # the parts that report to the worker exist before it
+
+    def post(event: object) -> None:
+        if worker_box:
+            worker_box[0].post(event)
+
+    recorder = TakeRecorder(
+        hardware.camera,
+        hardware.microphone,
+        store.files,
+        clock,
+        fsync_interval_ns=round(config.storage.fsync_interval_s * NS_PER_S),
+        on_error=lambda exc: post(RecorderFailed(exc)),
+    )
+    finaliser = Finaliser(store, aac_bitrate=config.audio.aac_bitrate)
+    takes = TakeService(store, recorder, finaliser, boot_id)
+    rules = CutRules.from_config(config.cut)
+
+    def live_first_frame(take_id: str) -> int | None:
+        current = takes.current
+        return recorder.first_frame_ns if current is not None and current.id == take_id else None
+
+    library = Library(
+        store.db,
+        store.files,
+        events,
+        clock,
+        wall=wall,
+        boot_id=boot_id,
+        cut_rules=rules,
+        live_first_frame=live_first_frame,
+        on_cut_due=lambda: post(CutDue()),
+    )
+    cutter: BackgroundCutter | InlineCutter | None = None
+    if cutting == Cutting.BACKGROUND:
+        cutter = BackgroundCutter(store, rules, aac_bitrate=config.audio.aac_bitrate)
+    elif cutting == Cutting.INLINE:
+        cutter = InlineCutter(store, rules, aac_bitrate=config.audio.aac_bitrate)
+    data_dir = store.root
+    worker = Worker(
+        clock=clock,
+        library=library,
+        events=events,
+        takes=takes,
+        recorder=recorder,
+        camera=hardware.camera,
+        microphone=hardware.microphone,
+        guard=StorageGuard.from_config(config),
+        free_bytes=free or (lambda: free_bytes(data_dir)),
+        ignore_stop_within_ns=round(config.gpio.ignore_stop_within_s * NS_PER_S),
+        cutter=cutter,
+        lights=lights,
+        boot_id=boot_id,
+    )
+    worker_box.append(worker)
+    return Kit(
+        config=config,
+        clock=clock,
+        hardware=hardware,
+        store=store,
+        events=events,
+        wall=wall,
+        recorder=recorder,
+        finaliser=finaliser,
+        takes=takes,
+        library=library,
+        worker=worker,
+        cutter=cutter,
+    )

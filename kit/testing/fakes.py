@@ -1,0 +1,447 @@
+"""A fake recording state machine over the real visit library, and real test media.
+
+:class:`FakeKit` is what the web layer's tests run against: its
+:class:`FakeRecording` plays the recording state machine (idle, recording,
+cutting; no hardware, a take is its start and stop instants) and
+:class:`kit.visits.library.Library` is the real one, on a real SQLite file and
+a real data directory. The contract suite (tests/contract/) runs the same
+tests over this and over the real kit, so the fake cannot answer what the
+real kit never would.
+
+With a ``film`` maker it also cuts, as the daemon does, whenever the library
+says a visit's cut is due and the fake is idle: the clips come from the real
+planner, the films from ``film`` (default: placeholder bytes), the stills
+from the preview frames, and ``cut.json`` is written last, with the inputs'
+fingerprint, laid out where the daemon lays it out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kit.clock import Clock, FakeClock
+from kit.compose import EVENT_LOG_CAPACITY
+from kit.cutting.inputs import cut_inputs, cut_title
+from kit.cutting.plan import CutRules, TakeSpan, plan_cut
+from kit.daemon.api import State, Status
+from kit.daemon.events import CutFinished, EventLog, Refused
+from kit.daemon.wallclock import WallClock
+from kit.errors import StateError
+from kit.model import DEFAULT_LABELS, Tag, Take, TakeState
+from kit.store import layout
+from kit.store.store import Store, new_id
+from kit.visits.library import Library
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from web.pairing import PairingStore
+
+VIG_LABELS = list(DEFAULT_LABELS)
+
+
+def jpeg_frames(count: int = 10, width: int = 320, height: int = 180) -> list[bytes]:
+    """A short loop of real JPEG preview frames: a warm room with something moving."""
+    import av
+
+    enc = av.CodecContext.create("mjpeg", "w")
+    enc.width, enc.height = width, height
+    enc.pix_fmt = "yuvj420p"
+    enc.time_base = Fraction(1, 5)
+    ys, xs = np.mgrid[0:height, 0:width]
+    frames = []
+    for n in range(count):
+        rgb = np.zeros((height, width, 3), dtype=np.uint8)
+        rgb[..., 0] = 150 + 60 * ys // height  # a wall, lit from above
+        rgb[..., 1] = 120 + 40 * ys // height
+        rgb[..., 2] = 90
+        rgb[height * 2 // 3 :, :, :] = (110, 80, 60)  # the floor
+        cx = width // 4 + n * width // (2 * count)
+        disc = (xs - cx) ** 2 + (ys - height // 2) ** 2 < (height // 6) ** 2
+        rgb[disc] = (230, 200, 170)  # a ball rolling across
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
+        frame.pts = n
+        frames.append(b"".join(bytes(p) for p in enc.encode(frame)))
+    return frames
+
+
+FilmMaker = Callable[[Path, float, int], None]
+"""Writes a film of ``duration_s`` at ``fps`` to a path (the fake's rough-cut "render")."""
+
+
+def placeholder_film(path: Path, duration_s: float, fps: int) -> None:
+    """Not a playable film: 64 KiB of a known byte pattern (for serving and Range tests)."""
+    path.write_bytes(film_bytes())
+
+
+def film_bytes() -> bytes:
+    """What :func:`placeholder_film` writes."""
+    return bytes(range(256)) * 256
+
+
+def mp4_film(path: Path, duration_s: float, fps: int = 30) -> None:
+    """A real H.264 + AAC MP4 (320x180) that Chromium plays: a keyframe every second,
+    every frame different (a bar sweeps across, the colour changes each second)."""
+    import av
+
+    width, height = 320, 180
+    frames = max(1, round(duration_s * fps))
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height = width, height
+        video.pix_fmt = "yuv420p"
+        video.options = {"g": str(fps), "keyint_min": str(fps), "preset": "ultrafast"}
+        video.profile = "baseline"
+        audio = out.add_stream("aac", rate=48000)
+        audio.layout = "mono"
+        ys, xs = np.mgrid[0:height, 0:width]
+        for n in range(frames):
+            rgb = np.empty((height, width, 3), dtype=np.uint8)
+            second = n // fps
+            rgb[...] = (60 + 40 * (second % 4), 90, 140 - 20 * (second % 3))
+            bar = (n % fps) * width // fps
+            rgb[:, bar : bar + width // fps + 1] = (250, 230, 120)
+            rgb[(ys - height // 2) ** 2 + (xs - width // 4 - n % width // 2) ** 2 < 400] = 230
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = n
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        samples = round(duration_s * 48000)
+        t = np.arange(samples) / 48000
+        tone = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32).reshape(1, -1)
+        for start in range(0, samples, 1024):
+            chunk = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp", layout="mono"
+            )
+            chunk.sample_rate = 48000
+            chunk.pts = start
+            for packet in audio.encode(chunk):
+                out.mux(packet)
+        for packet in audio.encode():
+            out.mux(packet)
+
+
+class FakeRecording:
+    """The recording state machine, faked: what :class:`kit.daemon.api.Recording` promises.
+
+    ``start`` and ``stop`` act at once (the real kit queues them; both answer
+    202 and report by events). Knobs for tests: ``storage_full`` (a start is
+    refused, as the real kit refuses it: a ``refused`` event and the reason in
+    the status), ``cut_error`` (the next cuts fail with it), ``minutes_left``,
+    ``level_dbfs``. ``calls`` lists the starts and stops asked for.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        store: Store,
+        library: Library,
+        events: EventLog,
+        *,
+        preview: list[bytes] | None = None,
+        preview_fps: float = 5.0,
+        film: FilmMaker | None = None,
+        fps: int = 30,
+    ) -> None:
+        self._clock = clock
+        self._store = store
+        self._library = library
+        self._events = events
+        self._lock = threading.RLock()
+        self._preview = preview or []
+        self._preview_fps = preview_fps
+        self._film = film
+        self._fps = fps
+        self.state = State.IDLE
+        self.error = ""
+        self.minutes_left = 94.0
+        self.level_dbfs = -24.0
+        self.storage_full = False
+        self.cut_error = ""
+        self.cut_progress: float | None = None
+        self.calls: list[tuple[str, str]] = []
+        self._take: Take | None = None
+        self._cut_visit: str | None = None
+
+    @property
+    def events(self) -> EventLog:
+        return self._events
+
+    def now_ns(self) -> int:
+        return self._clock.now()
+
+    def status(self) -> Status:
+        with self._lock:
+            take = self._take
+            visit = self._library.open_visit()
+            recording = self.state == State.RECORDING
+            return Status(
+                state=self.state,
+                visit_id=visit.id if visit else None,
+                take_id=take.id if take else None,
+                started_ns=take.first_frame_ns if take and recording else None,
+                now_ns=self._clock.now(),
+                minutes_left=self.minutes_left,
+                low_storage=self.minutes_left < 10,
+                level_dbfs=self.level_dbfs,
+                boot_id="fake-boot",
+                error=self.error,
+                cut_progress=self.cut_progress,
+                cut_visit_id=self._cut_visit,
+            )
+
+    def _publish_status(self) -> None:
+        self._events.publish(self.status())
+
+    def start(self, source: str = "phone") -> None:
+        with self._lock:
+            self.calls.append(("start", source))
+            if self.state in (State.RECORDING, State.FINALISING):
+                return  # the real kit ignores a start while it records, too
+            if self.storage_full:
+                self.error = "not enough space to record: 0 min left, 10 needed"
+                self._events.publish(Refused(self.error))
+                self._publish_status()
+                return
+            visit = self._library.open_visit() or self._library.start_visit()
+            take = self._store.db.add_take(visit.id, new_id(), "fake-boot")
+            now = self._clock.now()
+            self._take = dataclasses.replace(take, first_frame_ns=now)
+            self.state, self.error = State.RECORDING, ""
+            self._publish_status()
+
+    def stop(self, source: str = "phone") -> None:
+        with self._lock:
+            self.calls.append(("stop", source))
+            if self.state != State.RECORDING or self._take is None:
+                return  # as the real kit: nothing to stop
+            take = self._store.db.update_take(
+                self._take.id,
+                state=TakeState.READY,
+                first_frame_ns=self._take.first_frame_ns,
+                end_ns=self._clock.now(),
+            )
+            self._take = take
+            self.state = State.IDLE
+            self._library.take_ended(take)
+            self._publish_status()
+        self.cut_if_due()
+
+    def add_tag(
+        self, tag_id: str, label: str, note: str, author: str, delay_ns: int
+    ) -> tuple[Tag, bool]:
+        with self._lock:
+            take = self._take
+            now = self._clock.now()
+            at = now - delay_ns
+            if self.state != State.RECORDING or take is None:
+                raise StateError("tags can only be added while recording")
+            return self._library.add_tag(
+                Tag(tag_id, take.visit_id, take.id, at, label, note, author, now)
+            )
+
+    @property
+    def current_take(self) -> Take | None:
+        """The take recording, else the last one."""
+        with self._lock:
+            return self._take
+
+    def live_first_frame(self, take_id: str) -> int | None:
+        """The first frame of the take recording, if it is ``take_id``."""
+        with self._lock:
+            take = self._take
+            live = self.state == State.RECORDING and take is not None and take.id == take_id
+            return take.first_frame_ns if live and take is not None else None
+
+    def preview_jpeg(self) -> tuple[int, bytes] | None:
+        if not self._preview:
+            return None
+        seq = int(self._clock.now() * self._preview_fps // 1_000_000_000)
+        return seq, self._preview[seq % len(self._preview)]
+
+    # -- cutting, as the daemon's worker does it ---------------------------
+
+    def cut_if_due(self) -> None:
+        """Make every cut the library says is due, now (only while idle)."""
+        if self._film is None:
+            return
+        while True:
+            with self._lock:
+                if self.state != State.IDLE or self._cut_visit is not None:
+                    return
+                visit_id = self._library.cut_due()
+                if visit_id is None:
+                    return
+                self._library.cut_started(visit_id)
+                self._cut_visit, self.cut_progress = visit_id, 0.0
+                self.state = State.CUTTING
+                self._publish_status()
+            error = self.cut_error
+            if not error:
+                self._write_cut(visit_id)
+            with self._lock:
+                self._cut_visit, self.cut_progress = None, None
+                self.state = State.IDLE
+                self._library.cut_finished(visit_id)
+                self._events.publish(CutFinished(visit_id, error))
+                self._publish_status()
+            if error:
+                return  # the library will not ask for the same failing cut again
+
+    def _write_cut(self, visit_id: str) -> None:
+        assert self._film is not None
+        db = self._store.db
+        takes, tags = db.takes(visit_id), db.tags_for_visit(visit_id)
+        spans = [
+            TakeSpan.of(t)
+            for t in takes
+            if t.state is TakeState.READY and t.first_frame_ns is not None and t.end_ns
+        ]
+        rules = CutRules()
+        plan = plan_cut(spans, tags, rules)
+        rel = layout.cut_dir(visit_id)
+        out = self._store.files.path(rel)
+        (out / "stills").mkdir(parents=True, exist_ok=True)
+        for old in (out / "stills").glob("*.jpg"):
+            old.unlink()
+        clips: list[dict[str, Any]] = []
+        stills: list[dict[str, Any]] = []
+        vtt = ["WEBVTT", ""]
+        film_ns = 0
+        for n, clip in enumerate(plan.clips, start=1):
+            start_s = film_ns / 1e9
+            tags_film_s = [(film_ns + t.at_ns - clip.start_ns) / 1e9 for t in clip.tags]
+            film_ns += clip.duration_ns
+            clips.append(
+                {
+                    "number": n,
+                    "take_id": clip.take_id,
+                    "film_start_s": start_s,
+                    "film_end_s": film_ns / 1e9,
+                    "labels": list(clip.labels),
+                    "notes": list(clip.notes),
+                    "tag_ids": [t.id for t in clip.tags],
+                    "tags_film_s": tags_film_s,
+                }
+            )
+            vtt += [str(n), f"{_vtt(start_s)} --> {_vtt(film_ns / 1e9)}", clip.title, ""]
+            for tag, film_s in zip(clip.tags, tags_film_s, strict=True):
+                still = layout.still(layout.stills_dir(visit_id), len(stills) + 1, tag.id)
+                self._store.files.path(still).write_bytes(self._still())
+                stills.append(
+                    {
+                        "tag_id": tag.id,
+                        "number": len(stills) + 1,
+                        "label": tag.label,
+                        "note": tag.note,
+                        "path": still,
+                        "film_s": film_s,
+                    }
+                )
+        has_film = bool(clips)
+        if has_film:
+            self._film(self._store.files.path(layout.film(visit_id)), film_ns / 1e9, self._fps)
+            self._store.files.path(layout.contact_sheet(visit_id)).write_bytes(self._still())
+        self._store.files.path(layout.export(rel, "vtt")).write_text("\n".join(vtt))
+        manifest = {
+            "visit_id": visit_id,
+            "inputs": cut_inputs(cut_title(db.visit(visit_id)), takes, tags, rules),
+            "film": layout.film(visit_id) if has_film else None,
+            "duration_s": film_ns / 1e9,
+            "fps": float(self._fps) if has_film else None,
+            "clips": clips,
+            "stills": stills,
+            "contact_sheet": layout.contact_sheet(visit_id) if has_film else None,
+            "exports": {"vtt": layout.export(rel, "vtt")},
+        }
+        with self._store.files.replace(layout.cut_manifest(visit_id)) as f:
+            f.write(json.dumps(manifest, indent=1).encode())
+
+    def _still(self) -> bytes:
+        return self._preview[0] if self._preview else b"\xff\xd8fake-still\xff\xd9"
+
+
+class FakeKit:
+    """The fake recording state machine and the real library on one data directory."""
+
+    def __init__(
+        self,
+        data: Path,
+        clock: Clock | None = None,
+        *,
+        preview: list[bytes] | None = None,
+        preview_fps: float = 5.0,
+        film: FilmMaker | None = None,
+        fps: int = 30,
+    ) -> None:
+        self.clock = clock or FakeClock()
+        self.store = Store(data)
+        self.events = EventLog(capacity=EVENT_LOG_CAPACITY)
+        recording_box: list[FakeRecording] = []
+        self.visits = Library(
+            self.store.db,
+            self.store.files,
+            self.events,
+            self.clock,
+            wall=WallClock(self.clock, system_time_ns=lambda: 0),
+            boot_id="fake-boot",
+            cut_rules=CutRules(),
+            live_first_frame=lambda take_id: (
+                recording_box[0].live_first_frame(take_id) if recording_box else None
+            ),
+            on_cut_due=lambda: recording_box[0].cut_if_due() if recording_box else None,
+        )
+        self.recording = FakeRecording(
+            self.clock,
+            self.store,
+            self.visits,
+            self.events,
+            preview=preview,
+            preview_fps=preview_fps,
+            film=film,
+            fps=fps,
+        )
+        recording_box.append(self.recording)
+
+    def app(
+        self, pairing: PairingStore, config: dict[str, Any] | None = None, **options: Any
+    ) -> Flask:
+        """The phone page for this kit (``web.app.create_app``)."""
+        from web.app import create_app
+
+        return create_app(self.recording, self.visits, pairing, config, **options)
+
+    def record(self, seconds: float, tags: Sequence[tuple[float, str]] = ()) -> Take:
+        """A take of ``seconds`` in the open visit, tagged ``(seconds in, label)``, stopped.
+
+        Needs a :class:`kit.clock.FakeClock` (time moves only when told).
+        """
+        clock = self.clock
+        assert isinstance(clock, FakeClock), "record() moves a FakeClock"
+        self.recording.start()
+        take = self.recording.current_take
+        assert take is not None and take.first_frame_ns is not None
+        for n, (at_s, label) in enumerate(sorted(tags)):
+            clock.set(take.first_frame_ns + round(at_s * 1e9))
+            self.recording.add_tag(f"tag{n:06d}-{take.id}", label, "", "Sam", 0)
+        clock.set(take.first_frame_ns + round(seconds * 1e9))
+        self.recording.stop()
+        return self.store.db.take(take.id)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _vtt(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"

@@ -1,0 +1,142 @@
+"""The two kits the contract runs over, behind one driver: the fake the web tests use
+(kit.testing.fakes) and the real kit (kit.compose: the worker, the library, the take
+recorder and the finaliser, simulated camera and microphone, a fake clock, an inline
+cutter). As gpiozero runs its tests over every pin factory.
+
+A driver adds what only a test needs: :meth:`Driver.settle` lets the kit finish
+what it was asked (the real worker handles its queue; a stop needs the camera's
+last frame, so time moves on meanwhile) and :meth:`Driver.advance` lets time pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from kit.clock import NS_PER_S, FakeClock
+from kit.compose import Cutting, Kit
+from kit.daemon.api import Recording, VisitLibrary
+from kit.daemon.events import EventLog
+from kit.testing.fakes import FakeKit, jpeg_frames, placeholder_film
+from kit.testing.kits import real_kit
+
+FRAME_NS = NS_PER_S // 30
+
+
+class Driver(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def recording(self) -> Recording: ...
+
+    @property
+    def visits(self) -> VisitLibrary: ...
+
+    @property
+    def events(self) -> EventLog: ...
+
+    @property
+    def clock(self) -> FakeClock: ...
+
+    def settle(self) -> None: ...
+
+    def advance(self, seconds: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FakeDriver:
+    name = "fake"
+
+    def __init__(self, data: Path) -> None:
+        self.clock = FakeClock()
+        self.kit = FakeKit(data, self.clock, film=placeholder_film, preview=jpeg_frames(2))
+        self.recording = self.kit.recording
+        self.visits = self.kit.visits
+        self.events = self.kit.events
+
+    def settle(self) -> None:
+        """The fake acts at once."""
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(round(seconds * NS_PER_S))
+
+    def close(self) -> None:
+        self.kit.close()
+
+
+class RealDriver:
+    """The real kit, stepped by the test; a pump moves the fake clock a frame at a time,
+    waiting for the simulated camera and microphone to catch up after each."""
+
+    name = "real"
+
+    def __init__(self, data: Path) -> None:
+        self.clock = FakeClock()
+        self.kit: Kit = real_kit(data, clock=self.clock, cutting=Cutting.INLINE, free=10**12)
+        self.recording = self.kit.worker
+        self.visits = self.kit.library
+        self.events = self.kit.events
+        self._target: int = self.clock.now()
+        self._free_run = threading.Event()
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._pump = threading.Thread(target=self._run_pump, name="clock-pump", daemon=True)
+        self._pump.start()
+        self.kit.hardware.camera.open()  # as kit run does at start-up: the preview runs
+        self.kit.worker.begin()
+        self.settle()
+
+    def _run_pump(self) -> None:
+        while not self._closing.is_set():
+            with self._lock:
+                due = self._free_run.is_set() or self.clock.now() < self._target
+            if not due:
+                self._closing.wait(0.002)
+                continue
+            self.clock.advance(FRAME_NS)
+            self.clock.settle(timeout_s=2.0)
+
+    def settle(self) -> None:
+        """Handle everything queued; time runs meanwhile (a stop waits for the last frame)."""
+        self._free_run.set()
+        try:
+            while self.kit.worker.step():
+                pass
+        finally:
+            self._free_run.clear()
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._target = self.clock.now() + round(seconds * NS_PER_S)
+        while self.clock.now() < self._target:
+            self._closing.wait(0.002)
+        self.settle()
+
+    def close(self) -> None:
+        from kit.daemon.messages import Shutdown
+
+        self.kit.worker.post(Shutdown())
+        self._free_run.set()  # the simulated threads end on their next instant
+        try:
+            while self.kit.worker.step():
+                pass
+            self.kit.hardware.microphone.stop()
+            self.kit.close()
+        finally:
+            self._closing.set()
+            self._pump.join(timeout=5)
+
+
+@pytest.fixture(params=["fake", "real"])
+def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
+    made: Driver = FakeDriver(tmp_path / "data") if request.param == "fake" else RealDriver(
+        tmp_path / "data"
+    )
+    yield made
+    made.close()

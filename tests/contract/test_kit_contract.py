@@ -1,0 +1,240 @@
+"""One contract for the phone page's two collaborators, run over the fake and the real kit.
+
+What the web tests assume of :class:`kit.daemon.api.Recording` and
+:class:`kit.daemon.api.VisitLibrary` is asserted here of both: a reply the
+fake gives and the real kit never gives fails here first.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kit.daemon.api import State
+from kit.errors import NotFound, StateError
+from kit.model import DEFAULT_LABELS, TakeState, VisitState
+from tests.contract.conftest import Driver
+
+S = 1_000_000_000
+
+
+def _record(d: Driver, seconds: float, tags: list[tuple[float, str, str]] | None = None) -> str:
+    """Start, tag at (seconds in, id, label), stop; the take's id."""
+    d.recording.start()
+    d.settle()
+    status = d.recording.status()
+    assert status.state == State.RECORDING, status
+    take_id = status.take_id
+    assert take_id is not None
+    at = 0.0
+    for when, tag_id, label in tags or []:
+        d.advance(when - at)
+        at = when
+        d.recording.add_tag(tag_id, label, "", "Sam", 0)
+    d.advance(seconds - at)
+    d.recording.stop()
+    d.settle()
+    return take_id
+
+
+def _open_visit(d: Driver) -> str:
+    visit = d.visits.open_visit()
+    assert visit is not None
+    return visit.id
+
+
+def test_a_first_take_opens_a_visit(driver: Driver) -> None:
+    d = driver
+    assert d.visits.open_visit() is None
+    assert d.recording.status().state == State.IDLE
+    take_id = _record(d, 2.0)
+    visit = d.visits.open_visit()
+    assert visit is not None and visit.case_ref == "Visit 1" and visit.state == VisitState.OPEN
+    takes = d.visits.takes(visit.id)
+    assert [(t.id, t.seq, t.state) for t in takes] == [(take_id, 1, TakeState.READY)]
+    assert takes[0].duration_ns >= 2 * S - S // 30
+    status = d.recording.status()
+    assert status.state == State.IDLE and status.visit_id == visit.id
+    kinds = [e.kind for e in d.events.since(0)]
+    assert "visit" in kinds and "take" in kinds and "status" in kinds
+
+
+def test_starts_and_stops_are_requests(driver: Driver) -> None:
+    d = driver
+    d.recording.stop()  # nothing recording: nothing happens
+    d.settle()
+    assert d.recording.status().state == State.IDLE
+    d.recording.start()
+    d.recording.start()  # a second start while recording is ignored
+    d.settle()
+    assert d.recording.status().state == State.RECORDING
+    d.advance(1.0)
+    d.recording.stop()
+    d.settle()
+    assert len(d.visits.takes(_open_visit(d))) == 1
+
+
+def test_tags_are_stamped_at_the_tap_and_stored_once(driver: Driver) -> None:
+    d = driver
+    with pytest.raises(StateError):
+        d.recording.add_tag("tag0000001", "Guiding", "", "Sam", 0)
+    d.recording.start()
+    d.settle()
+    d.advance(1.5)
+    now = d.recording.now_ns()
+    tag, new = d.recording.add_tag("tag0000001", "Guiding", "a note", "Sam", 200_000_000)
+    assert new and tag.at_ns == now - 200_000_000 and tag.note == "a note"
+    again, new = d.recording.add_tag("tag0000001", "Guiding", "a note", "Sam", 0)
+    assert not new and again == tag
+    with pytest.raises(ValueError, match="label"):
+        d.recording.add_tag("tag0000002", " ", "", "Sam", 0)
+    with pytest.raises(ValueError, match="note"):
+        d.recording.add_tag("tag0000003", "Guiding", "x" * 501, "Sam", 0)
+    assert [t.id for t in d.visits.tags(tag.visit_id)] == ["tag0000001"]
+    assert d.visits.tag("tag0000001") == tag
+    d.advance(1.0)
+    d.recording.stop()
+    d.settle()
+
+
+def test_a_tag_of_the_take_recording_moves_up_to_now(driver: Driver) -> None:
+    d = driver
+    d.recording.start()
+    d.settle()
+    d.advance(1.0)
+    d.recording.add_tag("tag0000001", "Guiding", "", "Sam", 0)
+    d.advance(0.5)
+    moved = d.visits.update_tag("tag0000001", nudge_ns=5 * S)
+    assert moved.at_ns == d.recording.now_ns()
+    d.recording.stop()
+    d.settle()
+
+
+def test_tag_edits_and_moves_stay_inside_the_take(driver: Driver) -> None:
+    d = driver
+    take_id = _record(d, 3.0, [(1.0, "tag0000001", "Guiding")])
+    visit_id = _open_visit(d)
+    take = next(t for t in d.visits.takes(visit_id) if t.id == take_id)
+    assert take.first_frame_ns is not None and take.end_ns is not None
+    tag = d.visits.update_tag("tag0000001", label="Receiving initiatives", note="he looked up")
+    assert (tag.label, tag.note) == ("Receiving initiatives", "he looked up")
+    assert d.visits.update_tag("tag0000001", nudge_ns=-60 * S).at_ns == take.first_frame_ns
+    assert d.visits.update_tag("tag0000001", nudge_ns=60 * S).at_ns == take.end_ns
+    inside = take.first_frame_ns + S
+    assert d.visits.update_tag("tag0000001", at_ns=inside).at_ns == inside
+    with pytest.raises(ValueError, match="outside its take"):
+        d.visits.update_tag("tag0000001", at_ns=take.end_ns + 1)
+    with pytest.raises(ValueError):
+        d.visits.update_tag("tag0000001")
+    d.visits.delete_tag("tag0000001")
+    assert d.visits.tags(visit_id) == []
+    with pytest.raises(NotFound):
+        d.visits.tag("tag0000001")
+    with pytest.raises(NotFound):
+        d.visits.update_tag("tag0000001", label="Guiding")
+    d.visits.restore_tag("tag0000001")
+    assert [t.label for t in d.visits.tags(visit_id)] == ["Receiving initiatives"]
+    with pytest.raises(NotFound):
+        d.visits.restore_tag("tag0000001")  # not deleted
+    d.settle()
+
+
+def test_labels(driver: Driver) -> None:
+    d = driver
+    assert d.visits.labels() == list(DEFAULT_LABELS)
+    assert d.visits.set_labels(["Attentive", " Guiding "]) == ["Attentive", "Guiding"]
+    assert d.visits.labels() == ["Attentive", "Guiding"]
+    for bad in ([], ["a", "A"], [""], ["x" * 41], [str(i) for i in range(13)]):
+        with pytest.raises(ValueError):
+            d.visits.set_labels(bad)
+    assert [e.data for e in d.events.since(0) if e.kind == "labels"] == [
+        {"labels": ["Attentive", "Guiding"]}
+    ]
+
+
+def test_the_visit_lifecycle(driver: Driver) -> None:
+    d = driver
+    visit = d.visits.start_visit("  C-1041 ")
+    assert visit.case_ref == "C-1041" and d.visits.open_visit() == visit
+    with pytest.raises(StateError):
+        d.visits.start_visit("C-1042")  # one open visit at a time
+    with pytest.raises(ValueError):
+        d.visits.rename_visit(visit.id, "x" * 61)
+    assert d.visits.rename_visit(visit.id, "C-1043").case_ref == "C-1043"
+    d.recording.start()
+    d.settle()
+    assert d.recording.status().visit_id == visit.id
+    with pytest.raises(StateError, match="stop it"):
+        d.visits.end_visit(visit.id)
+    d.advance(1.0)
+    d.recording.stop()
+    d.settle()
+    ended = d.visits.end_visit(visit.id)
+    assert ended.state == VisitState.ENDED and d.visits.open_visit() is None
+    with pytest.raises(StateError):
+        d.visits.end_visit(visit.id)
+    assert d.recording.status().visit_id is None
+    _record(d, 1.0)  # the next take opens the next visit
+    second = d.visits.open_visit()
+    assert second is not None and second.id != visit.id and second.case_ref == "Visit 2"
+    assert [v.id for v in d.visits.visits()] == [visit.id, second.id]
+    with pytest.raises(NotFound):
+        d.visits.visit("nosuchvisit1")
+    with pytest.raises(NotFound):
+        d.visits.takes("nosuchvisit1")
+    actions = [e.data["action"] for e in d.events.since(0) if e.kind == "visit"]
+    assert actions == ["started", "updated", "ended", "started"]
+
+
+def test_a_take_with_tags_is_cut_and_an_edit_recuts(driver: Driver) -> None:
+    d = driver
+    _record(d, 6.0, [(2.0, "tag0000001", "Guiding"), (5.0, "tag0000002", "Being attentive")])
+    visit_id = _open_visit(d)
+    cut = d.visits.cut(visit_id)
+    assert cut is not None and cut["up_to_date"] is True
+    assert [c["tag_ids"] for c in cut["clips"]] == [["tag0000001", "tag0000002"]]
+    assert cut["clips"][0]["labels"] == ["Guiding", "Being attentive"]
+    assert d.visits.cut_file(visit_id, "rough-cut.mp4").stat().st_size > 0
+    for bad in ("../../kit.db", "/etc/passwd", "nothing.mp4", ".cut.json.partial", "stills"):
+        with pytest.raises(NotFound):
+            d.visits.cut_file(visit_id, bad)
+    d.visits.update_tag("tag0000002", label="Guiding")
+    d.settle()
+    cut = d.visits.cut(visit_id)
+    assert cut is not None and cut["up_to_date"] is True
+    assert cut["clips"][0]["labels"] == ["Guiding"]
+    cuts = [e.data for e in d.events.since(0) if e.kind == "cut"]
+    assert cuts[-1] == {"visit_id": visit_id, "error": ""} and len(cuts) == 2
+    d.visits.recut(visit_id)
+    d.settle()
+    assert len([e for e in d.events.since(0) if e.kind == "cut"]) == 3
+
+
+def test_the_status_and_the_preview(driver: Driver) -> None:
+    d = driver
+    status = d.recording.status().as_json()
+    assert set(status) == {
+        "state",
+        "visit_id",
+        "take_id",
+        "started_ns",
+        "now_ns",
+        "elapsed_s",
+        "minutes_left",
+        "low_storage",
+        "level_dbfs",
+        "boot_id",
+        "error",
+        "cut_progress",
+        "cut_visit_id",
+    }
+    assert status["now_ns"] == d.recording.now_ns()
+    d.recording.start()
+    d.settle()
+    d.advance(1.0)
+    recording = d.recording.status()
+    assert recording.started_ns is not None
+    assert recording.elapsed_s == pytest.approx(1.0, abs=0.1)
+    frame = d.recording.preview_jpeg()
+    assert frame is not None and frame[1].startswith(b"\xff\xd8")
+    d.recording.stop()
+    d.settle()

@@ -1,0 +1,98 @@
+"""A visit survives a crash, end to end against ``kit run --simulate``.
+
+Start a visit from the phone, record a take with tags, kill -9 the kit in the
+middle of it, start the kit again, record a second take, end the visit: one
+visit, two takes (the first recovered), every acknowledged tag kept, and a
+film that holds every tag.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kit.testing.launch import KitProcess
+from kit.testing.phone import HttpPhone
+
+pytestmark = pytest.mark.slow
+
+
+def _tag(phone: HttpPhone, tag_id: str, label: str) -> None:
+    status, body = phone.call("POST", "/api/tags", {"id": tag_id, "label": label, "delay_ms": 0})
+    assert status == 201, body
+
+
+def _recording(phone: HttpPhone) -> bool:
+    return bool(phone.get("/api/state")["status"]["state"] == "recording")
+
+
+def _film_holds(phone: HttpPhone, visit_id: str, tags: set[str]) -> bool:
+    """Whether the visit's film is up to date and has a moment for each of ``tags``."""
+    cut = phone.get(f"/api/visits/{visit_id}")["cut"]
+    if not cut or not cut["up_to_date"] or not cut["film_url"]:
+        return False
+    return {t for clip in cut["clips"] for t in clip["tag_ids"]} == tags
+
+
+def test_a_visit_survives_kill_dash_nine(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    small = ("--width", "640", "--height", "360")
+
+    first = KitProcess(data, *small)
+    try:
+        kit = first.wait_ready()
+        phone = HttpPhone(kit.url, kit.code)
+        status, body = phone.call("POST", "/api/visits", {"case_ref": "C-1041"})
+        assert status == 201, body
+        visit_id = body["visit"]["id"]
+        assert phone.call("POST", "/api/start")[0] == 202
+        phone.wait_until(lambda: _recording(phone), 15, "the first take to start")
+        for n, label in enumerate(["Guiding", "Being attentive", "Better than usual ★"]):
+            time.sleep(0.5)
+            _tag(phone, f"crash-tag-{n}", label)
+        time.sleep(3.0)  # the tags are well inside what reaches the card before the kill
+    finally:
+        first.kill()  # kill -9, mid-take
+    assert first.proc.returncode == -signal.SIGKILL
+
+    with KitProcess(data, *small) as second:
+        kit = second.wait_ready()
+        phone = HttpPhone(kit.url, kit.code, name="after the crash")
+        state = phone.get("/api/state")
+        assert state["visit"]["id"] == visit_id, state  # the same visit, still open
+        assert state["visit"]["case_ref"] == "C-1041" and state["visit"]["takes"] == 1
+        visit = phone.get(f"/api/visits/{visit_id}")
+        assert [t["recovered"] for t in visit["takes"]] == [True]
+        assert visit["takes"][0]["state"] == "ready"
+        first_tags = {f"crash-tag-{n}" for n in range(3)}
+        assert {t["id"] for t in visit["tags"]} == first_tags
+        # The cut the kill prevented is made on start.
+        phone.wait_until(lambda: _film_holds(phone, visit_id, first_tags), 60, "the film")
+
+        assert phone.call("POST", "/api/start")[0] == 202
+        phone.wait_until(lambda: _recording(phone), 15, "the second take to start")
+        _tag(phone, "after-tag-0", "Guiding")
+        time.sleep(1.5)
+        _tag(phone, "after-tag-1", "Receiving initiatives")
+        time.sleep(1.5)
+        assert phone.call("POST", "/api/stop")[0] == 202
+        every = first_tags | {"after-tag-0", "after-tag-1"}
+        phone.wait_until(lambda: _film_holds(phone, visit_id, every), 60, "the remade film")
+        status, body = phone.call("POST", f"/api/visits/{visit_id}/end")
+        assert status == 200, body
+        assert body["visit"]["state"] == "ended"
+
+        listed: list[dict[str, Any]] = phone.get("/api/visits")["visits"]
+        assert [(v["id"], v["state"], v["takes"]) for v in listed] == [(visit_id, "ended", 2)]
+        takes = listed[0]["take_list"]
+        assert [(t["seq"], t["recovered"], t["state"]) for t in takes] == [
+            (1, True, "ready"),
+            (2, False, "ready"),
+        ]
+        assert listed[0]["tags"] == 5
+        assert listed[0]["cut"]["up_to_date"] is True
+        assert phone.get("/api/state")["visit"] is None
