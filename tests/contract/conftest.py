@@ -135,8 +135,8 @@ class RealDriver:
 
 @pytest.fixture(params=["fake", "real"])
 def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
-    made: Driver = FakeDriver(tmp_path / "data") if request.param == "fake" else RealDriver(
-        tmp_path / "data"
+    made: Driver = (
+        FakeDriver(tmp_path / "data") if request.param == "fake" else RealDriver(tmp_path / "data")
     )
     yield made
     made.close()
