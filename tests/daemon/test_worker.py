@@ -463,3 +463,63 @@ def test_the_status_names_the_visit_being_cut(cutting_kit: Kit) -> None:
     kit.daemon.post(CutDone(visit_id or "", ""))
     kit.run()
     assert kit.daemon.status().as_json()["cut_visit_id"] is None
+
+
+def test_the_button_opens_a_visit_and_records_only_into_an_open_one(kit: Kit) -> None:
+    assert kit.library.open_visit() is None
+    kit.press()
+    kit.run()
+    first = kit.library.open_visit()
+    assert first is not None and first.case_ref == "Visit 1"
+    assert kit.daemon.status().visit_id == first.id
+    kit.clock.advance(2 * NS_PER_S)
+    kit.press()
+    kit.run()
+    kit.library.end_visit(first.id)
+    kit.press()  # the visit has ended: the take goes into a new one
+    kit.run()
+    second = kit.library.open_visit()
+    assert second is not None and second.id != first.id and second.case_ref == "Visit 2"
+    assert [t.visit_id for t in (kit.takes.db.take("take1"), kit.takes.db.take("take2"))] == [
+        first.id,
+        second.id,
+    ]
+
+
+def test_a_cut_left_undone_is_made_when_the_kit_starts(cutting_kit: Kit) -> None:
+    kit = cutting_kit
+    assert kit.cutter is not None
+    visit = kit.library.start_visit("C-7")
+    kit.takes.db.add_take(visit.id, "old", "boot")
+    kit.takes.db.update_take("old", state=TakeState.READY, first_frame_ns=0, end_ns=NS_PER_S)
+    kit.daemon.begin()  # as after a restart: a ready take, no film
+    kit.run()
+    assert kit.state() == State.CUTTING
+    assert [c[0] for c in kit.cutter.calls] == [visit.id]
+
+
+def test_a_change_during_a_cut_makes_it_again_and_a_failure_is_not_retried(
+    cutting_kit: Kit,
+) -> None:
+    kit = cutting_kit
+    assert kit.cutter is not None
+    kit.press()
+    kit.run()
+    kit.recorder.first_frame_ns = kit.clock.now()
+    kit.daemon.add_tag("t1", "Guiding", "", "phone", 0)
+    kit.clock.advance(2 * NS_PER_S)
+    kit.press()
+    kit.run()
+    assert len(kit.cutter.calls) == 1  # the cut after the take
+    kit.library.update_tag("t1", label="Receiving initiatives")  # while it is being made
+    kit.run()
+    assert len(kit.cutter.calls) == 1  # one cut at a time
+    kit.cutter.calls[0][2]("")  # done (the fake cutter writes no manifest)
+    kit.run()
+    assert len(kit.cutter.calls) == 2  # made again: the edit came after the first began
+    kit.cutter.calls[1][2]("out of memory")
+    kit.run()
+    assert len(kit.cutter.calls) == 2 and kit.state() == State.IDLE  # not retried as it is
+    kit.library.update_tag("t1", note="looked up")
+    kit.run()
+    assert len(kit.cutter.calls) == 3  # a change: tried again

@@ -183,3 +183,66 @@ def test_wrong_codes_lock_pairing(browser: Any, kit: Kit) -> None:
     expect(page.locator("#pair-status")).to_contain_text("Too many wrong codes")
     expect(page.locator("#pair-button")).to_be_disabled()
     Shots("locked")(page, "locked")
+
+
+VIEWPORTS = [(390, 844), (844, 390), (320, 568)]
+
+
+def _visible_controls_fit(page: Any) -> None:
+    """Every visible control at least 44 px each way, on screen; no sideways scrolling."""
+    boxes = page.evaluate(
+        """() => Array.from(document.querySelectorAll('button, a.btn, input'))
+            .filter(e => e.offsetParent !== null && !e.closest('[hidden]'))
+            .map(e => { const r = e.getBoundingClientRect();
+                        return [e.id || e.className, r.width, r.height, r.left, r.right]; })"""
+    )
+    width = page.viewport_size["width"]
+    bad = [b for b in boxes if b[1] < 44 or b[2] < 44 or b[3] < -1 or b[4] > width + 1]
+    assert not bad, f"controls too small or off screen: {bad}"
+    assert not page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+def test_the_visit_bar_starts_names_and_ends_a_visit(
+    browser: Any, kit: Kit, width: int, height: int
+) -> None:
+    from playwright.sync_api import expect
+
+    shots = Shots(f"visit-bar-{width}x{height}")
+    context = browser.new_context(**{**PHONE, "viewport": {"width": width, "height": height}})
+    page = context.new_page()
+    errors = watch_errors(page)
+    page.goto(kit.pairing.link(kit.url))
+    expect(page.locator("#visit-ref")).to_have_text("No visit open")
+    shots(page, "no-visit")
+    page.locator("#visit-start").tap()
+    expect(page.locator("#visit-sheet")).to_be_visible()
+    page.locator("#visit-case-ref").fill("C-1041")
+    _visible_controls_fit(page)
+    shots(page, "start-sheet")
+    page.locator("#visit-save").tap()
+    expect(page.locator("#visit-ref")).to_have_text("C-1041")
+    expect(page.locator("#visit-sub")).to_contain_text("0 takes")
+    visit = kit.kit.visits.open_visit()
+    assert visit is not None and visit.case_ref == "C-1041"
+    # A take recorded from elsewhere (the button) shows up in the bar.
+    kit.kit.recording.start()
+    kit.kit.recording.stop()
+    expect(page.locator("#visit-sub")).to_contain_text("1 take", timeout=3000)
+    _visible_controls_fit(page)
+    shots(page, "open")
+    page.locator("#visit-end").tap()
+    expect(page.locator("#end-sheet")).to_be_visible()
+    _visible_controls_fit(page)
+    shots(page, "end-confirm")
+    page.locator("#end-cancel").tap()  # a slip of the thumb ends nothing
+    expect(page.locator("#end-sheet")).to_be_hidden()
+    assert kit.kit.visits.open_visit() is not None
+    page.locator("#visit-end").tap()
+    page.locator("#end-confirm").tap()
+    expect(page.locator("#visit-ref")).to_have_text("No visit open")
+    assert kit.kit.visits.open_visit() is None
+    assert kit.kit.visits.visit(visit.id).state.value == "ended"
+    shots(page, "ended")
+    assert errors == []
+    context.close()
