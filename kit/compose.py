@@ -16,7 +16,7 @@ from pathlib import Path
 from kit.clock import NS_PER_S, Clock
 from kit.config import Config
 from kit.cutting.plan import CutRules
-from kit.cutting.service import BackgroundCutter, InlineCutter
+from kit.cutting.service import BackgroundCutter, InlineCutter, RoughCutter
 from kit.daemon.events import EventLog
 from kit.daemon.messages import CutDue, RecorderFailed
 from kit.daemon.storage import StorageGuard, free_bytes
@@ -55,7 +55,7 @@ class Kit:
     takes: TakeService
     library: Library
     worker: Worker
-    cutter: BackgroundCutter | InlineCutter | None
+    cutter: RoughCutter | None
 
     def close(self) -> None:
         """Stop cutting, close the camera and the database (after the worker has stopped)."""
@@ -113,11 +113,12 @@ def compose(
         live_first_frame=live_first_frame,
         on_cut_due=lambda: post(CutDue()),
     )
-    cutter: BackgroundCutter | InlineCutter | None = None
-    if cutting == Cutting.BACKGROUND:
-        cutter = BackgroundCutter(store, rules, aac_bitrate=config.audio.aac_bitrate)
-    elif cutting == Cutting.INLINE:
-        cutter = InlineCutter(store, rules, aac_bitrate=config.audio.aac_bitrate)
+    makers: dict[Cutting, type[RoughCutter]] = {
+        Cutting.BACKGROUND: BackgroundCutter,
+        Cutting.INLINE: InlineCutter,
+    }
+    maker = makers.get(cutting)
+    cutter = None if maker is None else maker(store, rules, aac_bitrate=config.audio.aac_bitrate)
     data_dir = store.root
     worker = Worker(
         clock=clock,
@@ -135,17 +136,5 @@ def compose(
         boot_id=boot_id,
     )
     worker_box.append(worker)
-    return Kit(
-        config=config,
-        clock=clock,
-        hardware=hardware,
-        store=store,
-        events=events,
-        wall=wall,
-        recorder=recorder,
-        finaliser=finaliser,
-        takes=takes,
-        library=library,
-        worker=worker,
-        cutter=cutter,
-    )
+    parts = (store, events, wall, recorder, finaliser, takes, library, worker, cutter)
+    return Kit(config, clock, hardware, *parts)

@@ -7,6 +7,7 @@ same fields under the same names.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -71,15 +72,7 @@ class Visit:
         return self.ended_ns is None
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "case_ref": self.case_ref,
-            "state": self.state.value,
-            "started_ns": self.started_ns,
-            "started_wall": self.started_wall,
-            "ended_ns": self.ended_ns,
-            "ended_wall": self.ended_wall,
-        }
+        return {**dataclasses.asdict(self), "state": self.state.value}
 
 
 @dataclass(frozen=True)
@@ -107,19 +100,11 @@ class Take:
         return self.end_ns - self.first_frame_ns
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "visit_id": self.visit_id,
-            "seq": self.seq,
-            "state": self.state.value,
-            "recovered": self.recovered,
-            "first_frame_ns": self.first_frame_ns,
-            "end_ns": self.end_ns,
-            "duration_s": round(self.duration_ns / 1e9, 3),
-            "video_frames": self.video_frames,
-            "dropped_frames": self.dropped_frames,
-            "error": self.error,
-        }
+        # Everything but the kit's own bookkeeping (boot, mic overflows, skew), plus the length.
+        fields = dataclasses.asdict(self)
+        for private in ("boot_id", "mic_overflows", "audio_skew_ppm"):
+            del fields[private]
+        return {**fields, "state": self.state.value, "duration_s": round(self.duration_ns / 1e9, 3)}
 
 
 @dataclass(frozen=True)
@@ -136,13 +121,4 @@ class Tag:
     created_ns: int
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "visit_id": self.visit_id,
-            "take_id": self.take_id,
-            "at_ns": self.at_ns,
-            "label": self.label,
-            "note": self.note,
-            "author": self.author,
-            "created_ns": self.created_ns,
-        }
+        return dataclasses.asdict(self)

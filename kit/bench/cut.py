@@ -178,7 +178,7 @@ def run_bench(root: Path, options: BenchOptions) -> BenchResult:
         ranges: list[tuple[int, int]] = []
         for _ in range(max(1, options.repeat)):
             # Each run writes new files, as the first would: no old file to unlink on the way.
-            for rel in (layout.film(visit_id), film_only):
+            for rel in (layout.in_cut(visit_id, layout.FILM), film_only):
                 if store.files.exists(rel):
                     store.files.remove(rel)
             (root / "copy.bin").unlink(missing_ok=True)

@@ -68,13 +68,13 @@ def manifest(result: CutResult) -> dict[str, Any]:
 
 
 def write_manifest(files: FileLayer, result: CutResult) -> None:
-    with files.replace(layout.cut_manifest(result.visit_id)) as f:
+    with files.replace(layout.in_cut(result.visit_id, layout.MANIFEST)) as f:
         f.write(json.dumps(manifest(result), indent=1).encode())
 
 
 def read_manifest(files: FileLayer, visit_id: str) -> dict[str, Any] | None:
     """The last cut's manifest, or None if the visit has never been cut."""
-    rel = layout.cut_manifest(visit_id)
+    rel = layout.in_cut(visit_id, layout.MANIFEST)
     if not files.exists(rel):
         return None
     with files.read(rel) as f:

@@ -29,18 +29,38 @@ class _Request:
     on_done: Callable[[str], None]
 
 
-class BackgroundCutter:
-    """Queues rough cuts and makes them one after another on a worker thread."""
+class RoughCutter:
+    """What both cutters share: the store, the cut's rules, and one cut with its outcome."""
 
     def __init__(self, store: Store, rules: CutRules, *, aac_bitrate: int = 128_000) -> None:
         self._store = store
         self._rules = rules
         self._aac_bitrate = aac_bitrate
-        self._lock = threading.Lock()
-        self._queue: deque[_Request] = deque()
-        self._thread: threading.Thread | None = None
-        self._cancel = threading.Event()
         self.last: CutResult | None = None  # the latest successful cut, for whoever asks
+
+    def _cut(
+        self,
+        visit_id: str,
+        on_progress: Callable[[float], None],
+        *,
+        in_child: bool,
+        cancel: threading.Event | None = None,
+    ) -> str:
+        """Make the cut; "" when it worked, else what went wrong (logged with the traceback)."""
+        try:
+            self.last = cut_visit(
+                self._store,
+                visit_id,
+                self._rules,
+                on_progress,
+                in_child=in_child,
+                aac_bitrate=self._aac_bitrate,
+                cancel=cancel,
+            )
+        except Exception as exc:  # a thread boundary: report with the traceback, keep going
+            log.exception("the rough cut of visit %s failed", visit_id)
+            return str(exc) or type(exc).__name__
+        return ""
 
     def start(
         self,
@@ -48,12 +68,34 @@ class BackgroundCutter:
         on_progress: Callable[[float], None],
         on_done: Callable[[str], None],
     ) -> None:
-        """Queue a cut of ``visit_id``; returns at once."""
+        """Make the cut of ``visit_id``: progress, then always one ``on_done`` with ""
+        or what went wrong (see :class:`kit.daemon.worker.Cutter`)."""
+        self._submit(_Request(visit_id, on_progress, on_done))
+
+    def _submit(self, request: _Request) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop cutting (nothing to stop here)."""
+
+
+class BackgroundCutter(RoughCutter):
+    """Queues rough cuts and makes them one after another on a worker thread."""
+
+    def __init__(self, store: Store, rules: CutRules, *, aac_bitrate: int = 128_000) -> None:
+        super().__init__(store, rules, aac_bitrate=aac_bitrate)
+        self._lock = threading.Lock()
+        self._queue: deque[_Request] = deque()
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+
+    def _submit(self, request: _Request) -> None:
+        """Queue the cut; returns at once."""
         with self._lock:
             if self._cancel.is_set():
-                on_done("the cutter is shut down")
+                request.on_done("the cutter is shut down")
                 return
-            self._queue.append(_Request(visit_id, on_progress, on_done))
+            self._queue.append(request)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="cutter", daemon=True)
                 self._thread.start()
@@ -65,19 +107,9 @@ class BackgroundCutter:
                     self._thread = None
                     return
                 request = self._queue.popleft()
-            error = ""
-            try:
-                self.last = cut_visit(
-                    self._store,
-                    request.visit_id,
-                    self._rules,
-                    request.on_progress,
-                    aac_bitrate=self._aac_bitrate,
-                    cancel=self._cancel,
-                )
-            except Exception as exc:  # a thread boundary: report with the traceback, keep going
-                log.exception("the rough cut of visit %s failed", request.visit_id)
-                error = str(exc) or type(exc).__name__
+            error = self._cut(
+                request.visit_id, request.on_progress, in_child=True, cancel=self._cancel
+            )
             try:
                 request.on_done(error)
             except Exception:  # a thread boundary
@@ -101,39 +133,12 @@ class BackgroundCutter:
             thread.join(timeout_s)
 
 
-class InlineCutter:
+class InlineCutter(RoughCutter):
     """Makes each cut at once, in this process and thread (tests and headless use).
 
     Same contract as :class:`BackgroundCutter`: progress, then always one
     ``on_done`` with "" or what went wrong.
     """
 
-    def __init__(self, store: Store, rules: CutRules, *, aac_bitrate: int = 128_000) -> None:
-        self._store = store
-        self._rules = rules
-        self._aac_bitrate = aac_bitrate
-        self.last: CutResult | None = None
-
-    def start(
-        self,
-        visit_id: str,
-        on_progress: Callable[[float], None],
-        on_done: Callable[[str], None],
-    ) -> None:
-        error = ""
-        try:
-            self.last = cut_visit(
-                self._store,
-                visit_id,
-                self._rules,
-                on_progress,
-                in_child=False,
-                aac_bitrate=self._aac_bitrate,
-            )
-        except Exception as exc:  # the same boundary as the background cutter's thread
-            log.exception("the rough cut of visit %s failed", visit_id)
-            error = str(exc) or type(exc).__name__
-        on_done(error)
-
-    def close(self) -> None:
-        """Nothing runs in the background."""
+    def _submit(self, request: _Request) -> None:
+        request.on_done(self._cut(request.visit_id, request.on_progress, in_child=False))

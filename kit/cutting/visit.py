@@ -98,7 +98,7 @@ def make_media(job: CutJob, *, progress: Progress | None = None) -> CutMedia:
         files,
         job.plan,
         {s.take_id: s for s in job.sources},
-        layout.film(job.visit_id),
+        layout.in_cut(job.visit_id, layout.FILM),
         title=job.title,
         aac_bitrate=job.aac_bitrate,
         progress=lambda f: report(_FILM_SHARE * f),
@@ -108,11 +108,13 @@ def make_media(job: CutJob, *, progress: Progress | None = None) -> CutMedia:
     stills = grab_stills(
         files,
         film.clips,
-        layout.stills_dir(job.visit_id),
+        layout.in_cut(job.visit_id, layout.STILLS),
         progress=lambda f: report(_FILM_SHARE + _STILLS_SHARE * f),
     )
     stills_done = time.perf_counter()
-    sheet = contact_sheet(files, stills, layout.contact_sheet(job.visit_id), title=job.title)
+    sheet = contact_sheet(
+        files, stills, layout.in_cut(job.visit_id, layout.CONTACT_SHEET), title=job.title
+    )
     timings = (
         ("film", film_done - started),
         ("stills", stills_done - film_done),
@@ -188,7 +190,7 @@ def cut_visit(
     files = store.files
     if not plan.clips:
         _remove_stale(files, layout.cut_dir(visit_id), [])
-        _remove_stale(files, layout.stills_dir(visit_id), [])
+        _remove_stale(files, layout.in_cut(visit_id, layout.STILLS), [])
         empty = CutResult(visit_id, inputs, plan, None, (), None, None, 0)
         write_manifest(files, empty)  # "nothing to cut" is a result too: it is up to date
         report(1.0)
@@ -212,7 +214,7 @@ def cut_visit(
     exports = write_exports(
         files, media.film, tags, layout.cut_dir(visit_id), title=title, take_info=take_info
     )
-    _remove_stale(files, layout.stills_dir(visit_id), [s.path for s in media.stills])
+    _remove_stale(files, layout.in_cut(visit_id, layout.STILLS), [s.path for s in media.stills])
     exports_s = time.perf_counter() - started - media_s
     made = sum(t for _, t in media.timings)
     timings = (

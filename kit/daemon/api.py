@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypedDict, Unpack
 
 from kit.daemon.events import EventKind, EventLog
 from kit.model import Tag, Take, Visit
@@ -77,6 +77,16 @@ class Status:
             "cut_progress": self.cut_progress,
             "cut_visit_id": self.cut_visit_id,
         }
+
+
+class TagEdit(TypedDict, total=False):
+    """What an edit of a tag may change: its label, its note, or where it is (one of
+    ``at_ns``, an instant on the kit clock, or ``nudge_ns``, a move by that much)."""
+
+    label: str
+    note: str
+    at_ns: int
+    nudge_ns: int
 
 
 CutManifest = dict[str, Any]
@@ -160,15 +170,7 @@ class VisitLibrary(Protocol):
         """One live tag (NotFound if unknown or deleted)."""
         ...
 
-    def update_tag(
-        self,
-        tag_id: str,
-        *,
-        label: str | None = None,
-        note: str | None = None,
-        at_ns: int | None = None,
-        nudge_ns: int | None = None,
-    ) -> Tag:
+    def update_tag(self, tag_id: str, **edit: Unpack[TagEdit]) -> Tag:
         """Relabel, re-note, or move a tag (to ``at_ns``, or by ``nudge_ns``).
 
         A move must stay inside the tag's take: ``at_ns`` outside it is a

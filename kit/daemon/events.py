@@ -12,11 +12,12 @@ form (``as_json``); the page takes the list of kinds from :class:`EventKind`
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from kit.model import Tag, Take, Visit
 
@@ -42,6 +43,13 @@ class Payload(Protocol):
     KIND: ClassVar[EventKind]
 
     def as_json(self) -> dict[str, Any]: ...
+
+
+class _Fields:
+    """A payload whose JSON form is just its fields."""
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(cast(Any, self))
 
 
 class TagAction(StrEnum):
@@ -96,13 +104,10 @@ class TakeEnded:
 
 
 @dataclass(frozen=True)
-class CutFinished:
+class CutFinished(_Fields):
     KIND: ClassVar[EventKind] = EventKind.CUT
     visit_id: str
     error: str = ""
-
-    def as_json(self) -> dict[str, Any]:
-        return {"visit_id": self.visit_id, "error": self.error}
 
 
 @dataclass(frozen=True)
@@ -115,28 +120,19 @@ class LabelsChanged:
 
 
 @dataclass(frozen=True)
-class Refused:
+class Refused(_Fields):
     KIND: ClassVar[EventKind] = EventKind.REFUSED
     reason: str
 
-    def as_json(self) -> dict[str, Any]:
-        return {"reason": self.reason}
-
 
 @dataclass(frozen=True)
-class PhonesChanged:
+class PhonesChanged(_Fields):
     KIND: ClassVar[EventKind] = EventKind.PHONES
 
-    def as_json(self) -> dict[str, Any]:
-        return {}
-
 
 @dataclass(frozen=True)
-class Resync:
+class Resync(_Fields):
     KIND: ClassVar[EventKind] = EventKind.RESYNC
-
-    def as_json(self) -> dict[str, Any]:
-        return {}
 
 
 @dataclass(frozen=True)

@@ -49,25 +49,21 @@ def cut_dir(visit_id: str) -> str:
     return f"{visit_dir(visit_id)}/cut"
 
 
-def cut_manifest(visit_id: str) -> str:
-    return f"{cut_dir(visit_id)}/cut.json"
+# The rough cut's files, in the visit's cut directory (see :func:`in_cut`).
+MANIFEST = "cut.json"
+FILM = "rough-cut.mp4"
+STILLS = "stills"
+CONTACT_SHEET = "contact-sheet.jpg"
 
 
-def film(visit_id: str) -> str:
-    return f"{cut_dir(visit_id)}/rough-cut.mp4"
-
-
-def stills_dir(visit_id: str) -> str:
-    return f"{cut_dir(visit_id)}/stills"
+def in_cut(visit_id: str, name: str) -> str:
+    """``name`` (e.g. :data:`FILM`) in the visit's cut directory."""
+    return f"{cut_dir(visit_id)}/{name}"
 
 
 def still(stills: str, number: int, tag_id: str) -> str:
     """The ``number``-th still (in film order) in the directory ``stills``, of tag ``tag_id``."""
     return f"{stills}/{number:02d}-{tag_id}.jpg"
-
-
-def contact_sheet(visit_id: str) -> str:
-    return f"{cut_dir(visit_id)}/contact-sheet.jpg"
 
 
 def export(cut: str, kind: str) -> str:

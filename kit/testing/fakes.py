@@ -21,6 +21,7 @@ import dataclasses
 import json
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +132,7 @@ def mp4_film(path: Path, duration_s: float, fps: int = 30) -> None:
             out.mux(packet)
 
 
+@dataclass(eq=False)
 class FakeRecording:
     """The recording state machine, faked: what :class:`kit.daemon.api.Recording` promises.
 
@@ -141,56 +143,42 @@ class FakeRecording:
     ``level_dbfs``. ``calls`` lists the starts and stops asked for.
     """
 
-    def __init__(
-        self,
-        clock: Clock,
-        store: Store,
-        library: Library,
-        events: EventLog,
-        *,
-        preview: list[bytes] | None = None,
-        preview_fps: float = 5.0,
-        film: FilmMaker | None = None,
-        fps: int = 30,
-    ) -> None:
-        self._clock = clock
-        self._store = store
-        self._library = library
-        self._events = events
-        self._lock = threading.RLock()
-        self._preview = preview or []
-        self._preview_fps = preview_fps
-        self._film = film
-        self._fps = fps
-        self.state = State.IDLE
-        self.error = ""
-        self.minutes_left = 94.0
-        self.level_dbfs = -24.0
-        self.storage_full = False
-        self.cut_error = ""
-        self.cut_progress: float | None = None
-        self.calls: list[tuple[str, str]] = []
-        self._take: Take | None = None
-        self._cut_visit: str | None = None
+    library: Library
+    _: KW_ONLY
+    preview: list[bytes] = field(default_factory=list)
+    preview_fps: float = 5.0
+    film: FilmMaker | None = None  # None: it never cuts
+    fps: int = 30
+    state: State = State.IDLE
+    error: str = ""
+    minutes_left: float = 94.0
+    level_dbfs: float = -24.0
+    storage_full: bool = False
+    cut_error: str = ""
+    cut_progress: float | None = None
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
+    _take: Take | None = field(init=False, default=None)
+    _cut_visit: str | None = field(init=False, default=None)
 
     @property
     def events(self) -> EventLog:
-        return self._events
+        return self.library.events
 
     def now_ns(self) -> int:
-        return self._clock.now()
+        return self.library.clock.now()
 
     def status(self) -> Status:
         with self._lock:
             take = self._take
-            visit = self._library.open_visit()
+            visit = self.library.open_visit()
             recording = self.state == State.RECORDING
             return Status(
                 state=self.state,
                 visit_id=visit.id if visit else None,
                 take_id=take.id if take else None,
                 started_ns=take.first_frame_ns if take and recording else None,
-                now_ns=self._clock.now(),
+                now_ns=self.library.clock.now(),
                 minutes_left=self.minutes_left,
                 low_storage=self.minutes_left < 10,
                 level_dbfs=self.level_dbfs,
@@ -201,7 +189,7 @@ class FakeRecording:
             )
 
     def _publish_status(self) -> None:
-        self._events.publish(self.status())
+        self.library.events.publish(self.status())
 
     def start(self, source: str = "phone") -> None:
         with self._lock:
@@ -210,12 +198,12 @@ class FakeRecording:
                 return  # the real kit ignores a start while it records, too
             if self.storage_full:
                 self.error = "not enough space to record: 0 min left, 10 needed"
-                self._events.publish(Refused(self.error))
+                self.library.events.publish(Refused(self.error))
                 self._publish_status()
                 return
-            visit = self._library.open_visit() or self._library.start_visit()
-            take = self._store.db.add_take(visit.id, new_id(), "fake-boot")
-            now = self._clock.now()
+            visit = self.library.open_visit() or self.library.start_visit()
+            take = self.library.db.add_take(visit.id, new_id(), "fake-boot")
+            now = self.library.clock.now()
             self._take = dataclasses.replace(take, first_frame_ns=now)
             self.state, self.error = State.RECORDING, ""
             self._publish_status()
@@ -225,15 +213,15 @@ class FakeRecording:
             self.calls.append(("stop", source))
             if self.state != State.RECORDING or self._take is None:
                 return  # as the real kit: nothing to stop
-            take = self._store.db.update_take(
+            take = self.library.db.update_take(
                 self._take.id,
                 state=TakeState.READY,
                 first_frame_ns=self._take.first_frame_ns,
-                end_ns=self._clock.now(),
+                end_ns=self.library.clock.now(),
             )
             self._take = take
             self.state = State.IDLE
-            self._library.take_ended(take)
+            self.library.take_ended(take)
             self._publish_status()
         self.cut_if_due()
 
@@ -242,11 +230,11 @@ class FakeRecording:
     ) -> tuple[Tag, bool]:
         with self._lock:
             take = self._take
-            now = self._clock.now()
+            now = self.library.clock.now()
             at = now - delay_ns
             if self.state != State.RECORDING or take is None:
                 raise StateError("tags can only be added while recording")
-            return self._library.add_tag(
+            return self.library.add_tag(
                 Tag(tag_id, take.visit_id, take.id, at, label, note, author, now)
             )
 
@@ -264,25 +252,25 @@ class FakeRecording:
             return take.first_frame_ns if live and take is not None else None
 
     def preview_jpeg(self) -> tuple[int, bytes] | None:
-        if not self._preview:
+        if not self.preview:
             return None
-        seq = int(self._clock.now() * self._preview_fps // 1_000_000_000)
-        return seq, self._preview[seq % len(self._preview)]
+        seq = int(self.library.clock.now() * self.preview_fps // 1_000_000_000)
+        return seq, self.preview[seq % len(self.preview)]
 
     # -- cutting, as the daemon's worker does it ---------------------------
 
     def cut_if_due(self) -> None:
         """Make every cut the library says is due, now (only while idle)."""
-        if self._film is None:
+        if self.film is None:
             return
         while True:
             with self._lock:
                 if self.state != State.IDLE or self._cut_visit is not None:
                     return
-                visit_id = self._library.cut_due()
+                visit_id = self.library.cut_due()
                 if visit_id is None:
                     return
-                self._library.cut_started(visit_id)
+                self.library.cut_started(visit_id)
                 self._cut_visit, self.cut_progress = visit_id, 0.0
                 self.state = State.CUTTING
                 self._publish_status()
@@ -292,15 +280,15 @@ class FakeRecording:
             with self._lock:
                 self._cut_visit, self.cut_progress = None, None
                 self.state = State.IDLE
-                self._library.cut_finished(visit_id)
-                self._events.publish(CutFinished(visit_id, error))
+                self.library.cut_finished(visit_id)
+                self.library.events.publish(CutFinished(visit_id, error))
                 self._publish_status()
             if error:
                 return  # the library will not ask for the same failing cut again
 
     def _write_cut(self, visit_id: str) -> None:
-        assert self._film is not None
-        db = self._store.db
+        assert self.film is not None
+        db = self.library.db
         takes, tags = db.takes(visit_id), db.tags_for_visit(visit_id)
         spans = [
             TakeSpan.of(t)
@@ -310,7 +298,7 @@ class FakeRecording:
         rules = CutRules()
         plan = plan_cut(spans, tags, rules)
         rel = layout.cut_dir(visit_id)
-        out = self._store.files.path(rel)
+        out = self.library.files.path(rel)
         (out / "stills").mkdir(parents=True, exist_ok=True)
         for old in (out / "stills").glob("*.jpg"):
             old.unlink()
@@ -336,8 +324,10 @@ class FakeRecording:
             )
             vtt += [str(n), f"{_vtt(start_s)} --> {_vtt(film_ns / 1e9)}", clip.title, ""]
             for tag, film_s in zip(clip.tags, tags_film_s, strict=True):
-                still = layout.still(layout.stills_dir(visit_id), len(stills) + 1, tag.id)
-                self._store.files.path(still).write_bytes(self._still())
+                still = layout.still(
+                    layout.in_cut(visit_id, layout.STILLS), len(stills) + 1, tag.id
+                )
+                self.library.files.path(still).write_bytes(self._still())
                 stills.append(
                     {
                         "tag_id": tag.id,
@@ -350,25 +340,31 @@ class FakeRecording:
                 )
         has_film = bool(clips)
         if has_film:
-            self._film(self._store.files.path(layout.film(visit_id)), film_ns / 1e9, self._fps)
-            self._store.files.path(layout.contact_sheet(visit_id)).write_bytes(self._still())
-        self._store.files.path(layout.export(rel, "vtt")).write_text("\n".join(vtt))
+            self.film(
+                self.library.files.path(layout.in_cut(visit_id, layout.FILM)),
+                film_ns / 1e9,
+                self.fps,
+            )
+            self.library.files.path(layout.in_cut(visit_id, layout.CONTACT_SHEET)).write_bytes(
+                self._still()
+            )
+        self.library.files.path(layout.export(rel, "vtt")).write_text("\n".join(vtt))
         manifest = {
             "visit_id": visit_id,
             "inputs": cut_inputs(cut_title(db.visit(visit_id)), takes, tags, rules),
-            "film": layout.film(visit_id) if has_film else None,
+            "film": layout.in_cut(visit_id, layout.FILM) if has_film else None,
             "duration_s": film_ns / 1e9,
-            "fps": float(self._fps) if has_film else None,
+            "fps": float(self.fps) if has_film else None,
             "clips": clips,
             "stills": stills,
-            "contact_sheet": layout.contact_sheet(visit_id) if has_film else None,
+            "contact_sheet": layout.in_cut(visit_id, layout.CONTACT_SHEET) if has_film else None,
             "exports": {"vtt": layout.export(rel, "vtt")},
         }
-        with self._store.files.replace(layout.cut_manifest(visit_id)) as f:
+        with self.library.files.replace(layout.in_cut(visit_id, layout.MANIFEST)) as f:
             f.write(json.dumps(manifest, indent=1).encode())
 
     def _still(self) -> bytes:
-        return self._preview[0] if self._preview else b"\xff\xd8fake-still\xff\xd9"
+        return self.preview[0] if self.preview else b"\xff\xd8fake-still\xff\xd9"
 
 
 class FakeKit:
@@ -402,14 +398,7 @@ class FakeKit:
             on_cut_due=lambda: recording_box[0].cut_if_due() if recording_box else None,
         )
         self.recording = FakeRecording(
-            self.clock,
-            self.store,
-            self.visits,
-            self.events,
-            preview=preview,
-            preview_fps=preview_fps,
-            film=film,
-            fps=fps,
+            self.visits, preview=preview or [], preview_fps=preview_fps, film=film, fps=fps
         )
         recording_box.append(self.recording)
 

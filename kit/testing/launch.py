@@ -126,11 +126,21 @@ class RunningKit:
 
     def stored_tags(self) -> list[dict[str, Any]]:
         """The live (not deleted) tags in the kit's database, read-only."""
-        uri = f"file:{self.data / layout.DATABASE}?mode=ro"
-        with sqlite3.connect(uri, uri=True) as conn:
-            conn.row_factory = sqlite3.Row
-            rows = conn.execute("SELECT * FROM tags WHERE deleted = 0 ORDER BY at_ns").fetchall()
-        return [dict(r) for r in rows]
+        return stored(self.data, "SELECT * FROM tags WHERE deleted = 0 ORDER BY at_ns")
+
+
+def stored(data: Path, query: str) -> list[dict[str, Any]]:
+    """Rows of a query on the kit's database in ``data``, read-only (it may be running)."""
+    uri = f"file:{data / layout.DATABASE}?mode=ro"
+    with sqlite3.connect(uri, uri=True) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(query).fetchall()]
+
+
+def stored_takes(data: Path) -> list[tuple[str, str, str]]:
+    """(take id, visit id, state) of every take in ``data``, oldest first."""
+    rows = stored(data, "SELECT id, visit_id, state FROM takes ORDER BY rowid")
+    return [(r["id"], r["visit_id"], r["state"]) for r in rows]
 
 
 @contextmanager
@@ -154,11 +164,23 @@ def served(app: Any, threads: int = 16) -> Iterator[str]:
     from web.app import shutdown
 
     server: Any = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    closing = threading.Event()
+
+    def run() -> None:
+        try:
+            server.run()
+        except OSError:
+            # Closing the map under the loop's select() can raise EBADF: that is the
+            # shutdown below, not a failure of the server.
+            if not closing.is_set():
+                raise
+
+    thread = threading.Thread(target=run, name="waitress", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
+        closing.set()
         shutdown(app)  # event streams end within a second, freeing their threads
         server.task_dispatcher.shutdown(timeout=5)
         wasyncore.close_all(server._map)

@@ -88,7 +88,7 @@ def test_a_recut_without_tags_removes_the_old_outputs(
     store.db.delete_tag(tag.id)
     again = cut_visit(store, visit, RULES, in_child=False)
     assert again.film is None and again.stills == () and again.exports is None
-    assert not store.files.exists(layout.film(visit))
+    assert not store.files.exists(layout.in_cut(visit, layout.FILM))
     assert not store.files.exists(old_still)
     # Only the manifest stays: "nothing to cut" is an up-to-date result too.
     assert [p.name for p in store.files.path(layout.cut_dir(visit)).glob("*.*")] == ["cut.json"]
@@ -117,7 +117,7 @@ def test_takes_filmed_differently_cannot_share_a_film(tmp_path: Path) -> None:
     _tag(store, visit, second, T2 + seconds(4), "Guiding")
     with pytest.raises(CutError, match="other video settings"):
         cut_visit(store, visit, RULES, in_child=False)
-    assert not store.files.exists(layout.film(visit))
+    assert not store.files.exists(layout.in_cut(visit, layout.FILM))
 
 
 def test_a_plan_naming_a_take_without_film_fails_cleanly(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def test_cuts_run_in_turn_and_always_report(tmp_path: Path) -> None:
     assert done.get(timeout=60) == (visit, "")
     name, error = done.get(timeout=60)
     assert name == "none" and "no visit" in error
-    assert store.files.exists(layout.film(visit))
+    assert store.files.exists(layout.in_cut(visit, layout.FILM))
     assert progress and progress[-1] == 1.0
     assert cutter.last is not None and cutter.last.visit_id == visit
     cutter.close()

@@ -6,7 +6,6 @@ import hashlib
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 from kit.config import load_config
 from kit.daemon.storage import StorageGuard
 from kit.hardware.sim.analysis import analyse_film
-from kit.testing.launch import KitProcess
+from kit.testing.launch import KitProcess, stored_takes
 from kit.testing.systemd import FakeSystemd, notified
 
 MB = 1 << 20
@@ -54,14 +53,6 @@ def _set_free(card: Path, filler: Path, guard: StorageGuard, minutes: float) -> 
         os.fsync(f.fileno())
 
 
-def _takes(data: Path) -> list[tuple[str, str, str]]:
-    db = sqlite3.connect(data / "kit.db")
-    try:
-        return db.execute("SELECT id, visit_id, state FROM takes ORDER BY rowid").fetchall()
-    finally:
-        db.close()
-
-
 def _mp4(data: Path, take: tuple[str, str, str]) -> Path:
     return data / "visits" / take[1] / "takes" / take[0] / "take.mp4"
 
@@ -88,13 +79,13 @@ def test_guard_refuses_then_stops_cleanly_and_keeps_everything(card: Path, tmp_p
         press_and_wait("recording")
         time.sleep(2)
         press_and_wait("idle", timeout=30)
-        first = _takes(data)[0]
+        first = stored_takes(data)[0]
         before = hashlib.sha256(_mp4(data, first).read_bytes()).hexdigest()
 
         # 2. Below the start floor: no take starts, and the kit says why.
         _set_free(card, filler, guard, minutes=0.8)
         press_and_wait("idle, 1 min of storage left (low); not enough space to record")
-        assert len(_takes(data)) == 1
+        assert len(stored_takes(data)) == 1
 
         # 3. Just above it: a take starts; the card fills while it records.
         _set_free(card, filler, guard, minutes=1.2)
@@ -123,7 +114,7 @@ def test_guard_refuses_then_stops_cleanly_and_keeps_everything(card: Path, tmp_p
         systemd.close()
     out = kit.text
     assert code in (0, 1), out[-3000:]
-    takes = _takes(data)
+    takes = stored_takes(data)
     assert [t[2] for t in takes] == ["ready", "ready"], out[-3000:]
     assert hashlib.sha256(_mp4(data, first).read_bytes()).hexdigest() == before
     report = analyse_film(_mp4(data, takes[1]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kit.hardware.sim.analysis import analyse_film
-from kit.testing.launch import KitProcess
+from kit.testing.launch import KitProcess, stored_takes
 from kit.testing.systemd import FakeSystemd, notified
 
 
@@ -20,14 +19,6 @@ def systemd(tmp_path: Path) -> Iterator[FakeSystemd]:
     fake = FakeSystemd(tmp_path / "notify.sock")
     yield fake
     fake.close()
-
-
-def _takes(data: Path) -> list[tuple[str, str, str]]:
-    db = sqlite3.connect(data / "kit.db")
-    try:
-        return db.execute("SELECT id, visit_id, state FROM takes ORDER BY rowid").fetchall()
-    finally:
-        db.close()
 
 
 @pytest.mark.slow
@@ -52,7 +43,7 @@ def test_ready_watchdog_button_and_sigterm_mid_take(tmp_path: Path, systemd: Fak
         pressed = time.monotonic()
         kit.signal(signal.SIGUSR1)  # press: stop
         systemd.wait_for("STATUS=idle", timeout=30, after=pressed)
-        assert [t[2] for t in _takes(data)] == ["ready"]
+        assert [t[2] for t in stored_takes(data)] == ["ready"]
 
         pressed = time.monotonic()
         kit.signal(signal.SIGUSR1)  # press: start a second take
@@ -66,7 +57,7 @@ def test_ready_watchdog_button_and_sigterm_mid_take(tmp_path: Path, systemd: Fak
     systemd.pump()
     assert any(m.startswith("STOPPING=1") for _, m in systemd.messages)
 
-    takes = _takes(data)
+    takes = stored_takes(data)
     assert [t[2] for t in takes] == ["ready", "ready"]
     for take_id, visit_id, _ in takes:
         mp4 = data / "visits" / visit_id / "takes" / take_id / "take.mp4"

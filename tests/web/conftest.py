@@ -118,3 +118,13 @@ def pair(app: Flask, pairing: PairingStore, name: str = "Sam") -> Phone:
 @pytest.fixture
 def phone(app: Flask, pairing: PairingStore) -> Phone:
     return pair(app, pairing)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, driven by Playwright (skipped where it is missing)."""
+    from tests.web.browser import chromium, need_chromium
+
+    need_chromium()
+    with chromium() as b:
+        yield b

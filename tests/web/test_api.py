@@ -263,7 +263,7 @@ def test_preview(phone: Phone, kit: FakeKit) -> None:
         assert again.data == b""
     assert phone.get("/api/preview.jpg?after=-1").status_code == 400
     assert phone.get("/api/preview.jpg?after=x").status_code == 400
-    kit.recording._preview = []
+    kit.recording.preview = []
     r = phone.get("/api/preview.jpg")
     assert r.status_code == 204
     assert r.headers["X-Level-Dbfs"] == "-24.0"

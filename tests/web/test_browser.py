@@ -19,8 +19,6 @@ from tests.web.browser import (
     PHONE,
     Shots,
     check_layout,
-    chromium,
-    need_chromium,
     tap_label,
     watch_errors,
     whole_flow,
@@ -33,13 +31,6 @@ IOS_SHEET = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Mobile/15E148"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    need_chromium()
-    with chromium() as b:
-        yield b
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ import pytest
 
 from kit.testing.launch import RunningKit as Daemon
 from kit.testing.launch import kit_run_simulated as kit_run
-from tests.web.browser import Shots, chromium, need_chromium, whole_flow
+from tests.web.browser import Shots, whole_flow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -20,13 +20,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     with kit_run(tmp_path / "data") as d:
         yield d
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    need_chromium()
-    with chromium() as b:
-        yield b
 
 
 def test_the_whole_flow_against_kit_run(browser: Any, daemon: Daemon) -> None:

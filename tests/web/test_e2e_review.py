@@ -19,7 +19,7 @@ import pytest
 from kit.testing.launch import RunningKit as Daemon
 from kit.testing.launch import kit_run_simulated as kit_run
 from kit.testing.phone import HttpPhone
-from tests.web.browser import PHONE, Shots, chromium, need_chromium, watch_errors
+from tests.web.browser import PHONE, Shots, watch_errors
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,13 +37,6 @@ class Recorded:
     phone: HttpPhone
     visit_id: str
     figures: dict[str, Any] = field(default_factory=dict)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    need_chromium()
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from kit.clock import FakeClock
 from kit.daemon.api import State
 from kit.testing.fakes import FakeKit, jpeg_frames, mp4_film
 from kit.testing.launch import served
-from tests.web.browser import PHONE, Shots, chromium, need_chromium, watch_errors
+from tests.web.browser import PHONE, Shots, watch_errors
 from web.pairing import PairingStore
 
 pytestmark = pytest.mark.browser
@@ -27,13 +27,6 @@ MOMENTS = [
     (18.0, "Receiving initiatives", ""),
     (31.0, "Better than usual ★", "They laughed together"),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    need_chromium()
-    with chromium() as b:
-        yield b
 
 
 @dataclasses.dataclass

@@ -6,57 +6,59 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kit.testing.fakes import FakeKit
 from kit.testing.launch import served
+from kit.testing.phone import HttpPhone
 from web.pairing import PairingStore
 
 
+@dataclass
+class Served:
+    """The fake kit behind waitress, and a paired phone's headers."""
+
+    kit: FakeKit
+    phone: HttpPhone
+    connections: list[http.client.HTTPConnection] = field(default_factory=list)
+
+    def send(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        """Send with the phone's cookie and CSRF token; the open response."""
+        conn = http.client.HTTPConnection(self.phone.host, timeout=5)
+        self.connections.append(conn)
+        headers = {"Cookie": self.phone.cookie, "X-CSRF-Token": self.phone.csrf}
+        conn.request(method, path, body, headers, **kw)
+        return conn.getresponse()
+
+
 @pytest.fixture
-def served_kit(tmp_path: Path) -> Iterator[tuple[str, FakeKit, dict[str, str]]]:
+def served_kit(tmp_path: Path) -> Iterator[Served]:
     kit = FakeKit(tmp_path / "data")
     pairing = PairingStore(tmp_path / "pairing.db")
     with served(kit.app(pairing, {"KIT_HEARTBEAT_S": 0.2})) as url:
-        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=5)
-        conn.request(
-            "POST",
-            "/api/pair",
-            json.dumps({"code": pairing.code}),
-            {"X-Kit-Pairing": "1", "Content-Type": "application/json"},
-        )
-        r = conn.getresponse()
-        csrf = json.loads(r.read())["phone"]["csrf"]
-        cookie = (r.getheader("Set-Cookie") or "").split(";")[0]
-        conn.close()
-        yield url.removeprefix("http://"), kit, {"Cookie": cookie, "X-CSRF-Token": csrf}
+        made = Served(kit, HttpPhone(url, pairing.code))
+        yield made
+        for conn in made.connections:
+            conn.close()
     pairing.close()
     kit.close()
 
 
-def test_a_chunked_body_over_the_limit_is_413(
-    served_kit: tuple[str, FakeKit, dict[str, str]],
-) -> None:
-    host, _, headers = served_kit
-    conn = http.client.HTTPConnection(host, timeout=5)
-    conn.request(
-        "POST", "/api/tags", (b"x" * 1000 for _ in range(40)), headers, encode_chunked=True
-    )
-    r = conn.getresponse()
+def test_a_chunked_body_over_the_limit_is_413(served_kit: Served) -> None:
+    big = (b"x" * 1000 for _ in range(40))
+    r = served_kit.send("POST", "/api/tags", big, encode_chunked=True)
     assert r.status == 413
     assert json.loads(r.read()) == {"error": "the request body is larger than 32768 bytes"}
-    conn.close()
+    r.close()
 
 
-def test_events_stream_through_waitress(
-    served_kit: tuple[str, FakeKit, dict[str, str]],
-) -> None:
-    host, kit, headers = served_kit
-    conn = http.client.HTTPConnection(host, timeout=5)
-    conn.request("GET", "/api/events", headers=headers)
-    r = conn.getresponse()
+def test_events_stream_through_waitress(served_kit: Served) -> None:
+    kit = served_kit.kit
+    r = served_kit.send("GET", "/api/events")
     assert r.status == 200
     assert r.readline() == b"retry: 2000\n"
     assert r.readline() == b"\n"
@@ -70,7 +72,7 @@ def test_events_stream_through_waitress(
     assert json.loads(r.readline().removeprefix(b"data: "))["state"] == "recording"
     assert r.readline() == b"\n"
     assert r.readline() == b"event: heartbeat\n"  # nothing else happened
-    conn.close()
+    r.close()
 
 
 def test_a_range_of_the_film_through_waitress(tmp_path: Path) -> None:
@@ -84,17 +86,9 @@ def test_a_range_of_the_film_through_waitress(tmp_path: Path) -> None:
     kit.recording.stop()
     visit = kit.visits.visits()[0].id
     with served(kit.app(pairing, {"KIT_HEARTBEAT_S": 0.2})) as url:
-        host = url.removeprefix("http://")
-        conn = http.client.HTTPConnection(host, timeout=5)
-        conn.request(
-            "POST",
-            "/api/pair",
-            json.dumps({"code": pairing.code}),
-            {"X-Kit-Pairing": "1", "Content-Type": "application/json"},
-        )
-        r = conn.getresponse()
-        r.read()
-        cookie = (r.getheader("Set-Cookie") or "").split(";")[0]
+        phone = HttpPhone(url, pairing.code)
+        cookie = phone.cookie
+        conn = http.client.HTTPConnection(phone.host, timeout=5)
         for _ in range(2):  # the same connection, twice (keep-alive survives a range)
             conn.request(
                 "GET",

@@ -498,32 +498,16 @@
 
   /* ---------- live: events, preview, level ---------- */
 
-  var es = null;
-  var lastActivity = performance.now();
-  var KINDS = Kit.eventKinds; // from kit.daemon.events.EventKind, rendered into the page
-
-  function connect() {
-    if (es) es.close();
-    es = new EventSource("/api/events?after=" + model.eventId);
-    lastActivity = performance.now();
-    es.onopen = function () { showConn(false); lastActivity = performance.now(); flush(); };
-    es.onerror = function () {
-      if (es.readyState === EventSource.CLOSED) {
-        // Refused (e.g. 401, 503): the browser gives up, so try again ourselves.
-        showConn(true);
-        setTimeout(function () { resync().then(connect); }, 3000);
-      } else {
-        setTimeout(function () { if (es && es.readyState !== EventSource.OPEN) showConn(true); }, 3000);
-      }
-    };
-    KINDS.forEach(function (kind) {
-      es.addEventListener(kind, function (e) {
-        lastActivity = performance.now();
-        if (e.lastEventId) model.eventId = Number(e.lastEventId);
-        onEvent(kind, e.data ? JSON.parse(e.data) : {});
-      });
-    });
-  }
+  var live = new Kit.Live({
+    after: function () { return model.eventId; },
+    seen: function (id) { model.eventId = id; },
+    onEvent: function (kind, data) { onEvent(kind, data); },
+    onOpen: function () { flush(); },
+    showConn: function (bad) { showConn(bad); },
+    reload: function () { return resync(); },
+    heartbeatS: HEARTBEAT_S,
+  });
+  function connect() { live.connect(); }
 
   function onEvent(kind, data) {
     if (kind === "heartbeat" || kind === "phones") return;
@@ -557,14 +541,6 @@
       resync(); // take, cut, resync, and anything new
     }
   }
-
-  // A stream that has been silent for two heartbeats is dead, whatever the browser thinks.
-  setInterval(function () {
-    if (!document.hidden && performance.now() - lastActivity > (HEARTBEAT_S * 2 + 5) * 1000) {
-      showConn(true);
-      resync().then(connect);
-    }
-  }, 5000);
 
   var previewSeq = null;
   var previewRunning = false;
@@ -657,7 +633,6 @@
     resync();
     flush();
     startPreview();
-    if (!es || es.readyState === EventSource.CLOSED || performance.now() - lastActivity > HEARTBEAT_S * 1000 + 5000) connect();
   });
   window.addEventListener("online", flush);
   setInterval(tick, 250);

@@ -124,6 +124,58 @@ window.Kit = (function () {
     this.onUndo = null;
   };
 
+  /* The kit's live events (server-sent events), resumed after the last id the page saw.
+   *
+   * opts: after() -> the last event id seen; seen(id); onEvent(kind, data);
+   * onOpen(); showConn(bad); reload() -> a promise that fetches the state afresh;
+   * heartbeatS. A stream the browser gives up on (401, 503) is reopened after a
+   * reload; one silent for two heartbeats is dead whatever the browser thinks, and
+   * so is one that was asleep when the page comes back. */
+  function Live(opts) {
+    this.opts = opts;
+    this.es = null;
+    this.lastActivity = performance.now();
+    var self = this;
+    setInterval(function () {
+      if (!document.hidden && self.quietMs() > (opts.heartbeatS * 2 + 5) * 1000) self.restart();
+    }, 5000);
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden) return;
+      if (!self.es || self.es.readyState === EventSource.CLOSED || self.quietMs() > opts.heartbeatS * 1000 + 5000) self.connect();
+    });
+  }
+  Live.prototype.quietMs = function () { return performance.now() - this.lastActivity; };
+  Live.prototype.restart = function () {
+    var self = this;
+    self.opts.showConn(true);
+    return self.opts.reload().then(function () { self.connect(); });
+  };
+  Live.prototype.connect = function () {
+    var self = this;
+    var opts = self.opts;
+    if (self.es) self.es.close();
+    var es = new EventSource("/api/events?after=" + opts.after());
+    self.es = es;
+    self.lastActivity = performance.now();
+    es.onopen = function () { self.lastActivity = performance.now(); opts.showConn(false); opts.onOpen(); };
+    es.onerror = function () {
+      if (es.readyState === EventSource.CLOSED) {
+        // Refused (e.g. 401, 503): the browser gives up, so try again ourselves.
+        opts.showConn(true);
+        setTimeout(function () { if (self.es === es) self.restart(); }, 3000);
+      } else {
+        setTimeout(function () { if (self.es === es && es.readyState !== EventSource.OPEN) opts.showConn(true); }, 3000);
+      }
+    };
+    eventKinds.forEach(function (kind) {
+      es.addEventListener(kind, function (e) {
+        self.lastActivity = performance.now();
+        if (e.lastEventId) opts.seen(Number(e.lastEventId));
+        opts.onEvent(kind, e.data ? JSON.parse(e.data) : {});
+      });
+    });
+  };
+
   /* Copy the captive-portal banner's address (execCommand works without a secure context). */
   document.addEventListener("DOMContentLoaded", function () {
     var copy = document.getElementById("limited-copy");
@@ -142,6 +194,6 @@ window.Kit = (function () {
 
   return {
     api: api, newId: newId, clock: clock, vibrate: vibrate, el: el, Toast: Toast, csrf: csrf,
-    eventKinds: eventKinds,
+    eventKinds: eventKinds, Live: Live,
   };
 })();

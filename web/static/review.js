@@ -411,31 +411,16 @@
 
   /* ---------- live: events ---------- */
 
-  var es = null;
-  var lastActivity = performance.now();
-  var KINDS = Kit.eventKinds; // from kit.daemon.events.EventKind, rendered into the page
-
-  function connect() {
-    if (es) es.close();
-    es = new EventSource("/api/events?after=" + model.eventId);
-    lastActivity = performance.now();
-    es.onopen = function () { showConn(false); lastActivity = performance.now(); };
-    es.onerror = function () {
-      if (es.readyState === EventSource.CLOSED) {
-        showConn(true);
-        setTimeout(function () { load().then(connect); }, 3000);
-      } else {
-        setTimeout(function () { if (es && es.readyState !== EventSource.OPEN) showConn(true); }, 3000);
-      }
-    };
-    KINDS.forEach(function (kind) {
-      es.addEventListener(kind, function (e) {
-        lastActivity = performance.now();
-        if (e.lastEventId) model.eventId = Number(e.lastEventId);
-        onEvent(kind, e.data ? JSON.parse(e.data) : {});
-      });
-    });
-  }
+  var live = new Kit.Live({
+    after: function () { return model.eventId; },
+    seen: function (id) { model.eventId = id; },
+    onEvent: function (kind, data) { onEvent(kind, data); },
+    onOpen: function () { /* nothing queued on this page */ },
+    showConn: function (bad) { showConn(bad); },
+    reload: function () { return load(); },
+    heartbeatS: HEARTBEAT_S,
+  });
+  function connect() { live.connect(); }
 
   function onEvent(kind, data) {
     if (kind === "status") {
@@ -472,13 +457,6 @@
       load();
     }
   }
-
-  setInterval(function () {
-    if (!document.hidden && performance.now() - lastActivity > (HEARTBEAT_S * 2 + 5) * 1000) {
-      showConn(true);
-      load().then(connect);
-    }
-  }, 5000);
 
   function showConn(bad) { $("conn").hidden = !bad; }
   function showError(text) {
@@ -531,7 +509,6 @@
   document.addEventListener("visibilitychange", function () {
     if (document.hidden) return;
     load();
-    if (!es || es.readyState === EventSource.CLOSED || performance.now() - lastActivity > HEARTBEAT_S * 1000 + 5000) connect();
   });
 
   load().then(connect);

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from kit.daemon.api import State, Status
+from kit.daemon.api import State, Status, TagEdit
 from kit.daemon.events import PhonesChanged
 from kit.visits.rules import MAX_LABEL_LEN, MAX_LABELS, MAX_NOTE_LEN, MAX_PAD_LABEL_LEN
 from web.context import COOKIE, ctx, phone
@@ -111,28 +111,25 @@ def update_tag(tag_id: str) -> dict[str, Any]:
     ident(tag_id, "a tag id")
     body = json_body()
     only_keys(body, {"label", "note", "at_ns", "nudge_ms"})
-    label = text(body, "label", max_len=MAX_LABEL_LEN) if "label" in body else None
-    note = (
-        text(body, "note", max_len=MAX_NOTE_LEN, required=False, single_line=False)
-        if "note" in body
-        else None
-    )
-    at_ns = nudge_ns = None
+    edit: TagEdit = {}
+    if "label" in body:
+        edit["label"] = text(body, "label", max_len=MAX_LABEL_LEN)
+    if "note" in body:
+        edit["note"] = text(body, "note", max_len=MAX_NOTE_LEN, required=False, single_line=False)
     if "at_ns" in body:
         at = body["at_ns"]
         if isinstance(at, bool) or not isinstance(at, int):
             raise ApiError(400, "'at_ns' must be an integer (kit-clock nanoseconds)")
-        at_ns = at
+        edit["at_ns"] = at
     if "nudge_ms" in body:
-        nudge_ns = round(number(body, "nudge_ms", low=-NUDGE_MAX_MS, high=NUDGE_MAX_MS) * 1e6)
-    if at_ns is not None and nudge_ns is not None:
+        nudge_ms = number(body, "nudge_ms", low=-NUDGE_MAX_MS, high=NUDGE_MAX_MS)
+        edit["nudge_ns"] = round(nudge_ms * 1e6)
+    if "at_ns" in edit and "nudge_ns" in edit:
         raise ApiError(400, "send 'at_ns' or 'nudge_ms', not both")
-    if label is None and note is None and at_ns is None and nudge_ns is None:
+    if not edit:
         raise ApiError(400, "send 'label', 'note', 'at_ns' and/or 'nudge_ms'")
     with refused_values():
-        tag = ctx().visits.update_tag(
-            tag_id, label=label, note=note, at_ns=at_ns, nudge_ns=nudge_ns
-        )
+        tag = ctx().visits.update_tag(tag_id, **edit)
     return {"tag": tag.as_json()}
 
 
