@@ -68,6 +68,7 @@ def manifest(result: CutResult) -> dict[str, Any]:
 
 
 def write_manifest(files: FileLayer, result: CutResult) -> None:
+    files.makedirs(layout.cut_dir(result.visit_id))  # a visit with nothing to cut has none yet
     with files.replace(layout.in_cut(result.visit_id, layout.MANIFEST)) as f:
         f.write(json.dumps(manifest(result), indent=1).encode())
 

@@ -277,6 +277,11 @@ class Worker:
     def _stop(self, reason: str, error: str = "") -> None:
         log.info("stopping: %s", reason)
         first, stopped = self._recorder.first_frame_ns, self._clock.now()
+        with self._lock:
+            if first is not None and self._take is not None:
+                # A tap made before this instant and sent while the take is being
+                # finalised (or just after) still belongs to it.
+                self._last_take = (self._take, first, stopped)
         self._set(State.FINALISING, error)
         try:
             finished = self._takes.stop()
@@ -289,8 +294,6 @@ class Worker:
         take = finished.take
         with self._lock:
             self._take = take
-            if first is not None:
-                self._last_take = (take, first, stopped)
         self._library.take_ended(take)
         if take.state == TakeState.FAILED:
             self._set(State.ERROR, f"the take could not be finalised: {take.error}")
@@ -448,8 +451,14 @@ class Worker:
         at = now - delay_ns
         with self._lock:
             state, take, last = self._state, self._take, self._last_take
-        if state != State.RECORDING or take is None:
-            # A tap sent (or retried) just after Stop still belongs to the take it was in.
+            started = self._start_requested_ns
+        if state == State.RECORDING and take is not None:
+            # A delay reaching back before the take began lands on its first moment.
+            first = self._recorder.first_frame_ns
+            at = max(at, started if first is None else first)
+        else:
+            # A tap sent (or retried) while the take is finalised, or just after, still
+            # belongs to the take it was made in.
             if last is None or not last[1] <= at <= last[2]:
                 raise StateError("tags can only be added while recording")
             take = last[0]

@@ -159,6 +159,7 @@ class FakeRecording:
     calls: list[tuple[str, str]] = field(default_factory=list)
     _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
     _take: Take | None = field(init=False, default=None)
+    _last: tuple[Take, int, int] | None = field(init=False, default=None)
     _cut_visit: str | None = field(init=False, default=None)
 
     @property
@@ -213,12 +214,14 @@ class FakeRecording:
             self.calls.append(("stop", source))
             if self.state != State.RECORDING or self._take is None:
                 return  # as the real kit: nothing to stop
+            end = self.library.clock.now()
             take = self.library.db.update_take(
                 self._take.id,
                 state=TakeState.READY,
                 first_frame_ns=self._take.first_frame_ns,
-                end_ns=self.library.clock.now(),
+                end_ns=end,
             )
+            self._last = (take, take.first_frame_ns or end, end)
             self._take = take
             self.state = State.IDLE
             self.library.take_ended(take)
@@ -232,7 +235,11 @@ class FakeRecording:
             take = self._take
             now = self.library.clock.now()
             at = now - delay_ns
-            if self.state != State.RECORDING or take is None:
+            if self.state == State.RECORDING and take is not None:
+                at = max(at, take.first_frame_ns or at)  # not before the take began
+            elif self._last is not None and self._last[1] <= at <= self._last[2]:
+                take = self._last[0]  # made before the stop, sent after it
+            else:
                 raise StateError("tags can only be added while recording")
             return self.library.add_tag(
                 Tag(tag_id, take.visit_id, take.id, at, label, note, author, now)

@@ -54,6 +54,10 @@ def test_a_first_take_opens_a_visit(driver: Driver) -> None:
     assert takes[0].duration_ns >= 2 * S - S // 30
     status = d.recording.status()
     assert status.state == State.IDLE and status.visit_id == visit.id
+    assert status.error == ""
+    # Nothing tagged: the cut is made, and is up to date, with no film.
+    cut = d.visits.cut(visit.id)
+    assert cut is not None and cut["up_to_date"] and cut["film"] is None and cut["clips"] == []
     kinds = [e.kind for e in d.events.since(0)]
     assert "visit" in kinds and "take" in kinds and "status" in kinds
 
@@ -237,4 +241,33 @@ def test_the_status_and_the_preview(driver: Driver) -> None:
     frame = d.recording.preview_jpeg()
     assert frame is not None and frame[1].startswith(b"\xff\xd8")
     d.recording.stop()
+    d.settle()
+
+
+def test_a_tap_delayed_past_the_start_lands_on_the_first_frame(driver: Driver) -> None:
+    d = driver
+    d.recording.start()
+    d.settle()
+    d.advance(1.0)
+    first = d.recording.status().started_ns
+    assert first is not None
+    tag, _ = d.recording.add_tag("tag0000001", "Guiding", "", "Sam", 600 * S)
+    assert tag.at_ns == first  # not 10 minutes before the take, out of every cut
+    d.recording.stop()
+    d.settle()
+
+
+def test_a_tap_made_before_stop_and_sent_after_it_lands_in_its_take(driver: Driver) -> None:
+    d = driver
+    take_id = _record(d, 2.0)
+    d.advance(0.4)
+    take = next(t for t in d.visits.takes(_open_visit(d)) if t.id == take_id)
+    assert take.end_ns is not None
+    # Tapped 0.3 s before the take ended, sent only now: kept, in the take it was made in.
+    delay = d.recording.now_ns() - (take.end_ns - 300_000_000)
+    tag, new = d.recording.add_tag("tag0000001", "Guiding", "", "Sam", delay)
+    assert new and tag.take_id == take_id and tag.at_ns == take.end_ns - 300_000_000
+    # Tapped after the stop: refused.
+    with pytest.raises(StateError):
+        d.recording.add_tag("tag0000002", "Guiding", "", "Sam", 100_000_000)
     d.settle()

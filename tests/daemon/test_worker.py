@@ -362,6 +362,8 @@ def test_tags_are_stamped_at_the_tap_and_stored_once(kit: Kit) -> None:
         kit.daemon.add_tag("t1", "Guiding", "", "phone", 0)
     kit.press()
     kit.run()
+    kit.recorder.first_frame_ns = kit.clock.now()
+    kit.clock.advance(NS_PER_S)
     now = kit.clock.now()
     tag, new = kit.daemon.add_tag("t1", "Guiding", "lovely turn-taking", "phone-1", 150_000_000)
     assert new and tag.at_ns == now - 150_000_000 and tag.take_id == "take1"
