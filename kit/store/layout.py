@@ -1,6 +1,7 @@
 """Where things live below the data directory: every path is built here, and only here.
 
 kit.db                                      metadata (SQLite, WAL)
+kit.lock                                    held by the one kit process using the directory
 pairing.db                                  the paired phones (web/pairing.py)
 visits/<visit>/takes/<take>/video.kvs       raw H.264 packets (stream file)
 visits/<visit>/takes/<take>/audio.kas       raw PCM blocks (stream file)
@@ -20,6 +21,7 @@ Paths are relative to the data directory, with "/" separators, as
 from __future__ import annotations
 
 DATABASE = "kit.db"
+LOCK = "kit.lock"
 PAIRING_DATABASE = "pairing.db"
 VISITS = "visits"
 LEGACY_VISITS = "sessions"  # schema 1 called visits "sessions" (see kit.store.store)

@@ -10,6 +10,7 @@ from kit.model import Visit
 from kit.store import layout
 from kit.store.database import Database
 from kit.store.files import FileLayer
+from kit.store.lock import DataDirLock
 
 
 def new_id() -> str:
@@ -18,7 +19,8 @@ def new_id() -> str:
 
 
 class Store:
-    """Visits, takes and tags below one data directory."""
+    """Visits, takes and tags below one data directory, which it holds for itself
+    (:class:`kit.store.lock.DataDirLock`) until :meth:`close`."""
 
     def __init__(self, root: Path) -> None:
         try:
@@ -26,8 +28,13 @@ class Store:
         except OSError as exc:
             raise StorageError(f"cannot create the data directory {root}: {exc}") from exc
         self.files = FileLayer(root)
-        self._move_legacy_visits()
-        self.db = Database(self.files.path(layout.DATABASE))
+        self._lock = DataDirLock(self.files.path(layout.LOCK))
+        try:
+            self._move_legacy_visits()
+            self.db = Database(self.files.path(layout.DATABASE))
+        except BaseException:
+            self._lock.release()
+            raise
 
     def _move_legacy_visits(self) -> None:
         """Schema 1 kept visits in ``sessions/``: move them (one rename, fsync'd) first."""
@@ -57,3 +64,4 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        self._lock.release()

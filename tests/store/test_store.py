@@ -147,3 +147,11 @@ def test_one_open_visit_and_no_takes_in_an_ended_one(store: Store) -> None:
     with pytest.raises(StateError, match="ended"):
         store.db.add_take(first.id, "t2", "b")
     assert store.new_visit(6, "C-2").is_open
+
+
+def test_one_process_at_a_time_holds_a_data_directory(tmp_path: Path) -> None:
+    first = Store(tmp_path)
+    with pytest.raises(StorageError, match=r"in use by another kit process \(pid \d+\)"):
+        Store(tmp_path)
+    first.close()
+    Store(tmp_path).close()  # free again once closed
