@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -29,9 +30,31 @@ def _tag_at(text: str) -> Any:
         raise argparse.ArgumentTypeError(
             f"--tag-at takes SECONDS[:LABEL], e.g. 12.5:Guiding; got {text!r}"
         ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("--tag-at seconds cannot be negative")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"--tag-at seconds must be 0 or more, got {seconds!r}")
     return TagAt(value, label.strip() or "better than usual")
+
+
+def _seconds(text: str) -> float:
+    """A length in seconds: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    """A TCP port, or 0 for any free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: any free one), got {value}")
+    return value
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -58,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("record", help="record one take without the daemon; prints the MP4 path")
     _add_common(rec)
     _add_sim(rec)
-    rec.add_argument("--seconds", type=float, required=True, help="length of the take")
+    rec.add_argument("--seconds", type=_seconds, required=True, help="length of the take")
     rec.add_argument("--case-ref", default="", help="the visit's case reference (default: Visit N)")
     rec.add_argument(
         "--tag-at",
@@ -81,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the kit daemon (button, LED, phone page)")
     _add_common(run)
     _add_sim(run)
-    run.add_argument("--port", type=int, help="web port (default: web.port)")
+    run.add_argument("--port", type=_port, help="web port (default: web.port; 0: any free one)")
 
     check = sub.add_parser("check", help="hardware self-test of a real kit; prints a report")
     _add_common(check)

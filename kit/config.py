@@ -9,7 +9,10 @@ keys are errors, never silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -153,13 +156,16 @@ def _coerce(section: str, key: str, kind: type, value: Any) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         try:
-            return (
+            number = (
                 float(value)
                 if isinstance(value, int | float | str)
                 else _reject(where, "a number", value)
             )
         except ValueError:
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # NaN compares false with every bound it meets
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if kind is str:
         if isinstance(value, str):
             return value
@@ -265,6 +271,8 @@ def load_config(
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        except OSError as exc:  # a directory, or a file the kit may not read
+            raise ConfigError(f"cannot read the config file {file}: {exc.strerror}") from None
         config = _apply(config, data, str(file))
     elif explicit:
         raise ConfigError(f"config file {file} does not exist")
@@ -287,13 +295,50 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"audio.rate {audio.rate} is not one of 16000, 32000, 44100, 48000")
     if audio.channels not in {1, 2}:
         raise ConfigError("audio.channels must be 1 or 2")
-    if not 0.1 <= storage.fsync_interval_s <= 10:
-        raise ConfigError("storage.fsync_interval_s must be within 0.1..10 s")
-    if abs(config.sim.mic_skew_ppm) > 10_000:
-        raise ConfigError("sim.mic_skew_ppm must be within +-10000")
-    if config.sim.mic_latency_ms < 0:
-        raise ConfigError("sim.mic_latency_ms cannot be negative")
-    if config.cut.lead_s < 0 or config.cut.lag_s < 0:
-        raise ConfigError("cut.lead_s and cut.lag_s cannot be negative")
     if not 0 < config.web.port < 65536:
         raise ConfigError(f"web.port {config.web.port} is out of range")
+    _check_host(config.web.host)
+    for where, value, low, high in _ranges(config):
+        if not low <= value <= high:
+            raise ConfigError(f"{where} {value:g} is out of range {low:g}..{high:g}")
+    if storage.stop_at_free_minutes > storage.min_free_minutes_to_start:
+        raise ConfigError(
+            "storage.stop_at_free_minutes cannot be more than storage.min_free_minutes_to_start"
+        )
+
+
+def _ranges(config: Config) -> list[tuple[str, float, float, float]]:
+    """Settings a number outside of which would disable or break a part of the kit."""
+    c = config
+    return [
+        ("camera.bitrate", c.camera.bitrate, 100_000, 50_000_000),
+        ("camera.preview_fps", c.camera.preview_fps, 0.5, 30),
+        ("camera.preview_width", c.camera.preview_width, 16, 1920),
+        ("camera.preview_height", c.camera.preview_height, 16, 1080),
+        ("audio.blocksize", c.audio.blocksize, 16, 48_000),
+        ("audio.aac_bitrate", c.audio.aac_bitrate, 16_000, 512_000),
+        ("storage.fsync_interval_s", c.storage.fsync_interval_s, 0.1, 10),
+        ("sim.mic_skew_ppm", c.sim.mic_skew_ppm, -10_000, 10_000),
+        ("sim.mic_latency_ms", c.sim.mic_latency_ms, 0, 10_000),
+        ("storage.min_free_minutes_to_start", c.storage.min_free_minutes_to_start, 0, 1440),
+        ("storage.stop_at_free_minutes", c.storage.stop_at_free_minutes, 0, 1440),
+        ("gpio.button_bounce_s", c.gpio.button_bounce_s, 0, 1),
+        ("gpio.ignore_stop_within_s", c.gpio.ignore_stop_within_s, 0, 10),
+        ("cut.lead_s", c.cut.lead_s, 0, 600),
+        ("cut.lag_s", c.cut.lag_s, 0, 600),
+    ]
+
+
+def _check_host(host: str) -> None:
+    """An IP address or a host name the server can bind to."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(host):
+            raise ConfigError(f"web.host {host!r} is not an IP address or a host name") from None
+
+
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)

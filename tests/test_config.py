@@ -79,3 +79,28 @@ def test_bad_label_windows_are_clear_errors(tmp_path: Path, value: str) -> None:
     file.write_text(f"[cut.label_windows]\n{value}\n")
     with pytest.raises(ConfigError, match=r"cut\.label_windows"):
         load_config(file, environ={})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KIT_STORAGE_STOP_AT_FREE_MINUTES": "nan"}, "finite"),
+        ({"KIT_GPIO_IGNORE_STOP_WITHIN_S": "inf"}, "finite"),
+        ({"KIT_CUT_LEAD_S": "NaN"}, "finite"),
+        ({"KIT_CUT_LAG_S": "-inf"}, "finite"),
+        ({"KIT_CAMERA_PREVIEW_FPS": "nan"}, "finite"),
+        ({"KIT_CUT_LABEL_WINDOWS": "Guiding=nan:3"}, "finite"),
+        ({"KIT_AUDIO_BLOCKSIZE": "0"}, "audio.blocksize"),
+        ({"KIT_WEB_HOST": "not a host!"}, "web.host"),
+        ({"KIT_GPIO_IGNORE_STOP_WITHIN_S": "-1"}, "gpio.ignore_stop_within_s"),
+        ({"KIT_STORAGE_STOP_AT_FREE_MINUTES": "20"}, "cannot be more than"),
+    ],
+)
+def test_values_that_would_break_the_kit_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(path=None, environ=env)
+
+
+def test_a_config_path_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(path=None, environ={"KIT_CONFIG": str(tmp_path)})

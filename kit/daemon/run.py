@@ -26,7 +26,7 @@ from kit.daemon.messages import HardwareProblem, Shutdown
 from kit.daemon.notify import Notifier, watchdog_interval_ns
 from kit.daemon.panel import Panel
 from kit.daemon.worker import Worker
-from kit.errors import KitError
+from kit.errors import ConfigError, KitError
 from kit.hardware.factory import Hardware, is_raspberry_pi
 from kit.store import layout
 from kit.system import boot_id
@@ -168,15 +168,22 @@ class _WebServer:
             {"KIT_DATA_DIR": str(kit.store.root)},
             on_phone_time=kit.wall.set_from_phone,
         )
-        self._server = create_server(
-            self._app,
-            host=config.web.host,
-            port=config.web.port if port is None else port,
-            # Each open event stream holds a thread; the app allows threads - 2 of them.
-            threads=8,
-            # The app refuses big bodies with a 413; this stops waitress buffering them first.
-            max_request_body_size=1_000_000,
-        )
+        where = (config.web.host, config.web.port if port is None else port)
+        try:
+            self._server = create_server(
+                self._app,
+                host=where[0],
+                port=where[1],
+                # Each open event stream holds a thread; the app allows threads - 2 of them.
+                threads=8,
+                # The app refuses big bodies with a 413; this stops waitress buffering them.
+                max_request_body_size=1_000_000,
+            )
+        except OSError as exc:  # the port in use, or an address this machine does not have
+            self._pairing.close()
+            raise ConfigError(
+                f"cannot serve the phone page on {where[0]}:{where[1]}: {exc}"
+            ) from None
         self.port = int(self._server.effective_port)
         base = f"http://{_display_host(config.web.host)}:{self.port}"
         log.info(
