@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,7 +112,35 @@ def create_app(
     app.register_error_handler(KitError, _kit_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+    app.wsgi_app = _HostGuard(app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+# A Host header Flask can route with: a name of DNS labels (or an IPv4 or bracketed IPv6
+# address) and an optional port. Anything else (e.g. a 64-character label) made Flask fail
+# to bind its URL adapter, a 500 for an unpaired stranger.
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+)
+
+
+class _HostGuard:
+    """Answers a request whose Host header is not a host name with a plain 400."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        host = environ.get("HTTP_HOST", "")
+        if host and (len(host) > 260 or not _HOST.fullmatch(host)):
+            body = b'{"error": "the Host header is not a host name"}'
+            start_response(
+                "400 Bad Request",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return self._app(environ, start_response)
 
 
 def shutdown(app: Flask) -> None:

@@ -11,6 +11,7 @@ from flask import request
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 class ApiError(Exception):
@@ -66,6 +67,8 @@ def text(
         return ""
     if not isinstance(value, str):
         raise ApiError(400, f"{name!r} must be a string")
+    if not _encodes(value):
+        raise ApiError(400, f"{name!r} is not valid text (a lone UTF-16 surrogate)")
     value = " ".join(value.split()) if single_line else value.strip()
     if _CONTROL.search(value):
         raise ApiError(400, f"{name!r} contains control characters")
@@ -74,6 +77,23 @@ def text(
     if len(value) > max_len:
         raise ApiError(400, f"{name!r} is longer than {max_len} characters")
     return value
+
+
+def _encodes(value: str) -> bool:
+    """Whether ``value`` is text that can be stored and sent as UTF-8 (JSON allows lone
+    surrogates such as "\\ud800"; nothing downstream can encode them)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def sequence_number(raw: str, what: str) -> int:
+    """A non-negative integer sent as ASCII digits ("²".isdigit() is true, int("²") fails)."""
+    if not _DIGITS.fullmatch(raw):
+        raise ApiError(400, f"{what} must be a whole number")
+    return int(raw)
 
 
 def number(body: dict[str, Any], name: str, *, low: float, high: float) -> float:

@@ -15,8 +15,18 @@ MAX_NOTE_LEN = 500
 MAX_CASE_REF_LEN = 60
 
 
+def _storable(*texts: str) -> None:
+    """ValueError for text that UTF-8 cannot carry (a lone surrogate from JSON's "\\ud800")."""
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text with a lone UTF-16 surrogate cannot be stored") from None
+
+
 def check_tag_text(label: str, note: str) -> None:
     """ValueError unless ``label`` and ``note`` are of a length a tag may have."""
+    _storable(label, note)
     if not label.strip() or len(label) > MAX_LABEL_LEN:
         raise ValueError(f"a label must be 1 to {MAX_LABEL_LEN} characters")
     if len(note) > MAX_NOTE_LEN:
@@ -25,6 +35,7 @@ def check_tag_text(label: str, note: str) -> None:
 
 def check_labels(labels: Sequence[str]) -> list[str]:
     """The pad's labels, trimmed; ValueError for too many, too long, empty or repeated ones."""
+    _storable(*labels)
     cleaned = [label.strip() for label in labels]
     if not 1 <= len(cleaned) <= MAX_LABELS:
         raise ValueError(f"between 1 and {MAX_LABELS} labels, please")
@@ -37,6 +48,7 @@ def check_labels(labels: Sequence[str]) -> list[str]:
 
 def check_case_ref(case_ref: str) -> str:
     """A case reference, trimmed; ValueError if empty or too long."""
+    _storable(case_ref)
     cleaned = " ".join(case_ref.split())
     if not cleaned or len(cleaned) > MAX_CASE_REF_LEN:
         raise ValueError(f"a case reference must be 1 to {MAX_CASE_REF_LEN} characters")

@@ -271,3 +271,17 @@ def test_a_tap_made_before_stop_and_sent_after_it_lands_in_its_take(driver: Driv
     with pytest.raises(StateError):
         d.recording.add_tag("tag0000002", "Guiding", "", "Sam", 100_000_000)
     d.settle()
+
+
+def test_text_utf8_cannot_carry_is_refused(driver: Driver) -> None:
+    d = driver
+    with pytest.raises(ValueError, match="surrogate"):
+        d.visits.set_labels(["Guiding", "Bad \ud800"])
+    with pytest.raises(ValueError, match="surrogate"):
+        d.visits.start_visit("C-\udfff")
+    d.recording.start()
+    d.settle()
+    with pytest.raises(ValueError, match="surrogate"):
+        d.recording.add_tag("tag0000001", "Guiding", "\ud83d", "Sam", 0)
+    d.recording.stop()
+    d.settle()

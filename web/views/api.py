@@ -12,7 +12,7 @@ from kit.daemon.api import State, Status, TagEdit
 from kit.daemon.events import PhonesChanged
 from kit.visits.rules import MAX_LABEL_LEN, MAX_LABELS, MAX_NOTE_LEN, MAX_PAD_LABEL_LEN
 from web.context import COOKIE, ctx, phone
-from web.http import ApiError, ident, json_body, number, only_keys, text
+from web.http import ApiError, ident, json_body, number, only_keys, sequence_number, text
 from web.pairing import Phone
 from web.views.pairing import note_phone_time
 from web.views.visits import visit_json
@@ -224,9 +224,7 @@ def preview() -> Response:
     after_arg = request.args.get("after")
     after = None
     if after_arg is not None:
-        if not after_arg.isdigit() or len(after_arg) > 18:
-            raise ApiError(400, "'after' must be a frame sequence number")
-        after = int(after_arg)
+        after = sequence_number(after_arg, "'after' (a frame sequence number)")
     recording = ctx().recording
     frame = recording.preview_jpeg()
     status = recording.status()

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, request
 
 from kit.daemon.events import Event, EventKind
 from web.context import Stream, ctx, phone
-from web.http import ApiError
+from web.http import ApiError, sequence_number
 
 bp = Blueprint("events", __name__, url_prefix="/api")
 
@@ -33,9 +33,7 @@ def _frame(event: Event) -> bytes:
 
 def _last_id() -> int:
     raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
-    if not raw.isdigit() or len(raw) > 18:
-        raise ApiError(400, "Last-Event-ID (or 'after') must be an event id")
-    return int(raw)
+    return sequence_number(raw, "Last-Event-ID (or 'after', an event id)")
 
 
 @bp.get("/events")
