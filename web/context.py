@@ -44,13 +44,22 @@ class Streams:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self, phone_id: str) -> Stream | None:
-        """A new stream for ``phone_id``, or None when the kit has no room for one."""
+        """A new stream for ``phone_id``, or None when the kit has no room for one.
+
+        When the kit is full, a phone with more than one stream (a second tab, a
+        page not yet closed) gives up its oldest, so every phone keeps one.
+        """
         with self._lock:
             mine = self._open.setdefault(phone_id, deque())
             while len(mine) >= self.per_phone:
                 mine.popleft().cancelled.set()
             if sum(len(q) for q in self._open.values()) >= self.total:
-                return None
+                busiest = max(self._open.values(), key=len)
+                # A phone with a spare stream gives one up; else this phone its own.
+                victim = busiest if len(busiest) >= 2 else mine
+                if not victim:
+                    return None  # one stream for each of `total` phones: no room
+                victim.popleft().cancelled.set()
             stream = Stream(phone_id)
             mine.append(stream)
             return stream

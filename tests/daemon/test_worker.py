@@ -525,3 +525,24 @@ def test_a_change_during_a_cut_makes_it_again_and_a_failure_is_not_retried(
     kit.library.update_tag("t1", note="looked up")
     kit.run()
     assert len(kit.cutter.calls) == 3  # a change: tried again
+
+
+def test_a_hundred_recut_requests_make_one_more_cut(cutting_kit: Kit) -> None:
+    kit = cutting_kit
+    assert kit.cutter is not None
+    kit.daemon.start()
+    kit.run()
+    kit.daemon.stop()
+    kit.run()
+    visit = kit.library.open_visit()
+    assert visit is not None and len(kit.cutter.calls) == 1
+    for _ in range(100):
+        kit.library.recut(visit.id)
+    kit.run()
+    assert len(kit.cutter.calls) == 1 and kit.state() == State.CUTTING  # the status says so
+    kit.cutter.calls[0][2]("")
+    kit.run()
+    assert len(kit.cutter.calls) == 2  # the hundred asked for one more, not a hundred
+    kit.cutter.calls[1][2]("")
+    kit.run()
+    assert len(kit.cutter.calls) == 2 and kit.state() == State.IDLE

@@ -147,3 +147,26 @@ def test_shutdown_ends_the_streams(phone: Phone, app: Flask) -> None:
     next(got)
     shutdown(app)
     assert [kind for _, kind, _ in got] in (["heartbeat"], [])
+
+
+def test_a_phone_with_two_tabs_makes_room_for_another_phone(
+    kit: FakeKit, pairing: PairingStore
+) -> None:
+    app = kit.app(pairing, {"TESTING": True, "KIT_MAX_STREAMS": 4})
+    a, b, c = (pair(app, pairing, name) for name in "ABC")
+    open_ = [stream(a), stream(a), stream(b), stream(b)]  # two phones, two tabs each: full
+    r = stream(c)
+    assert r.status_code == 200  # the third phone is not locked out
+    streams = app.extensions["kit"].streams
+    assert streams.count() == 4
+    assert list(frames(open_[0])) == [(None, "retry", {"ms": 2000})]  # A's oldest tab ended
+    for s in [*open_, r]:
+        s.close()
+
+
+def test_head_holds_no_stream(phone: Phone, app: Flask) -> None:
+    for _ in range(10):
+        r = phone.client.head("/api/events")
+        assert r.status_code == 200
+        assert r.mimetype == "text/event-stream"
+    assert app.extensions["kit"].streams.count() == 0

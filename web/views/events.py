@@ -39,6 +39,9 @@ def _last_id() -> int:
 @bp.get("/events")
 def events() -> Response:
     last_id = _last_id()
+    if request.method == "HEAD":
+        # No body follows a HEAD, so its hang-up would never be seen: hold no stream for it.
+        return Response(mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
     context = ctx()
     me = phone()
     stream = context.streams.open(me.id)
