@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
     bench.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
 
+    audit = sub.add_parser("audit", help="the audit trail: check that no entry was altered")
+    audit.add_argument("action", choices=["verify"], help="verify: check the whole chain")
+    _add_common(audit)
+
     cfg = sub.add_parser("config", help="print the effective configuration as TOML-like JSON")
     _add_common(cfg)
     return parser
@@ -273,6 +277,25 @@ def _cmd_bench(args: argparse.Namespace, config: Config) -> int:
     return code
 
 
+def _cmd_audit(args: argparse.Namespace, config: Config) -> int:
+    from kit.audit.log import verify_file
+    from kit.store.files import FileLayer
+
+    data = Path(config.storage.data_dir)
+    if not data.is_dir():
+        raise KitError(f"no data directory {data}")
+    verdict = verify_file(FileLayer(data))
+    if verdict.intact:
+        print(f"audit log: {verdict.entries} entries, the chain is intact")
+        return 0
+    print(
+        f"audit log: entry {verdict.first_bad} is not what was written: {verdict.reason} "
+        f"({verdict.entries} entries before it are intact)",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def _cmd_config(args: argparse.Namespace, config: Config) -> int:
     print(json.dumps(config.as_dict(), indent=2))
     return 0
@@ -286,6 +309,7 @@ COMMANDS = {
     "bench": _cmd_bench,
     "check": _cmd_check,
     "cut": _cmd_cut,
+    "audit": _cmd_audit,
 }
 
 

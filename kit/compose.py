@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from kit.audit.log import AuditLog
 from kit.clock import NS_PER_S, Clock
 from kit.config import Config
 from kit.cutting.plan import CutRules
@@ -50,6 +51,7 @@ class Kit:
     store: Store
     events: EventLog
     wall: WallClock
+    audit: AuditLog
     recorder: TakeRecorder
     finaliser: Finaliser
     takes: TakeService
@@ -80,6 +82,7 @@ def compose(
     store = Store(Path(config.storage.data_dir))
     events = EventLog(capacity=EVENT_LOG_CAPACITY)
     wall = wall or WallClock(clock)
+    audit = AuditLog(store.files, clock, wall)
     worker_box: list[Worker] = []  # the parts that report to the worker exist before it
 
     def post(event: object) -> None:
@@ -112,6 +115,7 @@ def compose(
         cut_rules=rules,
         live_first_frame=live_first_frame,
         on_cut_due=lambda: post(CutDue()),
+        audit=audit,
     )
     makers: dict[Cutting, type[RoughCutter]] = {
         Cutting.BACKGROUND: BackgroundCutter,
@@ -134,7 +138,8 @@ def compose(
         cutter=cutter,
         lights=lights,
         boot_id=boot_id,
+        audit=audit,
     )
     worker_box.append(worker)
-    parts = (store, events, wall, recorder, finaliser, takes, library, worker, cutter)
+    parts = (store, events, wall, audit, recorder, finaliser, takes, library, worker, cutter)
     return Kit(config, clock, hardware, *parts)

@@ -20,6 +20,7 @@ from flask import Flask, Response, g, jsonify, redirect, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
+from kit.audit.chain import Auditor, NoAudit
 from kit.daemon.api import Recording, VisitLibrary
 from kit.daemon.events import EventKind
 from kit.errors import KitError, NotFound, StateError, StorageFull
@@ -63,6 +64,7 @@ def create_app(
     config: dict[str, Any] | None = None,
     *,
     on_phone_time: PhoneTimeHook | None = None,
+    audit: Auditor | None = None,
 ) -> Flask:
     """The phone page for the kit's ``recording`` state machine and ``visits`` library,
     admitting the phones ``pairing`` knows.
@@ -72,7 +74,8 @@ def create_app(
     wall-clock time (UTC seconds) when a phone pairs and whenever a paired
     page loads, so a kit without a real-time clock can set its clock; it is
     called on the request thread, so it must be quick, and it may ignore the
-    value (e.g. when the kit's clock is already set).
+    value (e.g. when the kit's clock is already set). ``audit`` receives
+    pairings, revocations and views of a film (kit.audit).
     """
     from web.views import api, events, media, pages
     from web.views import pairing as pairing_views
@@ -85,6 +88,7 @@ def create_app(
         recording=recording,
         visits=visits,
         pairing=pairing,
+        audit=audit or NoAudit(),
         on_phone_time=on_phone_time,
         streams=Streams(
             per_phone=int(app.config["KIT_STREAMS_PER_PHONE"]),

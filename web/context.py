@@ -10,6 +10,7 @@ from typing import cast
 
 from flask import current_app, g
 
+from kit.audit.chain import Auditor
 from kit.daemon.api import Recording, VisitLibrary
 from web.pairing import PairingStore, Phone
 
@@ -82,6 +83,7 @@ class WebContext:
     recording: Recording
     visits: VisitLibrary
     pairing: PairingStore
+    audit: Auditor
     on_phone_time: PhoneTimeHook | None
     streams: Streams
     closing: threading.Event = field(default_factory=threading.Event)

@@ -167,6 +167,7 @@ class _WebServer:
             self._pairing,
             {"KIT_DATA_DIR": str(kit.store.root)},
             on_phone_time=kit.wall.set_from_phone,
+            audit=kit.audit,
         )
         where = (config.web.host, config.web.port if port is None else port)
         try:

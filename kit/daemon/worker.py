@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from kit.audit.chain import AuditKind, Auditor, NoAudit
 from kit.clock import NS_PER_S, Clock
 from kit.daemon.api import State, Status
 from kit.daemon.events import CutFinished, EventLog, Refused
@@ -103,7 +104,9 @@ class Worker:
         cutter: Cutter | None = None,
         lights: Lights | None = None,
         boot_id: str = "",
+        audit: Auditor | None = None,
     ) -> None:
+        self._audit = audit or NoAudit()
         self._clock = clock
         self._boot_id = boot_id
         self._library = library
@@ -272,6 +275,9 @@ class Worker:
             self._take = take
             self._start_requested_ns = at_ns if at_ns is not None else self._clock.now()
         log.info("recording take %s of visit %s (started from the %s)", take.id, visit.id, source)
+        self._audit.record(
+            AuditKind.RECORDING_STARTED, {"visit_id": visit.id, "take_id": take.id, "by": source}
+        )
         self._set(State.RECORDING, "")
 
     def _stop(self, reason: str, error: str = "") -> None:
@@ -295,6 +301,15 @@ class Worker:
         with self._lock:
             self._take = take
         self._library.take_ended(take)
+        self._audit.record(
+            AuditKind.RECORDING_STOPPED,
+            {
+                "visit_id": take.visit_id,
+                "take_id": take.id,
+                "state": take.state.value,
+                "seconds": round(take.duration_ns / NS_PER_S, 1),
+            },
+        )
         if take.state == TakeState.FAILED:
             self._set(State.ERROR, f"the take could not be finalised: {take.error}")
         elif error:

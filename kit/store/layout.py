@@ -2,6 +2,7 @@
 
 kit.db                                      metadata (SQLite, WAL)
 kit.lock                                    held by the one kit process using the directory
+audit.log                                   the audit trail (kit/audit), one entry a line
 pairing.db                                  the paired phones (web/pairing.py)
 visits/<visit>/takes/<take>/video.kvs       raw H.264 packets (stream file)
 visits/<visit>/takes/<take>/audio.kas       raw PCM blocks (stream file)
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 DATABASE = "kit.db"
 LOCK = "kit.lock"
+AUDIT = "audit.log"
 PAIRING_DATABASE = "pairing.db"
 VISITS = "visits"
 LEGACY_VISITS = "sessions"  # schema 1 called visits "sessions" (see kit.store.store)

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kit.audit.chain import AuditKind
+from kit.audit.log import AuditLog
 from kit.clock import Clock, FakeClock
 from kit.compose import EVENT_LOG_CAPACITY
 from kit.cutting.inputs import cut_inputs, cut_title
@@ -207,6 +209,8 @@ class FakeRecording:
             now = self.library.clock.now()
             self._take = dataclasses.replace(take, first_frame_ns=now)
             self.state, self.error = State.RECORDING, ""
+            details = {"visit_id": visit.id, "take_id": take.id, "by": source}
+            self.library.audit.record(AuditKind.RECORDING_STARTED, details)
             self._publish_status()
 
     def stop(self, source: str = "phone") -> None:
@@ -222,6 +226,15 @@ class FakeRecording:
                 end_ns=end,
             )
             self._last = (take, take.first_frame_ns or end, end)
+            self.library.audit.record(
+                AuditKind.RECORDING_STOPPED,
+                {
+                    "visit_id": take.visit_id,
+                    "take_id": take.id,
+                    "state": take.state.value,
+                    "seconds": round(take.duration_ns / 1e9, 1),
+                },
+            )
             self._take = take
             self.state = State.IDLE
             self.library.take_ended(take)
@@ -391,12 +404,15 @@ class FakeKit:
         self.store = Store(data)
         self.events = EventLog(capacity=EVENT_LOG_CAPACITY)
         recording_box: list[FakeRecording] = []
+        wall = WallClock(self.clock, system_time_ns=lambda: 0)
+        self.audit = AuditLog(self.store.files, self.clock, wall)
         self.visits = Library(
             self.store.db,
             self.store.files,
             self.events,
             self.clock,
-            wall=WallClock(self.clock, system_time_ns=lambda: 0),
+            wall=wall,
+            audit=self.audit,
             boot_id="fake-boot",
             cut_rules=CutRules(),
             live_first_frame=lambda take_id: (
@@ -415,7 +431,7 @@ class FakeKit:
         """The phone page for this kit (``web.app.create_app``)."""
         from web.app import create_app
 
-        return create_app(self.recording, self.visits, pairing, config, **options)
+        return create_app(self.recording, self.visits, pairing, config, audit=self.audit, **options)
 
     def record(self, seconds: float, tags: Sequence[tuple[float, str]] = ()) -> Take:
         """A take of ``seconds`` in the open visit, tagged ``(seconds in, label)``, stopped.

@@ -19,6 +19,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Unpack
 
+from kit.audit.chain import AuditKind, Auditor, NoAudit
 from kit.clock import Clock
 from kit.cutting.inputs import cut_inputs, cut_title
 from kit.cutting.manifest import read_manifest
@@ -75,6 +76,7 @@ class Library:
     cut_rules: CutRules
     live_first_frame: LiveFirstFrame = _not_recording
     on_cut_due: Callable[[], None] = _nothing
+    audit: Auditor = field(default_factory=NoAudit)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     # Visits whose cut matches their inputs.
     _up_to_date: set[str] = field(init=False, default_factory=set)
@@ -108,6 +110,7 @@ class Library:
         self.db.add_visit(visit)
         self.files.makedirs(layout.visit_dir(visit.id))
         log.info("visit %s (%s) started", visit.id, visit.case_ref)
+        self.audit.record(AuditKind.VISIT_STARTED, {"visit_id": visit.id})
         self.events.publish(VisitChanged(VisitAction.STARTED, visit))
         return visit
 
@@ -125,6 +128,8 @@ class Library:
         now = self.clock.now()
         visit = self.db.end_visit(visit_id, now, self.wall.label(now))
         log.info("visit %s (%s) ended", visit.id, visit.case_ref)
+        takes = len(self.db.takes(visit_id))
+        self.audit.record(AuditKind.VISIT_ENDED, {"visit_id": visit.id, "takes": takes})
         self.events.publish(VisitChanged(VisitAction.ENDED, visit))
         return visit
 
@@ -153,6 +158,7 @@ class Library:
         new = self.db.add_tag(tag)
         stored = tag if new else self.db.tag(tag.id)
         if new:
+            self._audit_tag(AuditKind.TAG_ADDED, stored)
             self.events.publish(TagChanged(TagAction.ADDED, stored))
             self._changed(stored.visit_id)
         return stored, new
@@ -172,9 +178,16 @@ class Library:
         if not values:
             raise ValueError("nothing to change: a label, a note or a move")
         updated = self.db.update_tag(tag_id, **values)
+        self._audit_tag(AuditKind.TAG_EDITED, updated, sorted(values))
         self.events.publish(TagChanged(TagAction.UPDATED, updated))
         self._changed(updated.visit_id)
         return updated
+
+    def _audit_tag(self, kind: AuditKind, tag: Tag, changed: list[str] | None = None) -> None:
+        details: dict[str, object] = {"visit_id": tag.visit_id, "tag_id": tag.id}
+        if changed is not None:
+            details["changed"] = changed  # which fields, not their values
+        self.audit.record(kind, details)
 
     def _span(self, tag: Tag) -> tuple[int, int]:
         """Where a tag may be moved: its take's first frame to its end (now, while recording)."""
@@ -191,6 +204,7 @@ class Library:
     def delete_tag(self, tag_id: str) -> Tag:
         tag = self.db.tag(tag_id)
         self.db.delete_tag(tag_id)
+        self._audit_tag(AuditKind.TAG_DELETED, tag)
         self.events.publish(TagChanged(TagAction.DELETED, tag))
         self._changed(tag.visit_id)
         return tag
@@ -198,6 +212,7 @@ class Library:
     def restore_tag(self, tag_id: str) -> Tag:
         self.db.restore_tag(tag_id)
         tag = self.db.tag(tag_id)
+        self._audit_tag(AuditKind.TAG_RESTORED, tag)
         self.events.publish(TagChanged(TagAction.RESTORED, tag))
         self._changed(tag.visit_id)
         return tag

@@ -43,6 +43,9 @@ class Driver(Protocol):
     @property
     def clock(self) -> FakeClock: ...
 
+    @property
+    def data(self) -> Path: ...
+
     def settle(self) -> None: ...
 
     def advance(self, seconds: float) -> None: ...
@@ -54,6 +57,7 @@ class FakeDriver:
     name = "fake"
 
     def __init__(self, data: Path) -> None:
+        self.data = data
         self.clock = FakeClock()
         self.kit = FakeKit(data, self.clock, film=placeholder_film, preview=jpeg_frames(2))
         self.recording = self.kit.recording
@@ -77,6 +81,7 @@ class RealDriver:
     name = "real"
 
     def __init__(self, data: Path) -> None:
+        self.data = data
         self.clock = FakeClock()
         self.kit: Kit = real_kit(data, clock=self.clock, cutting=Cutting.INLINE, free=10**12)
         self.recording = self.kit.worker

@@ -285,3 +285,37 @@ def test_text_utf8_cannot_carry_is_refused(driver: Driver) -> None:
         d.recording.add_tag("tag0000001", "Guiding", "\ud83d", "Sam", 0)
     d.recording.stop()
     d.settle()
+
+
+def test_the_audit_trail_records_the_visit_without_personal_data(driver: Driver) -> None:
+    import json
+
+    from kit.audit.log import verify_file
+    from kit.store.files import FileLayer
+
+    d = driver
+    visit = d.visits.start_visit("C-1041 Smith family")
+    _record(d, 2.0, [(1.0, "tag0000001", "Guiding")])
+    d.visits.update_tag("tag0000001", note="Mum waited for him")
+    d.visits.delete_tag("tag0000001")
+    d.visits.restore_tag("tag0000001")
+    d.visits.end_visit(visit.id)
+    d.settle()
+    verdict = verify_file(FileLayer(d.data))
+    assert verdict.intact
+    text = (d.data / "audit.log").read_text()
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert [e["kind"] for e in entries] == [
+        "visit.started",
+        "recording.started",
+        "tag.added",
+        "recording.stopped",
+        "tag.edited",
+        "tag.deleted",
+        "tag.restored",
+        "visit.ended",
+    ]
+    assert entries[3]["details"]["state"] == "ready" and entries[3]["details"]["seconds"] >= 1.9
+    assert entries[4]["details"]["changed"] == ["note"]
+    for secret in ("Smith", "C-1041", "Guiding", "Mum waited"):
+        assert secret not in text  # ids and counts only

@@ -13,7 +13,6 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from kit.testing.fakes import FakeKit
-from web.app import create_app
 from web.pairing import PairingStore
 
 
@@ -87,12 +86,8 @@ def phone_times() -> list[float]:
 
 @pytest.fixture
 def app(kit: FakeKit, pairing: PairingStore, phone_times: list[float]) -> Flask:
-    return create_app(
-        kit.recording,
-        kit.visits,
-        pairing,
-        {"TESTING": True, "KIT_HEARTBEAT_S": 0.05},
-        on_phone_time=phone_times.append,
+    return kit.app(
+        pairing, {"TESTING": True, "KIT_HEARTBEAT_S": 0.05}, on_phone_time=phone_times.append
     )
 
 

@@ -574,3 +574,23 @@ def test_the_manifest_is_passed_through(phone: Phone, data: Path, visit_id: str)
     cut = body(phone.get(f"/api/visits/{visit_id}"))["cut"]
     for key in ("film", "duration_s", "fps", "clips", "contact_sheet", "exports"):
         assert cut[key] == manifest[key]
+
+
+def test_pairing_revoking_and_watching_the_film_are_audited(
+    app: Flask, phone: Phone, pairing: PairingStore, kit: FakeKit, data: Path, visit_id: str
+) -> None:
+    from kit.audit.log import verify_file
+    from kit.store.files import FileLayer
+    from tests.web.conftest import pair
+
+    fetch(phone, f"/media/{visit_id}/rough-cut.mp4")  # a viewing starts at the start
+    fetch(phone, f"/media/{visit_id}/rough-cut.mp4", headers={"Range": "bytes=1000-1999"})
+    fetch(phone, f"/media/{visit_id}/stills/01-tag00000000.jpg")  # a still is no viewing
+    other = pair(app, pairing, "Alex")
+    assert phone.delete(f"/api/phones/{other.id}").status_code == 200
+    assert verify_file(FileLayer(data)).intact
+    entries = [json.loads(x) for x in (data / "audit.log").read_text().splitlines()]
+    kinds = [(e["kind"], e["details"].get("phone_id")) for e in entries]
+    assert ("film.viewed", phone.id) in kinds
+    assert [k for k, _ in kinds].count("film.viewed") == 1
+    assert ("phone.paired", other.id) in kinds and ("phone.revoked", other.id) in kinds

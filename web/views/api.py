@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from kit.audit.chain import AuditKind
 from kit.daemon.api import State, Status, TagEdit
 from kit.daemon.events import PhonesChanged
 from kit.visits.rules import MAX_LABEL_LEN, MAX_LABELS, MAX_NOTE_LEN, MAX_PAD_LABEL_LEN
@@ -181,6 +182,7 @@ def rename_phone(phone_id: str) -> dict[str, Any]:
 def revoke_phone(phone_id: str) -> Response:
     me = phone()
     revoked = ctx().pairing.revoke(ident(phone_id, "a phone id"))
+    ctx().audit.record(AuditKind.PHONE_REVOKED, {"phone_id": revoked.id, "by": me.id})
     _publish_phones()
     response = jsonify({"phone": _phone_json(revoked, me)})
     if revoked.id == me.id:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, send_file
+from flask import Blueprint, Response, request, send_file
 
+from kit.audit.chain import AuditKind
 from kit.errors import NotFound
 from kit.store import layout
-from web.context import ctx
+from web.context import ctx, phone
 from web.http import ID_PATTERN
 
 bp = Blueprint("media", __name__)
@@ -28,6 +29,10 @@ MIMETYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".vtt": "text/vtt"}
 # One or two plain path segments ("rough-cut.mp4", "stills/01-ab12.jpg"): no dot
 # first (no "..", no hidden files), no backslash, no empty segment.
 _NAME = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def _from_the_start(range_header: str | None) -> bool:
+    return range_header is None or range_header.replace(" ", "").startswith("bytes=0-")
 
 
 def media_url(visit_id: str, rel: str | None) -> str | None:
@@ -50,6 +55,9 @@ def cut_file(visit_id: str, name: str) -> Response:
     if not ID_PATTERN.fullmatch(visit_id) or not servable(name):
         raise NotFound(f"no cut file {name!r}")
     path = ctx().visits.cut_file(visit_id, name)
+    if name == layout.FILM and _from_the_start(request.headers.get("Range")):
+        # A player asks for the start once per viewing (then ranges further on).
+        ctx().audit.record(AuditKind.FILM_VIEWED, {"visit_id": visit_id, "phone_id": phone().id})
     try:
         response = send_file(
             path,

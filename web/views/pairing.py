@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from kit.audit.chain import AuditKind
 from web.context import COOKIE, PAIRING_HEADER, ctx
 from web.http import ApiError, json_body, number, only_keys, text
 from web.useragent import limited_browser
@@ -83,6 +84,7 @@ def pair() -> tuple[Response, int]:
         paired_at=paired_at,
     )
     log.info("paired phone %s (%s)", phone.id, phone.name)
+    ctx().audit.record(AuditKind.PHONE_PAIRED, {"phone_id": phone.id})
     if phone_s is not None:
         note_phone_time(phone_s)
     response = jsonify({"phone": {**phone.public(), "csrf": phone.csrf}})
