@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kit.errors import KitError, NotFound, StorageError
+from kit.store.database import full_card_is_storage_full
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kit_secret (
@@ -214,11 +215,12 @@ class PairingStore:
                 user_agent=user_agent[:300],
                 paired_at=paired_at[:40],
             )
-            self._conn.execute(
-                "INSERT INTO phones (id, token_sha256, csrf, name, user_agent, paired_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (pid, digest, phone.csrf, phone.name, phone.user_agent, phone.paired_at),
-            )
+            with full_card_is_storage_full():
+                self._conn.execute(
+                    "INSERT INTO phones (id, token_sha256, csrf, name, user_agent, paired_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (pid, digest, phone.csrf, phone.name, phone.user_agent, phone.paired_at),
+                )
             self._by_id[pid] = (digest, phone)
             self._by_token[digest] = phone
             self._last_seen[pid] = now
@@ -282,10 +284,11 @@ class PairingStore:
                 name=old.name if name is None else name,
                 revoked=old.revoked if revoked is None else revoked,
             )
-            self._conn.execute(
-                "UPDATE phones SET name = ?, revoked = ? WHERE id = ?",
-                (phone.name, int(phone.revoked), phone_id),
-            )
+            with full_card_is_storage_full():
+                self._conn.execute(
+                    "UPDATE phones SET name = ?, revoked = ? WHERE id = ?",
+                    (phone.name, int(phone.revoked), phone_id),
+                )
             self._by_id[phone_id] = (digest, phone)
             if phone.revoked:
                 self._by_token.pop(digest, None)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kit.errors import NotFound, StateError, StorageError
+from kit.errors import NotFound, StateError, StorageError, StorageFull
 from kit.model import UNFINISHED, Tag, Take, TakeState, Visit
 
 SCHEMA_VERSION = 2
@@ -92,6 +92,18 @@ _TAKE_COLUMNS = (
 _TAG_COLUMNS = "id, visit_id, take_id, at_ns, label, note, author, created_ns"
 
 
+@contextmanager
+def full_card_is_storage_full() -> Iterator[None]:
+    """SQLite's "database or disk is full" as :class:`~kit.errors.StorageFull`: a full
+    card is not a bug, and the phone is told so (507), never an internal error."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(exc):
+            raise StorageFull(f"the card is full: {exc}") from exc
+        raise
+
+
 def _take(row: sqlite3.Row) -> Take:
     values = dict(row)
     values["state"] = TakeState(values["state"])
@@ -134,14 +146,15 @@ class Database:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, full_card_is_storage_full():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
