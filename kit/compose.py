@@ -24,6 +24,7 @@ from kit.daemon.storage import StorageGuard, free_bytes
 from kit.daemon.wallclock import WallClock
 from kit.daemon.worker import Lights, Worker
 from kit.hardware.factory import Hardware
+from kit.model import Take
 from kit.recording.recorder import TakeRecorder
 from kit.recording.takes import Finaliser, TakeService
 from kit.store.store import Store
@@ -58,6 +59,14 @@ class Kit:
     library: Library
     worker: Worker
     cutter: RoughCutter | None
+
+    def recover(self) -> list[Take]:
+        """Finalise every take a crash or power cut left unfinished; each one's visit then
+        needs its cut (the library is told, as after any take)."""
+        recovered = self.finaliser.recover()
+        for take in recovered:
+            self.library.take_ended(take)
+        return recovered
 
     def close(self) -> None:
         """Stop cutting, close the camera and the database (after the worker has stopped)."""

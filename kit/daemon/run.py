@@ -111,9 +111,8 @@ def _recover(kit: Kit, notifier: Notifier) -> None:
     # Muxing a long take can outlast TimeoutStartSec: ask for more first.
     notifier.extend_timeout(FINALISE_ALLOWANCE_NS)
     notifier.status("recovering unfinished takes")
-    for take in kit.finaliser.recover():
+    for take in kit.recover():
         log.warning("recovered take %s: %s", take.id, take.state)
-        kit.library.take_ended(take)
 
 
 def _open_camera(hardware: Hardware, worker: Worker) -> None:

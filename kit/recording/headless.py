@@ -50,9 +50,8 @@ def record_take(
     Takes a crash left unfinished are recovered first. A ``case_ref`` names
     the new visit; StateError if a visit is open already.
     """
-    for take in kit.finaliser.recover():
+    for take in kit.recover():
         log.info("recovered take %s: %s", take.id, take.state)
-        kit.library.take_ended(take)
     already = kit.library.open_visit()
     if already is not None and case_ref:
         raise StateError(

@@ -31,9 +31,20 @@ def _record(d: Driver, seconds: float, tags: list[tuple[float, str, str]] | None
         at = when
         d.recording.add_tag(tag_id, label, "", "Sam", 0)
     d.advance(seconds - at)
+    _stop(d)
+    return take_id
+
+
+def _start(d: Driver, then_s: float) -> None:
+    """Start a take and let ``then_s`` seconds of it pass."""
+    d.recording.start()
+    d.settle()
+    d.advance(then_s)
+
+
+def _stop(d: Driver) -> None:
     d.recording.stop()
     d.settle()
-    return take_id
 
 
 def _open_visit(d: Driver) -> str:
@@ -72,8 +83,7 @@ def test_starts_and_stops_are_requests(driver: Driver) -> None:
     d.settle()
     assert d.recording.status().state == State.RECORDING
     d.advance(1.0)
-    d.recording.stop()
-    d.settle()
+    _stop(d)
     assert len(d.visits.takes(_open_visit(d))) == 1
 
 
@@ -81,9 +91,7 @@ def test_tags_are_stamped_at_the_tap_and_stored_once(driver: Driver) -> None:
     d = driver
     with pytest.raises(StateError):
         d.recording.add_tag("tag0000001", "Guiding", "", "Sam", 0)
-    d.recording.start()
-    d.settle()
-    d.advance(1.5)
+    _start(d, 1.5)
     now = d.recording.now_ns()
     tag, new = d.recording.add_tag("tag0000001", "Guiding", "a note", "Sam", 200_000_000)
     assert new and tag.at_ns == now - 200_000_000 and tag.note == "a note"
@@ -96,21 +104,17 @@ def test_tags_are_stamped_at_the_tap_and_stored_once(driver: Driver) -> None:
     assert [t.id for t in d.visits.tags(tag.visit_id)] == ["tag0000001"]
     assert d.visits.tag("tag0000001") == tag
     d.advance(1.0)
-    d.recording.stop()
-    d.settle()
+    _stop(d)
 
 
 def test_a_tag_of_the_take_recording_moves_up_to_now(driver: Driver) -> None:
     d = driver
-    d.recording.start()
-    d.settle()
-    d.advance(1.0)
+    _start(d, 1.0)
     d.recording.add_tag("tag0000001", "Guiding", "", "Sam", 0)
     d.advance(0.5)
     moved = d.visits.update_tag("tag0000001", nudge_ns=5 * S)
     assert moved.at_ns == d.recording.now_ns()
-    d.recording.stop()
-    d.settle()
+    _stop(d)
 
 
 def test_tag_edits_and_moves_stay_inside_the_take(driver: Driver) -> None:
@@ -170,8 +174,7 @@ def test_the_visit_lifecycle(driver: Driver) -> None:
     with pytest.raises(StateError, match="stop it"):
         d.visits.end_visit(visit.id)
     d.advance(1.0)
-    d.recording.stop()
-    d.settle()
+    _stop(d)
     ended = d.visits.end_visit(visit.id)
     assert ended.state == VisitState.ENDED and d.visits.open_visit() is None
     with pytest.raises(StateError):
@@ -232,29 +235,23 @@ def test_the_status_and_the_preview(driver: Driver) -> None:
         "cut_visit_id",
     }
     assert status["now_ns"] == d.recording.now_ns()
-    d.recording.start()
-    d.settle()
-    d.advance(1.0)
+    _start(d, 1.0)
     recording = d.recording.status()
     assert recording.started_ns is not None
     assert recording.elapsed_s == pytest.approx(1.0, abs=0.1)
     frame = d.recording.preview_jpeg()
     assert frame is not None and frame[1].startswith(b"\xff\xd8")
-    d.recording.stop()
-    d.settle()
+    _stop(d)
 
 
 def test_a_tap_delayed_past_the_start_lands_on_the_first_frame(driver: Driver) -> None:
     d = driver
-    d.recording.start()
-    d.settle()
-    d.advance(1.0)
+    _start(d, 1.0)
     first = d.recording.status().started_ns
     assert first is not None
     tag, _ = d.recording.add_tag("tag0000001", "Guiding", "", "Sam", 600 * S)
     assert tag.at_ns == first  # not 10 minutes before the take, out of every cut
-    d.recording.stop()
-    d.settle()
+    _stop(d)
 
 
 def test_a_tap_made_before_stop_and_sent_after_it_lands_in_its_take(driver: Driver) -> None:
@@ -283,8 +280,7 @@ def test_text_utf8_cannot_carry_is_refused(driver: Driver) -> None:
     d.settle()
     with pytest.raises(ValueError, match="surrogate"):
         d.recording.add_tag("tag0000001", "Guiding", "\ud83d", "Sam", 0)
-    d.recording.stop()
-    d.settle()
+    _stop(d)
 
 
 def test_the_audit_trail_records_the_visit_without_personal_data(driver: Driver) -> None:
