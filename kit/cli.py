@@ -82,7 +82,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(rec)
     _add_sim(rec)
     rec.add_argument("--seconds", type=_seconds, required=True, help="length of the take")
-    rec.add_argument("--case-ref", default="", help="the visit's case reference (default: Visit N)")
+    rec.add_argument("--case-ref", default="", help="the new visit's case reference")
+    rec.add_argument(
+        "--consent-by",
+        metavar="ROLE",
+        help="who gave consent: parent, carer, guardian, young person or other (no name)",
+    )
+    rec.add_argument(
+        "--purpose",
+        action="append",
+        default=[],
+        metavar="PURPOSE",
+        help="a purpose the family agreed to: review, supervision, training (repeatable)",
+    )
+    rec.add_argument(
+        "--erase-by",
+        metavar="DATE",
+        help="the date the visit is erased (YYYY-MM-DD; default: privacy.erase_after_days on)",
+    )
+    rec.add_argument(
+        "--recipient",
+        action="append",
+        default=[],
+        metavar="AGE_PUBLIC_KEY",
+        help="the organisation's public key (age1...; repeatable; default: privacy.recipients)",
+    )
     rec.add_argument(
         "--tag-at",
         type=_tag_at,
@@ -115,6 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's own options")
     bench.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
 
+    keys = sub.add_parser("keys", help="organisation keys: `kit keys new --out FILE`")
+    keys.add_argument("action", choices=["new"], help="new: make an organisation key pair")
+    keys.add_argument("--out", type=Path, required=True, help="where to write the private key")
+    keys.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+    dec = sub.add_parser(
+        "decrypt", help="decrypt sealed visits with the organisation's key (on a laptop)"
+    )
+    dec.add_argument("source", type=Path, help="a kit data directory, or one visit's directory")
+    dec.add_argument("--key", type=Path, required=True, help="the organisation's private key file")
+    dec.add_argument("--out", type=Path, required=True, help="where to write the plain files")
+    dec.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
     audit = sub.add_parser("audit", help="the audit trail: check that no entry was altered")
     audit.add_argument("action", choices=["verify"], help="verify: check the whole chain")
     _add_common(audit)
@@ -139,6 +176,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     put("camera", "fps", getattr(args, "fps", None))
     put("cut", "lead_s", getattr(args, "lead", None))
     put("cut", "lag_s", getattr(args, "lag", None))
+    put("privacy", "recipients", getattr(args, "recipient", None) or None)
     return o
 
 
@@ -167,11 +205,20 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> int:
     signal.signal(signal.SIGINT, lambda *_: interrupt.set())
     signal.signal(signal.SIGTERM, lambda *_: interrupt.set())
     try:
+        consent = None
+        if kit.library.open_visit() is None:
+            consent = _consent(args, kit)
         result = record_take(
-            kit, seconds=args.seconds, tags=args.tag_at, case_ref=args.case_ref, interrupt=interrupt
+            kit,
+            seconds=args.seconds,
+            tags=args.tag_at,
+            case_ref=args.case_ref,
+            consent=consent,
+            interrupt=interrupt,
         )
         if result.tags and result.mp4:
             cut = _cut(kit.store, result.visit.id, config)
+        sealed = kit.library.seal_ended()  # a visit of its own ends, cut, sealed
     finally:
         kit.close()
     take, stats = result.take, result.stats
@@ -187,8 +234,35 @@ def _cmd_record(args: argparse.Namespace, config: Config) -> int:
         return 1
     if cut is not None:
         _print_cut(cut)
+    if any(v.id == result.visit.id for v in sealed):
+        print(f"visit {result.visit.id} is sealed: `kit decrypt` with the organisation's key")
     print(result.mp4)
     return 0
+
+
+def _consent(args: argparse.Namespace, kit: Any) -> Any:
+    """The family's consent from ``kit record``'s flags; a clear refusal without them."""
+    missing = [
+        flag
+        for flag, value in (
+            ("--case-ref", args.case_ref),
+            ("--consent-by", args.consent_by),
+            ("--purpose", args.purpose),
+        )
+        if not value
+    ]
+    if missing:
+        raise KitError(
+            "recording needs the family's consent: give " + ", ".join(missing) + " "
+            "(e.g. --case-ref F-0042 --consent-by parent --purpose review --erase-by 2027-01-31)"
+        )
+    erase_by = args.erase_by or kit.library.consent_form()["erase_by"]
+    if not erase_by:
+        raise KitError("the kit does not know today's date: give --erase-by YYYY-MM-DD")
+    try:
+        return kit.library.check_consent(args.consent_by, args.purpose, erase_by)
+    except ValueError as exc:
+        raise KitError(f"consent: {exc}") from None
 
 
 def _print_cut(result: Any) -> None:
@@ -223,10 +297,17 @@ def _cut(store: Any, visit_id: str, config: Config) -> Any:
     )
 
 
-def _cmd_cut(args: argparse.Namespace, config: Config) -> int:
+def _store(config: Config) -> Any:
+    """The data directory, able to read the visits whose keys the kit holds (key_dir)."""
+    from kit.crypto.keyring import Keyring
     from kit.store.store import Store
 
-    store = Store(Path(config.storage.data_dir))
+    keyring = Keyring(Path(config.privacy.key_dir))
+    return Store(Path(config.storage.data_dir), keyring.get)
+
+
+def _cmd_cut(args: argparse.Namespace, config: Config) -> int:
+    store = _store(config)
     try:
         _print_cut(_cut(store, args.visit, config))
     finally:
@@ -236,9 +317,8 @@ def _cmd_cut(args: argparse.Namespace, config: Config) -> int:
 
 def _cmd_recover(args: argparse.Namespace, config: Config) -> int:
     from kit.recording.takes import Finaliser
-    from kit.store.store import Store
 
-    store = Store(Path(config.storage.data_dir))
+    store = _store(config)
     try:
         takes = Finaliser(store, aac_bitrate=config.audio.aac_bitrate).recover()
     finally:
@@ -266,6 +346,7 @@ BENCHMARKS = {
     "record": "kit.bench.record",
     "tagging": "kit.bench.tagging",
     "cut": "kit.bench.cut",
+    "crypto": "kit.bench.crypto",
 }
 
 
@@ -275,6 +356,51 @@ def _cmd_bench(args: argparse.Namespace, config: Config) -> int:
     module = importlib.import_module(BENCHMARKS[args.name])
     code: int = module.main(args.options)
     return code
+
+
+def _cmd_keys(args: argparse.Namespace, config: Config) -> int:
+    import os
+    from datetime import UTC, datetime
+
+    from kit.crypto.keys import new_org_key
+
+    pair = new_org_key()
+    created = datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KitError(f"{args.out} exists: a key is never overwritten") from None
+    except OSError as exc:
+        raise KitError(f"cannot write {args.out}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(pair.identity_file(created))
+    print(f"private key: {args.out} (keep it off the kit, backed up, secret)")
+    print(f"public key:  {pair.public}")
+    print("put the public key in the kit's /etc/kit/kit.toml:")
+    print(f'[privacy]\nrecipients = ["{pair.public}"]')
+    return 0
+
+
+def _cmd_decrypt(args: argparse.Namespace, config: Config) -> int:
+    from kit.crypto.decrypt import decrypt
+    from kit.crypto.keys import read_identities
+
+    if not args.source.exists():
+        raise KitError(f"no such directory: {args.source}")
+    results = decrypt(args.source, read_identities(args.key), args.out)
+    damaged = 0
+    for r in results:
+        finished = (
+            f", {len(r.finished_takes)} unfinished take(s) finished" if r.finished_takes else ""
+        )
+        print(
+            f"visit {r.visit_id}: {r.files} files, {r.bytes / 1e6:.1f} MB{finished}"
+            f" -> {r.directory}"
+        )
+        for problem in r.damaged:
+            print(f"  damaged: {problem}", file=sys.stderr)
+        damaged += len(r.damaged)
+    return 1 if damaged else 0
 
 
 def _cmd_audit(args: argparse.Namespace, config: Config) -> int:
@@ -310,6 +436,8 @@ COMMANDS = {
     "check": _cmd_check,
     "cut": _cmd_cut,
     "audit": _cmd_audit,
+    "keys": _cmd_keys,
+    "decrypt": _cmd_decrypt,
 }
 
 

@@ -63,15 +63,17 @@ class FakeClock:
     def __init__(self, start: int = 1_000 * NS_PER_S) -> None:
         self._now = start
         self._cond = threading.Condition()
-        self._sleeping: dict[int, int] = {}  # thread ident -> the instant it waits for
-        self._woken: set[int] = set()  # woken by the last advance, not asleep again yet
+        # Threads, not their idents: a thread that ends once woken may hand its ident on to
+        # a new thread that never sleeps here, which settle() would then wait for in vain.
+        self._sleeping: dict[threading.Thread, int] = {}  # thread -> the instant it waits for
+        self._woken: set[threading.Thread] = set()  # woken by the last advance, not asleep yet
 
     def now(self) -> Instant:
         with self._cond:
             return Instant(self._now)
 
     def sleep_until(self, instant: int) -> None:
-        me = threading.get_ident()
+        me = threading.current_thread()
         with self._cond:
             self._woken.discard(me)
             self._cond.notify_all()
@@ -114,7 +116,7 @@ class FakeClock:
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while True:
-                self._woken &= {t.ident for t in threading.enumerate()}
+                self._woken = {t for t in self._woken if t.is_alive()}
                 if not self._woken:
                     return True
                 left = deadline - time.monotonic()

@@ -9,13 +9,14 @@ hardware, a fake clock, an inline cutter). Nothing else wires these parts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from kit.audit.log import AuditLog
 from kit.clock import NS_PER_S, Clock
 from kit.config import Config
+from kit.crypto.keyring import Keyring
 from kit.cutting.plan import CutRules
 from kit.cutting.service import BackgroundCutter, InlineCutter, RoughCutter
 from kit.daemon.events import EventLog
@@ -24,7 +25,8 @@ from kit.daemon.storage import StorageGuard, free_bytes
 from kit.daemon.wallclock import WallClock
 from kit.daemon.worker import Lights, Worker
 from kit.hardware.factory import Hardware
-from kit.model import Take
+from kit.model import Take, Visit
+from kit.privacy.retention import Retention, today
 from kit.recording.recorder import TakeRecorder
 from kit.recording.takes import Finaliser, TakeService
 from kit.store.store import Store
@@ -59,10 +61,20 @@ class Kit:
     library: Library
     worker: Worker
     cutter: RoughCutter | None
+    keyring: Keyring
+    retention: Retention
+    # Visits found at start-up whose key the kit had lost (for the phone's notice).
+    lost_keys: list[Visit] = field(default_factory=list)
 
     def recover(self) -> list[Take]:
         """Finalise every take a crash or power cut left unfinished; each one's visit then
-        needs its cut (the library is told, as after any take)."""
+        needs its cut (the library is told, as after any take).
+
+        First, every visit whose key the kit lost (a power cut, a reboot) is
+        marked so: only the organisation's key opens it, and its unfinished
+        takes are finished by ``kit decrypt``.
+        """
+        self.lost_keys = self.library.seal_lost_keys()
         recovered = self.finaliser.recover()
         for take in recovered:
             self.library.take_ended(take)
@@ -86,9 +98,15 @@ def compose(
     lights: Lights | None = None,
     wall: WallClock | None = None,
     free: Callable[[], int] | None = None,
+    keyring: Keyring | None = None,
 ) -> Kit:
-    """Build one kit on ``config.storage.data_dir``; nothing starts until the caller says."""
-    store = Store(Path(config.storage.data_dir))
+    """Build one kit on ``config.storage.data_dir``; nothing starts until the caller says.
+
+    ``keyring`` defaults to one in ``privacy.key_dir`` (warning if that is not RAM;
+    ``kit run`` on real hardware passes one that insists).
+    """
+    keyring = keyring or Keyring(Path(config.privacy.key_dir))
+    store = Store(Path(config.storage.data_dir), keyring.get)
     events = EventLog(capacity=EVENT_LOG_CAPACITY)
     wall = wall or WallClock(clock)
     audit = AuditLog(store.files, clock, wall)
@@ -125,7 +143,10 @@ def compose(
         live_first_frame=live_first_frame,
         on_cut_due=lambda: post(CutDue()),
         audit=audit,
+        keyring=keyring,
+        recipients=config.privacy.recipients,
     )
+    retention = Retention(library, lambda: today(wall, clock))
     makers: dict[Cutting, type[RoughCutter]] = {
         Cutting.BACKGROUND: BackgroundCutter,
         Cutting.INLINE: InlineCutter,
@@ -148,7 +169,9 @@ def compose(
         lights=lights,
         boot_id=boot_id,
         audit=audit,
+        discard_ns=round(config.privacy.discard_s * NS_PER_S),
+        sweep=retention.sweep,
     )
     worker_box.append(worker)
     parts = (store, events, wall, audit, recorder, finaliser, takes, library, worker, cutter)
-    return Kit(config, clock, hardware, *parts)
+    return Kit(config, clock, hardware, *parts, keyring, retention)

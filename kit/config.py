@@ -108,6 +108,27 @@ class CutConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """Consent, encryption at rest, discard and retention (see kit/privacy, kit/crypto).
+
+    ``recipients`` are the organisation's age public keys (``age1...``, made
+    by ``kit keys new``); every visit's data key is wrapped for each of them,
+    and the kit records nothing until at least one is set. ``key_dir`` holds
+    the open visits' data keys between restarts of the daemon: it must be
+    RAM (tmpfs), so that a power cut, a reboot or a lost kit forgets them.
+    In TOML ``recipients = ["age1...", ...]``; in the environment
+    ``KIT_PRIVACY_RECIPIENTS="age1...,age1..."``.
+    """
+
+    recipients: tuple[str, ...] = ()
+    key_dir: str = "/run/kit/keys"
+    erase_after_days: int = 60  # the erase-by date a new visit's consent form suggests
+    max_erase_after_days: int = 3660  # no consent may keep footage longer than this
+    discard_s: float = 60.0  # what "Discard" destroys: the last this many seconds
+    discard_hold_s: float = 3.0  # holding the button this long discards
+
+
+@dataclass(frozen=True)
 class Config:
     """The kit's whole configuration."""
 
@@ -118,6 +139,7 @@ class Config:
     gpio: GpioConfig = field(default_factory=GpioConfig)
     web: WebConfig = field(default_factory=WebConfig)
     cut: CutConfig = field(default_factory=CutConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """The config as plain nested dicts (for ``kit config`` and JSON)."""
@@ -205,6 +227,14 @@ def _windows(where: str, value: Any) -> tuple[tuple[str, float, float], ...]:
     return tuple(windows)
 
 
+def _texts(where: str, value: Any) -> tuple[str, ...]:
+    """A list of texts from a TOML array or a comma-separated string."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{where}: expected a list of texts, got {value!r}")
+    return tuple(i.strip() for i in items if i.strip())
+
+
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
@@ -229,6 +259,9 @@ def _apply(config: Config, overrides: Mapping[str, Mapping[str, Any]], source: s
             kind_name = str(known[key].type)
             if kind_name.startswith("tuple[tuple[str, float, float]"):
                 changes[key] = _windows(f"{section}.{key}", value)
+                continue
+            if kind_name == "tuple[str, ...]":
+                changes[key] = _texts(f"{section}.{key}", value)
                 continue
             changes[key] = _coerce(section, key, _TYPES[kind_name], value)
         updated[section] = replace(current, **changes)
@@ -298,6 +331,7 @@ def _validate(config: Config) -> None:
     if not 0 < config.web.port < 65536:
         raise ConfigError(f"web.port {config.web.port} is out of range")
     _check_host(config.web.host)
+    _check_recipients(config.privacy.recipients)
     for where, value, low, high in _ranges(config):
         if not low <= value <= high:
             raise ConfigError(f"{where} {value:g} is out of range {low:g}..{high:g}")
@@ -326,7 +360,24 @@ def _ranges(config: Config) -> list[tuple[str, float, float, float]]:
         ("gpio.ignore_stop_within_s", c.gpio.ignore_stop_within_s, 0, 10),
         ("cut.lead_s", c.cut.lead_s, 0, 600),
         ("cut.lag_s", c.cut.lag_s, 0, 600),
+        ("privacy.erase_after_days", c.privacy.erase_after_days, 1, c.privacy.max_erase_after_days),
+        ("privacy.max_erase_after_days", c.privacy.max_erase_after_days, 1, 36_600),
+        ("privacy.discard_s", c.privacy.discard_s, 1, 86_400),
+        ("privacy.discard_hold_s", c.privacy.discard_hold_s, 1, 30),
     ]
+
+
+def _check_recipients(recipients: tuple[str, ...]) -> None:
+    """Each organisation key must be an age X25519 public key (``age1`` + bech32)."""
+    for recipient in recipients:
+        if not _AGE_RECIPIENT.fullmatch(recipient):
+            raise ConfigError(
+                f"privacy.recipients: {recipient[:80]!r} is not an age public key "
+                "(age1..., as `kit keys new` prints)"
+            )
+
+
+_AGE_RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
 
 
 def _check_host(host: str) -> None:

@@ -41,3 +41,11 @@ class StateError(KitError, RuntimeError):
 
 class NotFound(KitError, LookupError):
     """A visit, take or tag that does not exist."""
+
+
+class NotAllowed(KitError, PermissionError):
+    """Refused by the family's consent (a purpose they did not agree to)."""
+
+
+class Sealed(StateError):
+    """The visit is sealed: the kit no longer holds its key, only the organisation does."""

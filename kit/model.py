@@ -34,9 +34,56 @@ class TakeState(StrEnum):
     READY = "ready"  # the MP4 is complete and durable
     EMPTY = "empty"  # stopped before the first frame; nothing to keep
     FAILED = "failed"  # the raw streams could not be made into an MP4 (kept on disk)
+    DISCARDED = "discarded"  # the family asked for all of it to be destroyed
 
 
 UNFINISHED = (TakeState.RECORDING, TakeState.FINALISING)
+
+
+class Purpose(StrEnum):
+    """What the family agreed the footage may be used for."""
+
+    REVIEW = "review"  # the shared review with the family
+    SUPERVISION = "supervision"  # the guider's supervisor watches it
+    TRAINING = "training"  # used to train other guiders
+
+
+class ConsentBy(StrEnum):
+    """Who gave consent: a role, never a name."""
+
+    PARENT = "parent"
+    CARER = "carer"
+    GUARDIAN = "guardian"
+    YOUNG_PERSON = "young person"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Consent:
+    """The family's consent, which a visit needs before it can record."""
+
+    given_by: ConsentBy
+    purposes: frozenset[Purpose]
+    erase_by: str  # an ISO date (YYYY-MM-DD): the visit is erased on that day
+
+    def allows(self, purpose: Purpose) -> bool:
+        return purpose in self.purposes
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "given_by": self.given_by.value,
+            "purposes": sorted(p.value for p in self.purposes),
+            "erase_by": self.erase_by,
+        }
+
+
+class Access(StrEnum):
+    """Whether the kit can read a visit's footage, notes and case reference."""
+
+    READABLE = "readable"  # open (or ended and not yet sealed): the kit holds its key
+    SEALED = "sealed"  # ended and sealed: only the organisation's key opens it
+    KEY_LOST = "key_lost"  # the kit lost its key (power cut, reboot): only the organisation's
+    PLAIN = "plain"  # recorded before encryption at rest (schema 2): never encrypted
 
 
 class VisitState(StrEnum):
@@ -56,12 +103,19 @@ class Visit:
     """
 
     id: str
-    case_ref: str  # the organisation's reference for the family (no names needed)
+    case_ref: str  # the organisation's reference for the family ("" when it is sealed)
     started_ns: int
     boot_id: str
     started_wall: str
     ended_ns: int | None = None
     ended_wall: str = ""
+    consent: Consent | None = None
+    access: Access = Access.READABLE
+
+    @property
+    def readable(self) -> bool:
+        """Whether the kit can read its footage and texts."""
+        return self.access in (Access.READABLE, Access.PLAIN)
 
     @property
     def state(self) -> VisitState:
@@ -72,7 +126,13 @@ class Visit:
         return self.ended_ns is None
 
     def as_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "state": self.state.value}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {
+            **fields,
+            "consent": self.consent.as_json() if self.consent else None,
+            "access": self.access.value,
+            "state": self.state.value,
+        }
 
 
 @dataclass(frozen=True)
@@ -92,6 +152,7 @@ class Take:
     audio_skew_ppm: float | None
     error: str
     recovered: bool = False  # finalised after a crash or power cut, from its raw streams
+    keep_until_ns: int | None = None  # a discard destroyed everything from this instant on
 
     @property
     def duration_ns(self) -> int:
@@ -102,7 +163,7 @@ class Take:
     def as_json(self) -> dict[str, Any]:
         # Everything but the kit's own bookkeeping (boot, mic overflows, skew), plus the length.
         fields = dataclasses.asdict(self)
-        for private in ("boot_id", "mic_overflows", "audio_skew_ppm"):
+        for private in ("boot_id", "mic_overflows", "audio_skew_ppm", "keep_until_ns"):
             del fields[private]
         return {**fields, "state": self.state.value, "duration_s": round(self.duration_ns / 1e9, 3)}
 

@@ -89,3 +89,58 @@ def test_a_port_in_use_is_a_kit_error(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr[-2000:]
     assert "kit: error: cannot serve the phone page on 127.0.0.1:" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+CONSENT = ["--case-ref", "F-0042", "--consent-by", "parent", "--purpose", "review"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "recording needs the family's consent: give --case-ref, --consent-by, --purpose"),
+        (CONSENT[:4], "recording needs the family's consent: give --purpose"),
+        ([*CONSENT[:2], "--consent-by", "aunt", *CONSENT[4:]], "consent: "),
+        ([*CONSENT[:4], "--purpose", "advertising"], "consent: "),
+        ([*CONSENT, "--erase-by", "2020-01-01"], "consent: "),
+        ([*CONSENT, "--erase-by", "soon"], "consent: "),
+        ([*CONSENT, "--recipient", "age1notakey"], "not an age public key"),
+    ],
+)
+def test_kit_record_needs_the_familys_consent(
+    extra: list[str], message: str, tmp_path: Path
+) -> None:
+    from kit.testing.kits import privacy_env
+
+    data = tmp_path / "data"
+    done = _kit(
+        "record", "--simulate", "--seconds", "1", "--data", str(data), *extra, env=privacy_env(data)
+    )
+    assert done.returncode == 2, done.stderr
+    assert "kit: error: " in done.stderr and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not list(data.rglob("*.mp4")) and not list(data.rglob("*.kvs"))  # nothing recorded
+
+
+def test_kit_record_without_an_organisation_key_records_nothing(tmp_path: Path) -> None:
+    from kit.testing.kits import privacy_env
+
+    data = tmp_path / "data"
+    env = {**privacy_env(data), "KIT_PRIVACY_RECIPIENTS": ""}
+    done = _kit("record", "--simulate", "--seconds", "1", "--data", str(data), *CONSENT, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "kit: error: " in done.stderr and "no organisation key" in done.stderr, done.stderr
+    assert not list(data.rglob("*.mp4")) and not list(data.rglob("*.kvs"))
+
+
+def test_keys_and_decrypt_errors(tmp_path: Path) -> None:
+    key = tmp_path / "org.key"
+    made = _kit("keys", "new", "--out", str(key))
+    assert made.returncode == 0, made.stderr
+    assert "public key:  age1" in made.stdout and key.stat().st_mode & 0o077 == 0
+    again = _kit("keys", "new", "--out", str(key))  # a key is never overwritten
+    assert again.returncode == 2 and "is never overwritten" in again.stderr, again.stderr
+    for source, message in ((tmp_path / "missing", "no such directory"), (tmp_path, "neither")):
+        done = _kit("decrypt", str(source), "--key", str(key), "--out", str(tmp_path / "out"))
+        assert done.returncode == 2, done.stderr
+        assert "kit: error: " in done.stderr and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

@@ -94,6 +94,10 @@ def test_bad_label_windows_are_clear_errors(tmp_path: Path, value: str) -> None:
         ({"KIT_WEB_HOST": "not a host!"}, "web.host"),
         ({"KIT_GPIO_IGNORE_STOP_WITHIN_S": "-1"}, "gpio.ignore_stop_within_s"),
         ({"KIT_STORAGE_STOP_AT_FREE_MINUTES": "20"}, "cannot be more than"),
+        ({"KIT_PRIVACY_RECIPIENTS": "age1notakey"}, "not an age public key"),
+        ({"KIT_PRIVACY_ERASE_AFTER_DAYS": "0"}, "privacy.erase_after_days"),
+        ({"KIT_PRIVACY_DISCARD_S": "nan"}, "finite"),
+        ({"KIT_PRIVACY_DISCARD_HOLD_S": "0.1"}, "privacy.discard_hold_s"),
     ],
 )
 def test_values_that_would_break_the_kit_are_refused(env: dict[str, str], message: str) -> None:
@@ -104,3 +108,16 @@ def test_values_that_would_break_the_kit_are_refused(env: dict[str, str], messag
 def test_a_config_path_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_config(path=None, environ={"KIT_CONFIG": str(tmp_path)})
+
+
+def test_organisation_keys_from_toml_and_env(tmp_path: Path) -> None:
+    from kit.crypto.keys import new_org_key
+
+    one, two = new_org_key().public, new_org_key().public
+    assert Config().privacy.recipients == ()  # nothing records until the organisation's key is set
+    file = tmp_path / "kit.toml"
+    file.write_text(f'[privacy]\nrecipients = ["{one}"]\nkey_dir = "/run/x"\n')
+    config = load_config(file, environ={})
+    assert (config.privacy.recipients, config.privacy.key_dir) == ((one,), "/run/x")
+    config = load_config(path=None, environ={"KIT_PRIVACY_RECIPIENTS": f" {one}, {two} "})
+    assert config.privacy.recipients == (one, two)

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from kit.audit.chain import Auditor, NoAudit
 from kit.daemon.api import Recording, VisitLibrary
 from kit.daemon.events import EventKind
-from kit.errors import KitError, NotFound, StateError, StorageFull
+from kit.errors import KitError, NotAllowed, NotFound, StateError, StorageFull
 from kit.model import DEFAULT_LABELS
 from web.context import COOKIE, CSRF_HEADER, PhoneTimeHook, Streams, WebContext, ctx
 from web.http import ApiError
@@ -223,6 +223,7 @@ def _api_error(exc: ApiError) -> Response:
 # The kit's errors as HTTP statuses (first match wins); anything else is a 500.
 _KIT_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (WrongSecret, 401),
+    (NotAllowed, 403),  # the family's consent does not cover it, or no organisation key
     (StateError, 409),
     (NotFound, 404),
     (StorageFull, 507),  # not bad input: the card is full

@@ -122,7 +122,12 @@ def _otio_track(name: str, kind: str, children: list[dict[str, Any]]) -> dict[st
 
 
 def otio_timeline(
-    film: Film, cut_dir: str, *, title: str = "Rough cut", take_durations_ns: dict[str, int]
+    film: Film,
+    cut_dir: str,
+    *,
+    title: str = "Rough cut",
+    take_durations_ns: dict[str, int],
+    consent: dict[str, Any] | None = None,
 ) -> str:
     """The rough cut as an OpenTimelineIO timeline (JSON), a marker per tag.
 
@@ -134,7 +139,7 @@ def otio_timeline(
     audio = [_otio_clip(c, fps, cut_dir, take_frames, False) for c in film.clips]
     timeline = {
         "OTIO_SCHEMA": "Timeline.1",
-        "metadata": {"kit": {"film": posixpath.relpath(film.path, cut_dir)}},
+        "metadata": {"kit": {"film": posixpath.relpath(film.path, cut_dir), "consent": consent}},
         "name": title,
         "global_start_time": _rational_time(0, fps),
         "tracks": {
@@ -167,11 +172,22 @@ def _edl_text(text: str) -> str:
     return " ".join(fold(text).replace("★", "*").split())
 
 
-def edl(film: Film, cut_dir: str, *, title: str = "Rough cut") -> str:
+def consent_line(consent: dict[str, Any] | None) -> str:
+    """The family's consent in one line: who, what for, until when (for the exports)."""
+    if not consent:
+        return "no consent record"
+    purposes = ", ".join(consent["purposes"])
+    return f"given by {consent['given_by']} for {purposes}; erase by {consent['erase_by']}"
+
+
+def edl(
+    film: Film, cut_dir: str, *, title: str = "Rough cut", consent: dict[str, Any] | None = None
+) -> str:
     """The rough cut as a CMX 3600 EDL (video and audio events, a locator per tag)."""
     fps = round(film.fps)
     rate = Fraction(fps)
     lines = [f"TITLE: {_edl_text(title)[:70] or 'Rough cut'}", "FCM: NON-DROP FRAME", ""]
+    lines[2:2] = [f"* CONSENT: {_edl_text(consent_line(consent))}"]
     record = EDL_RECORD_START_S * fps
     for number, clip in enumerate(film.clips, start=1):
         src_in = _frames(clip.take_start_ns, rate)
@@ -288,6 +304,7 @@ def write_exports(
     *,
     title: str,
     take_info: dict[str, tuple[int, int, int]],
+    consent: dict[str, Any] | None = None,
 ) -> ExportPaths:
     """Write all four exports into ``cut_dir``.
 
@@ -301,9 +318,13 @@ def write_exports(
     )
     texts = {
         paths.otio: otio_timeline(
-            film, cut_dir, title=title, take_durations_ns={k: v[2] for k, v in take_info.items()}
+            film,
+            cut_dir,
+            title=title,
+            take_durations_ns={k: v[2] for k, v in take_info.items()},
+            consent=consent,
         ),
-        paths.edl: edl(film, cut_dir, title=title),
+        paths.edl: edl(film, cut_dir, title=title, consent=consent),
         paths.csv: tags_csv(film, tags, {k: (v[0], v[1]) for k, v in take_info.items()}),
         paths.vtt: webvtt_chapters(film),
     }

@@ -43,6 +43,7 @@ def manifest(result: CutResult) -> dict[str, Any]:
     return {
         "visit_id": result.visit_id,
         "inputs": result.inputs,
+        "consent": result.consent,
         "film": film.path if film else None,
         "duration_s": film.duration_ns / NS_PER_S if film else 0.0,
         "fps": float(film.fps) if film else None,

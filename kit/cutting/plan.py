@@ -115,11 +115,9 @@ class Clip:
 
     @property
     def title(self) -> str:
-        """A human title: the labels, then the notes (used for chapters and exports)."""
-        title = " + ".join(self.labels)
-        if self.notes:
-            title += ": " + "; ".join(self.notes)
-        return title
+        """A human title, the labels only (chapters, exports): the guider's notes are
+        private, never in the film the family watches (they go to the exports' markers)."""
+        return " + ".join(self.labels)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The still of a tag is the frame showing at the tag's instant (the last frame
 that began at or before it), decoded from the nearest keyframe before it.
-The contact sheet puts every still on one image with its number, label, note
+The contact sheet puts every still on one image with its number, label
 and times, drawn with the kit's own small font (see :mod:`kit.cutting.font`).
 """
 
@@ -35,7 +35,6 @@ _SCALE = 2
 _BACKGROUND = 24
 _TEXT = 235
 _DIM = 170
-_NOTE_LINES = 3
 
 
 @dataclass(frozen=True)
@@ -219,8 +218,7 @@ def contact_sheet(
     thumb_w = _four(min(_THUMB_W, stills[0].width))
     thumb_h = _four(thumb_w * aspect)
     line = font.LINE * _SCALE
-    notes = max(min(_NOTE_LINES, len(_note_lines(s.tag.note, thumb_w))) for s in stills)
-    caption_h = line * (2 + notes) + _PAD // 2
+    caption_h = line * 2 + _PAD // 2
     header_h = line * 2 if title else _PAD
     cell_w, cell_h = thumb_w + _PAD, thumb_h + caption_h + _PAD
     width = _four(columns * cell_w + _PAD)
@@ -256,10 +254,6 @@ def _lowres(width: int, thumb_width: int) -> int:
     return scale
 
 
-def _note_lines(note: str, width: int) -> list[str]:
-    return font.wrap(note.strip(), width, _SCALE) if note.strip() else []
-
-
 def _caption(luma: npt.NDArray[np.uint8], still: Still, x: int, y: int, width: int) -> None:
     line = font.LINE * _SCALE
     tag = still.tag
@@ -268,11 +262,3 @@ def _caption(luma: npt.NDArray[np.uint8], still: Still, x: int, y: int, width: i
     if still.film_ns is not None:
         times += f", film {clock_text(still.film_ns)}"
     font.draw(luma, _fit(times, width), x, y + line, _SCALE, _DIM)
-    note_lines = _note_lines(tag.note, width)
-    if len(note_lines) > _NOTE_LINES:
-        note_lines = [
-            *note_lines[: _NOTE_LINES - 1],
-            _fit(note_lines[_NOTE_LINES - 1] + " ...", width),
-        ]
-    for k, text in enumerate(note_lines):
-        font.draw(luma, text, x, y + line * (2 + k), _SCALE, _TEXT)

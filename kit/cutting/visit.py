@@ -26,8 +26,9 @@ import resource
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kit.cutting import CutError
 from kit.cutting.child import run_in_child
@@ -62,6 +63,8 @@ class CutJob:
     sources: tuple[Source, ...]
     title: str
     aac_bitrate: int
+    # The visit's data key, for the child (pickled over its pipe, never on disk).
+    key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,16 @@ class CutResult:
     exports: ExportPaths | None
     peak_rss_bytes: int  # of the process that made the media (0 if none was made)
     timings: tuple[tuple[str, float], ...] = ()  # (part, wall seconds): film, stills, ...
+    consent: dict[str, Any] | None = None  # the family's consent, carried by every export
 
 
 def make_media(job: CutJob, *, progress: Progress | None = None) -> CutMedia:
     """Render the film, the stills and the contact sheet (runs in the child)."""
     report = progress or (lambda _: None)
-    files = FileLayer(Path(job.root))
+    key = job.key
+    files = FileLayer(
+        Path(job.root), keys=lambda visit_id: key if visit_id == job.visit_id else None
+    )
     started = time.perf_counter()
     film = render_film(
         files,
@@ -186,7 +193,7 @@ def cut_visit(
     inputs = cut_inputs(title, store.db.takes(visit_id), tags, rules)
     plan = plan_cut([TakeSpan.of(t) for t in takes], tags, rules)
     for tag in plan.skipped:
-        log.info("tag %s (%s) is outside every take; it has no clip", tag.id, tag.label)
+        log.info("tag %s is outside every take; it has no clip", tag.id)
     files = store.files
     if not plan.clips:
         _remove_stale(files, layout.cut_dir(visit_id), [])
@@ -199,7 +206,8 @@ def cut_visit(
         Source(t.id, t.seq, layout.take_mp4(layout.take_dir(visit_id, t.id)), t.first_frame_ns or 0)
         for t in takes
     )
-    job = CutJob(str(files.root), visit_id, plan, sources, title, aac_bitrate)
+    key = files.key_for(layout.cut_dir(visit_id))
+    job = CutJob(str(files.root), visit_id, plan, sources, title, aac_bitrate, key)
     started = time.perf_counter()
     if in_child:
         run = run_in_child(make_media, job, progress=report, cancel=cancel)
@@ -211,8 +219,16 @@ def cut_visit(
     if not isinstance(media, CutMedia):  # pragma: no cover - a child protocol error
         raise CutError("the cutting process returned something unexpected")
     take_info = {t.id: (t.seq, t.first_frame_ns or 0, t.duration_ns) for t in takes}
+    visit = store.db.visit(visit_id)
+    consent = visit.consent.as_json() if visit.consent else None
     exports = write_exports(
-        files, media.film, tags, layout.cut_dir(visit_id), title=title, take_info=take_info
+        files,
+        media.film,
+        tags,
+        layout.cut_dir(visit_id),
+        title=title,
+        take_info=take_info,
+        consent=consent,
     )
     _remove_stale(files, layout.in_cut(visit_id, layout.STILLS), [s.path for s in media.stills])
     exports_s = time.perf_counter() - started - media_s
@@ -232,6 +248,7 @@ def cut_visit(
         exports=exports,
         peak_rss_bytes=peak,
         timings=tuple(t for t in timings if t[0]),
+        consent=consent,
     )
     write_manifest(files, result)  # last: whoever finds it finds everything it names
     report(1.0)

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypedDict, Unpack
+from typing import Any, BinaryIO, ClassVar, Protocol, TypedDict, Unpack
 
 from kit.daemon.events import EventKind, EventLog
-from kit.model import Tag, Take, Visit
+from kit.model import Consent, Tag, Take, Visit
 
 
 class State(StrEnum):
@@ -133,6 +132,22 @@ class Recording(Protocol):
         """The newest preview frame ``(sequence, JPEG)`` from the camera."""
         ...
 
+    def discard(self, source: str, *, whole: bool) -> None:
+        """The family asked to stop and discard: stop the take recording now (if any) and
+        destroy its last ``privacy.discard_s`` seconds, or all of it; without one
+        recording, the same for the take that ended last (queued, like start)."""
+        ...
+
+
+@dataclass
+class MediaFile:
+    """An open media file: plain bytes (decrypted as read), its size and a validator."""
+
+    file: BinaryIO
+    size: int
+    etag: str  # changes whenever the file is replaced
+    modified: float  # unix seconds
+
 
 class VisitLibrary(Protocol):
     """Everything the kit has recorded, as a front end reads and edits it."""
@@ -147,11 +162,20 @@ class VisitLibrary(Protocol):
         """The visit the next take records into, if one is open."""
         ...
 
-    def start_visit(self, case_ref: str = "") -> Visit:
-        """Open a visit (an automatic case reference if ``case_ref`` is empty).
+    def start_visit(self, case_ref: str, consent: Consent) -> Visit:
+        """Open a visit with the family's consent (see :mod:`kit.privacy.consent`).
 
-        StateError if another visit is open.
+        StateError if another visit is open; NotAllowed if the kit has no
+        organisation key to encrypt it for.
         """
+        ...
+
+    def consent_form(self) -> dict[str, Any]:
+        """What a consent form offers: roles, purposes, the suggested erase-by date."""
+        ...
+
+    def check_consent(self, given_by: str, purposes: list[str], erase_by: str) -> Consent:
+        """A consent record from a form's values; ValueError saying what is wrong."""
         ...
 
     def rename_visit(self, visit_id: str, case_ref: str) -> Visit: ...
@@ -201,9 +225,11 @@ class VisitLibrary(Protocol):
         """
         ...
 
-    def cut_file(self, visit_id: str, name: str) -> Path:
+    def cut_file(self, visit_id: str, name: str) -> MediaFile:
         """The file ``name`` (e.g. ``rough-cut.mp4``, ``stills/01-x.jpg``) of the visit's
-        cut directory; NotFound for anything else (no path escapes)."""
+        cut directory, open for reading (decrypted); NotFound for anything else (no path
+        escapes), Sealed once the kit no longer holds the visit's key, NotAllowed
+        without the family's consent to review."""
         ...
 
     def recut(self, visit_id: str) -> None:

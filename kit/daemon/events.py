@@ -73,6 +73,8 @@ class VisitAction(StrEnum):
     STARTED = "started"
     UPDATED = "updated"
     ENDED = "ended"
+    SEALED = "sealed"  # the kit no longer holds its key (ended, or lost to a power cut)
+    ERASED = "erased"  # past its erase-by date: gone
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,19 @@ class StopRequest:
 
 
 @dataclass(frozen=True)
+class DiscardRequest:
+    """The family asked to stop and discard: the last seconds of the take, or ``whole``."""
+
+    source: str
+    whole: bool = False
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Housekeeping when idle: erase the visits past their erase-by date."""
+
+
+@dataclass(frozen=True)
 class Tick:
     """Periodic: check storage, refresh the status."""
 

@@ -1,7 +1,8 @@
 """The kit's one button and one LED (gpiozero), and the LED's patterns.
 
 The patterns are pure data: one per state, told apart across a room without
-reading anything. The button only posts a press; it never does work itself.
+reading anything. The button only posts a press (or, held down for
+``privacy.discard_hold_s``, a discard); it never does work itself.
 """
 
 from __future__ import annotations
@@ -80,15 +81,24 @@ class Panel:
         led_pin: int,
         on_press: Callable[[], None],
         *,
+        on_hold: Callable[[], None] | None = None,
+        hold_s: float = 3.0,
         bounce_s: float | None = 0.05,
         pin_factory: Any = None,
     ) -> None:
         from gpiozero import PWMLED, Button
 
         self._button = Button(
-            button_pin, pull_up=True, bounce_time=bounce_s, pin_factory=pin_factory
+            button_pin,
+            pull_up=True,
+            bounce_time=bounce_s,
+            hold_time=hold_s,
+            pin_factory=pin_factory,
         )
         self._button.when_pressed = on_press
+        # Held down (the family asked to stop and discard): once per hold, not repeated.
+        if on_hold is not None:  # gpiozero warns (CallbackSetToNone) when set to None
+            self._button.when_held = on_hold
         self._led = PWMLED(led_pin, pin_factory=pin_factory)
         self._led.source_delay = STEP_S
         self._light: Light | None = None

@@ -4,8 +4,9 @@ Order matters: unfinished takes are recovered before anything else, the web
 server and the button come up next, and READY=1 goes to systemd only when the
 kit can record. SIGTERM posts a shutdown: a take in progress is finalised
 before the process exits. In ``--simulate`` mode the button is gpiozero's
-MockFactory and SIGUSR1 presses it (press and release), so tests and demos
-drive the very same button path as a real kit.
+MockFactory and SIGUSR1 presses it (press and release), SIGUSR2 holds it
+down for the discard, so tests and demos drive the very same button path as
+a real kit.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from kit.clock import NS_PER_S, MonotonicClock
 from kit.compose import Kit, compose
 from kit.config import Config
+from kit.crypto.keyring import Keyring
 from kit.daemon.api import State
 from kit.daemon.events import EventKind
-from kit.daemon.messages import HardwareProblem, Shutdown
+from kit.daemon.messages import HardwareProblem, Shutdown, Sweep
 from kit.daemon.notify import Notifier, watchdog_interval_ns
 from kit.daemon.panel import Panel
 from kit.daemon.worker import Worker
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 # muxes in under 2 s on this project's x86 CI machine; a Pi 4 is ~5-10x slower,
 # and hour-long takes are rare; 5 minutes covers an hour on a Pi 4.
 FINALISE_ALLOWANCE_NS = 300 * NS_PER_S
+RETENTION_PERIOD_S = 3600
 
 
 def _mock_pin_factory() -> Any:
@@ -51,6 +56,18 @@ def _press_mock_button(factory: Any, pin: int) -> None:
     mock.drive_high()
 
 
+def _hold_mock_button(factory: Any, pin: int, hold_s: float) -> None:
+    """Hold the mock button down past the discard hold (in a thread: signals return fast)."""
+
+    def hold() -> None:
+        mock = factory.pin(pin)
+        mock.drive_low()
+        time.sleep(hold_s + 0.5)
+        mock.drive_high()
+
+    threading.Thread(target=hold, name="hold-button", daemon=True).start()
+
+
 def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -> int:
     """Run the kit until SIGTERM/SIGINT; returns the process exit code."""
     clock = MonotonicClock()
@@ -63,8 +80,14 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
         if kit_box:
             kit_box[0].worker.press()
 
-    panel = _panel(config, on_press, pin_factory)
-    kit = compose(config, hardware, clock, boot_id=boot_id(), lights=panel)
+    def on_hold() -> None:
+        if kit_box:
+            kit_box[0].worker.discard("button")
+
+    panel = _panel(config, on_press, on_hold, pin_factory)
+    # On a real kit the visits' keys must live in RAM only (a power cut forgets them).
+    keyring = Keyring(Path(config.privacy.key_dir), require_ram=not hardware.simulated)
+    kit = compose(config, hardware, clock, boot_id=boot_id(), lights=panel, keyring=keyring)
     kit_box.append(kit)
     _recover(kit, notifier)
     worker = kit.worker
@@ -80,11 +103,16 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
     signal.signal(signal.SIGINT, on_signal)
     if pin_factory is not None:
         signal.signal(signal.SIGUSR1, lambda *_: _press_mock_button(pin_factory, gpio.button_pin))
+        hold = config.privacy.discard_hold_s
+        signal.signal(
+            signal.SIGUSR2, lambda *_: _hold_mock_button(pin_factory, gpio.button_pin, hold)
+        )
 
     _open_camera(hardware, worker)
     server = _WebServer(config, kit, port)
     server.start()
     worker.begin()
+    threading.Thread(target=_sweep_hourly, args=(worker,), name="retention", daemon=True).start()
     watchdog = _Watchdog(notifier, worker, clock)
     watchdog.start()
     threading.Thread(
@@ -106,13 +134,31 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
 
 def _recover(kit: Kit, notifier: Notifier) -> None:
     """Finalise what a crash or power cut left, before anything else."""
-    if not kit.store.db.unfinished_takes():
-        return
-    # Muxing a long take can outlast TimeoutStartSec: ask for more first.
-    notifier.extend_timeout(FINALISE_ALLOWANCE_NS)
-    notifier.status("recovering unfinished takes")
+    if kit.store.db.unfinished_takes():
+        # Muxing a long take can outlast TimeoutStartSec: ask for more first.
+        notifier.extend_timeout(FINALISE_ALLOWANCE_NS)
+        notifier.status("recovering unfinished takes")
     for take in kit.recover():
         log.warning("recovered take %s: %s", take.id, take.state)
+    for visit in kit.lost_keys:
+        log.warning(
+            "visit %s was open when the kit lost power: it is sealed for the organisation",
+            visit.id,
+        )
+
+
+def _sweep_hourly(worker: Worker) -> None:
+    """Retention: erase what is due at start-up and then every hour (while idle)."""
+
+    def done() -> bool:
+        return worker.finished
+
+    while not done():
+        worker.post(Sweep())
+        for _ in range(RETENTION_PERIOD_S):
+            if done():
+                return
+            time.sleep(1)
 
 
 def _open_camera(hardware: Hardware, worker: Worker) -> None:
@@ -125,13 +171,17 @@ def _open_camera(hardware: Hardware, worker: Worker) -> None:
         worker.post(HardwareProblem(f"camera: {exc}"))
 
 
-def _panel(config: Config, on_press: Callable[[], None], pin_factory: Any) -> Panel | None:
+def _panel(
+    config: Config, on_press: Callable[[], None], on_hold: Callable[[], None], pin_factory: Any
+) -> Panel | None:
     gpio = config.gpio
     try:
         return Panel(
             gpio.button_pin,
             gpio.led_pin,
             on_press,
+            on_hold=on_hold,
+            hold_s=config.privacy.discard_hold_s,
             bounce_s=gpio.button_bounce_s,
             pin_factory=pin_factory,
         )
@@ -164,7 +214,7 @@ class _WebServer:
             kit.worker,
             kit.library,
             self._pairing,
-            {"KIT_DATA_DIR": str(kit.store.root)},
+            {"KIT_DATA_DIR": str(kit.store.root), "KIT_DISCARD_S": config.privacy.discard_s},
             on_phone_time=kit.wall.set_from_phone,
             audit=kit.audit,
         )

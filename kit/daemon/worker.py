@@ -9,8 +9,8 @@ button) and calls :meth:`step`.
 
 It implements :class:`kit.daemon.api.Recording` for the web layer. Visits,
 tags and cuts belong to the visit library (:mod:`kit.visits.library`): the
-worker asks it for the open visit (opening one when the button is pressed
-without), hands it the tags it stamps, tells it when a take ends, and asks it
+worker asks it for the open visit (a take records only into an open visit
+with the family's consent), hands it the tags it stamps, tells it when a take ends, and asks it
 whenever it is idle which visit's cut is out of date.
 """
 
@@ -30,12 +30,14 @@ from kit.daemon.messages import (
     CutDone,
     CutDue,
     CutProgress,
+    DiscardRequest,
     HardwareProblem,
     Press,
     RecorderFailed,
     Shutdown,
     StartRequest,
     StopRequest,
+    Sweep,
     Tick,
 )
 from kit.daemon.panel import Light
@@ -61,6 +63,8 @@ class Takes(Protocol):
     def start(self, visit_id: str) -> Take: ...
 
     def stop(self) -> Finished: ...
+
+    def trim(self, take_id: str) -> Take: ...
 
 
 class Recorder(Protocol):
@@ -105,8 +109,12 @@ class Worker:
         lights: Lights | None = None,
         boot_id: str = "",
         audit: Auditor | None = None,
+        discard_ns: int = 60 * NS_PER_S,
+        sweep: Callable[[], object] | None = None,
     ) -> None:
         self._audit = audit or NoAudit()
+        self._discard_ns = discard_ns
+        self._sweep = sweep
         self._clock = clock
         self._boot_id = boot_id
         self._library = library
@@ -198,6 +206,8 @@ class Worker:
             CutProgress: self._on_cut_progress,
             CutDone: lambda e: self._on_cut_done(e.visit_id, e.error),
             CutDue: lambda _: self._cut_if_due(),
+            DiscardRequest: lambda e: self._discard(e.source, e.whole),
+            Sweep: lambda _: self._on_sweep(),
             Shutdown: lambda _: self._on_shutdown(),
         }
         try:
@@ -260,10 +270,20 @@ class Worker:
             self._events.publish(Refused(message))
             self._set(State.ERROR if self.state == State.ERROR else self.state, message)
             return
+        visit = self._library.open_visit()
+        try:
+            if visit is None:
+                raise StateError(
+                    "no visit is open: start one on the phone, with the family's consent"
+                )
+            self._library.may_record(visit)
+        except KitError as exc:
+            log.warning("start from the %s refused: %s", source, exc)
+            self._events.publish(Refused(str(exc)))
+            self._set(State.ERROR if self.state == State.ERROR else self.state, str(exc))
+            return
         self._monitor(on=False)
         try:
-            # Only an open visit records; a press with none open opens one.
-            visit = self._library.open_visit() or self._library.start_visit()
             self._camera.open()  # idempotent; retries a camera that failed at start-up
             take = self._takes.start(visit.id)
         except KitError as exc:
@@ -322,10 +342,11 @@ class Worker:
         """Make the next out-of-date rough cut, if the kit is free to."""
         with self._lock:
             busy = self._cut_visit is not None or self._state not in (State.IDLE, State.CUTTING)
-        if self._cutter is None or busy:
+        if busy:
             return  # a cut after this take (or after the running cut) will look again
-        visit_id = self._library.cut_due()
-        if visit_id is None:
+        visit_id = self._library.cut_due() if self._cutter is not None else None
+        if visit_id is None or self._cutter is None:
+            self._library.seal_ended()  # every ended visit has its final cut: seal it
             return
         self._library.cut_started(visit_id)
         with self._lock:
@@ -349,6 +370,39 @@ class Worker:
         if self.state == State.CUTTING:
             self._set(State.IDLE, f"the rough cut failed: {error}" if error else "")
         self._cut_if_due()  # tags edited during the cut make it out of date again
+
+    def _discard(self, source: str, whole: bool) -> None:
+        """Stop and destroy the last seconds (or all) of the take recording now, or else of
+        the take that ended last; the library records it before any file is touched."""
+        state = self.state
+        with self._lock:
+            take, last = self._take, self._last_take
+        if state == State.RECORDING and take is not None:
+            first = self._recorder.first_frame_ns
+            now = self._clock.now()
+            until = 0 if whole or first is None else max(first, now - self._discard_ns)
+            self._library.discard(take, until)
+            self._stop(f"discarded by the {source}")
+            with self._lock:  # a late tap may land only in what was kept
+                if self._last_take is not None:
+                    kept, start, _ = self._last_take
+                    self._last_take = (kept, start, max(start, until)) if until else None
+            return
+        if last is None:
+            self._events.publish(Refused("there is no take to discard"))
+            return
+        take, first, stopped = last
+        until = 0 if whole else max(first, stopped - self._discard_ns)
+        self._library.discard(self._library.take(take.id), until)
+        trimmed = self._takes.trim(take.id)
+        with self._lock:
+            self._last_take = None  # its discarded end takes no more late taps
+        self._library.take_ended(trimmed)
+        self._cut_if_due()
+
+    def _on_sweep(self) -> None:
+        if self.state not in (State.RECORDING, State.FINALISING) and self._sweep is not None:
+            self._sweep()
 
     def _on_tick(self) -> None:
         if self.state != State.RECORDING:
@@ -452,6 +506,9 @@ class Worker:
 
     def start(self, source: str = "phone") -> None:
         self.post(StartRequest(source))
+
+    def discard(self, source: str = "phone", *, whole: bool = False) -> None:
+        self.post(DiscardRequest(source, whole))
 
     def stop(self, source: str = "phone") -> None:
         self.post(StopRequest(source))

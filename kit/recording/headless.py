@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from kit.clock import NS_PER_S
 from kit.compose import Kit
-from kit.errors import HardwareError, StateError
-from kit.model import Tag, Take, Visit
+from kit.errors import HardwareError, NotAllowed, StateError
+from kit.model import Consent, Tag, Take, Visit
 from kit.recording.recorder import RecordingStats
 from kit.recording.takes import Finished
 from kit.store import layout
@@ -32,8 +32,9 @@ class HeadlessResult:
     visit: Visit
     take: Take
     stats: RecordingStats | None
-    mp4: str  # absolute path ("" if the take produced none)
+    mp4: str  # absolute path ("" if the take produced none); encrypted in an encrypted visit
     tags: list[Tag]
+    mp4_rel: str = ""  # the same, relative to the data directory (read it through the store)
 
 
 def record_take(
@@ -42,13 +43,15 @@ def record_take(
     seconds: float,
     tags: list[TagAt] | None = None,
     case_ref: str = "",
+    consent: Consent | None = None,
     interrupt: threading.Event | None = None,
 ) -> HeadlessResult:
     """Record ``seconds`` of video (counted from the first frame) into the open visit, or
-    into a new visit that is ended afterwards.
+    into a new visit (named ``case_ref``, with the family's ``consent``) that is ended
+    afterwards (and sealed by whoever made its cut: :meth:`Library.seal_ended`).
 
-    Takes a crash left unfinished are recovered first. A ``case_ref`` names
-    the new visit; StateError if a visit is open already.
+    Takes a crash left unfinished are recovered first. StateError if a visit
+    is open already and a ``case_ref`` is given; NotAllowed without consent.
     """
     for take in kit.recover():
         log.info("recovered take %s: %s", take.id, take.state)
@@ -58,18 +61,31 @@ def record_take(
             f"visit {already.case_ref!r} is open: end it first, or record into it "
             "without a case reference"
         )
-    visit = already or kit.library.start_visit(case_ref)
+    if already is None and (consent is None or not case_ref):
+        raise NotAllowed(
+            "a new visit needs a case reference and the family's consent "
+            "(kit record: --case-ref, --consent-by, --purpose and --erase-by)"
+        )
+    if already is None:
+        assert consent is not None
+        visit = kit.library.start_visit(case_ref, consent)
+    else:
+        kit.library.may_record(already)
+        visit = already
     try:
         finished, stored = _record(kit, visit, seconds, tags or [], interrupt)
     finally:
         if already is None:  # a visit of its own: ended, also after a failure
             visit = kit.library.end_visit(visit.id)
     final = finished.take
-    mp4 = ""
+    mp4 = rel = ""
     directory = layout.take_dir(final.visit_id, final.id)
     if kit.store.files.exists(layout.take_mp4(directory)):
-        mp4 = str(kit.store.files.path(layout.take_mp4(directory)))
-    return HeadlessResult(visit=visit, take=final, stats=finished.stats, mp4=mp4, tags=stored)
+        rel = layout.take_mp4(directory)
+        mp4 = str(kit.store.files.path(rel))
+    return HeadlessResult(
+        visit=visit, take=final, stats=finished.stats, mp4=mp4, tags=stored, mp4_rel=rel
+    )
 
 
 def _record(

@@ -87,10 +87,12 @@ class AudioReader:
         return out
 
 
-def _video_records(f: BinaryIO) -> Iterator[tuple[Record, bytes]]:
-    """Intact video records from the first keyframe on."""
+def _video_records(f: BinaryIO, until_ns: int | None) -> Iterator[tuple[Record, bytes]]:
+    """Intact video records from the first keyframe on, and before ``until_ns``."""
     started = False
     for rec, payload in records(f):
+        if until_ns is not None and rec.t_ns >= until_ns:
+            return
         if not started and not rec.flags & FLAG_KEYFRAME:
             continue
         started = True
@@ -186,9 +188,14 @@ def _audio_input(
     return f, AudioReader(f, recs, channels), timeline, rate, channels
 
 
-def mux_take(files: FileLayer, take_dir: str, *, aac_bitrate: int = 128_000) -> MuxResult:
-    """Write ``take.mp4`` from the take's raw streams (atomically); raise EmptyTake if no video."""
-    import av
+def mux_take(
+    files: FileLayer, take_dir: str, *, aac_bitrate: int = 128_000, until_ns: int | None = None
+) -> MuxResult:
+    """Write ``take.mp4`` from the take's raw streams (atomically); raise EmptyTake if no video.
+
+    ``until_ns`` (a discard) leaves out every frame from that instant on, and
+    the sound with them.
+    """
 
     video_rel = layout.raw_video(take_dir)
     if not files.exists(video_rel):
@@ -197,7 +204,7 @@ def mux_take(files: FileLayer, take_dir: str, *, aac_bitrate: int = 128_000) -> 
         header = read_header(vf)
         fps = int(header["fps"])
         frame_ns = round(NS_PER_S / fps)
-        packets = _video_records(vf)
+        packets = _video_records(vf, until_ns)
         first = next(packets, None)
         if first is None:
             raise EmptyTake("the take has no complete video frame")
@@ -207,7 +214,7 @@ def mux_take(files: FileLayer, take_dir: str, *, aac_bitrate: int = 128_000) -> 
             template_container, template = _template_stream(first[1])
             out_rel = layout.take_mp4(take_dir)
             with files.replace(out_rel) as out_file:
-                out = av.open(out_file, "w", format="mp4", options={"movflags": "+faststart"})
+                out = open_mp4_output(out_file)
                 try:
                     vstream = out.add_stream_from_template(template)
                     vstream.time_base = VIDEO_TIME_BASE
@@ -279,3 +286,50 @@ def _copy_video(
             break
         pending = nxt
     return frames, gaps, last_t
+
+
+def open_mp4_output(f: BinaryIO) -> Any:
+    """PyAV's MP4 muxer writing to ``f``, with the index (moov) first for playback.
+
+    The faststart pass reopens the output to read it back; for an encrypted
+    file that reopening goes through the file's own reader.
+    """
+    import av
+
+    io_open = getattr(f, "av_io_open", None)
+    return av.open(f, "w", format="mp4", options={"movflags": "+faststart"}, io_open=io_open)
+
+
+def trim_mp4(files: FileLayer, rel: str, until_s: float) -> float:
+    """Cut ``rel`` (an MP4) short at ``until_s`` seconds, by copying every packet before
+    it (no re-encoding, so what is kept is untouched and stays in sync); atomically.
+    Returns the new length in seconds (0 if nothing was before ``until_s``)."""
+    import av
+
+    end_s = 0.0
+    with files.read(rel) as src_file:
+        src: Any = av.open(src_file)
+        try:
+            with files.replace(rel) as out_file:
+                out = open_mp4_output(out_file)
+                try:
+                    streams = {}
+                    for stream in src.streams:
+                        if stream.type in ("video", "audio"):
+                            streams[stream.index] = out.add_stream_from_template(stream)
+                    for packet in src.demux(*[src.streams[i] for i in streams]):
+                        if packet.pts is None or packet.time_base is None:
+                            continue
+                        start = float(packet.pts * packet.time_base)
+                        if start >= until_s:
+                            continue
+                        length = float((packet.duration or 0) * packet.time_base)
+                        if packet.stream.type == "video":
+                            end_s = max(end_s, start + length)
+                        packet.stream = streams[packet.stream.index]
+                        out.mux(packet)
+                finally:
+                    out.close()
+        finally:
+            src.close()
+    return end_s

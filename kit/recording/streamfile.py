@@ -83,8 +83,20 @@ def scan(f: BinaryIO) -> Iterator[Record]:
 
 
 def records(f: BinaryIO) -> Iterator[tuple[Record, bytes]]:
-    """Yield every intact record with its payload; stop at a torn tail."""
+    """Yield every intact record with its payload; stop at a torn tail.
+
+    Over an encrypted file (kit/crypto), a chunk that fails authentication
+    (a torn rewrite of the growing last chunk at a power cut) ends the
+    stream the same way.
+    """
     read_header(f)
+    try:
+        yield from _records(f)
+    except CorruptMedia as exc:
+        log.warning("stream file is damaged from byte %d (%s); stopping there", f.tell(), exc)
+
+
+def _records(f: BinaryIO) -> Iterator[tuple[Record, bytes]]:
     while True:
         head = f.read(_HEAD.size)
         if len(head) < _HEAD.size:

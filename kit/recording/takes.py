@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from kit.clock import NS_PER_S
 from kit.errors import CorruptMedia, StateError
 from kit.model import Take, TakeState
-from kit.recording.mux import EmptyTake, mux_take
+from kit.recording.mux import EmptyTake, mux_take, trim_mp4
 from kit.recording.recorder import RecordingStats, TakeRecorder
 from kit.store import layout
 from kit.store.store import Store, new_id
@@ -42,9 +43,16 @@ class Finaliser:
         directory = layout.take_dir(take.visit_id, take.id)
         if take.state == TakeState.RECORDING:
             self._store.db.update_take(take.id, state=TakeState.FINALISING)
+        discard = take.keep_until_ns is not None
         try:
-            result = mux_take(files, directory, aac_bitrate=self._aac_bitrate)
+            result = mux_take(
+                files, directory, aac_bitrate=self._aac_bitrate, until_ns=take.keep_until_ns
+            )
         except EmptyTake as exc:
+            if discard:
+                self._remove_raw(directory, overwrite=True)
+                log.info("take %s was discarded whole", take.id)
+                return self._store.db.update_take(take.id, state=TakeState.DISCARDED, error="")
             log.info("take %s has no video: %s", take.id, exc)
             return self._store.db.update_take(take.id, state=TakeState.EMPTY, error=str(exc))
         except (CorruptMedia, OSError, ValueError) as exc:
@@ -60,9 +68,32 @@ class Finaliser:
             video_frames=result.video_frames,
             audio_skew_ppm=result.audio_skew_ppm,
         )
-        for raw in (layout.raw_video(directory), layout.raw_audio(directory)):
-            files.remove(raw)
+        self._remove_raw(directory, overwrite=discard)
         return done
+
+    def _remove_raw(self, directory: str, *, overwrite: bool) -> None:
+        for raw in (layout.raw_video(directory), layout.raw_audio(directory)):
+            self._store.files.remove(raw, overwrite=overwrite)
+
+    def trim(self, take_id: str) -> Take:
+        """Apply a discard to a take that was already finalised: its MP4 is cut short at
+        ``keep_until_ns`` (or removed, if nothing is left)."""
+        take = self._store.db.take(take_id)
+        until, first = take.keep_until_ns, take.first_frame_ns
+        if take.state in (TakeState.RECORDING, TakeState.FINALISING):
+            return self.finalise(take_id)  # finalising honours the discard itself
+        if take.state != TakeState.READY or until is None or first is None:
+            return take
+        if take.end_ns is not None and until >= take.end_ns:
+            return take  # nothing recorded after it
+        mp4 = layout.take_mp4(layout.take_dir(take.visit_id, take.id))
+        kept_s = (
+            trim_mp4(self._store.files, mp4, (until - first) / NS_PER_S) if until > first else 0
+        )
+        if kept_s <= 0:
+            self._store.files.remove(mp4, overwrite=True)
+            return self._store.db.update_take(take.id, state=TakeState.DISCARDED, end_ns=first)
+        return self._store.db.update_take(take.id, end_ns=first + round(kept_s * NS_PER_S))
 
     def recover(self, skip: str | None = None) -> list[Take]:
         """Finalise every take a crash or power cut left unfinished (but ``skip``)."""
@@ -70,9 +101,20 @@ class Finaliser:
         for take in self._store.db.unfinished_takes():
             if take.id == skip:
                 continue
+            if not self._store.db.visit(take.visit_id).readable:
+                log.warning(
+                    "take %s is unfinished, but the kit lost its visit's key: the "
+                    "organisation's `kit decrypt` finishes it",
+                    take.id,
+                )
+                continue
             log.warning("recovering take %s left %s by an interruption", take.id, take.state)
             self._store.db.update_take(take.id, recovered=True)
             recovered.append(self.finalise(take.id))
+        for take in self._store.db.takes_to_trim():
+            if self._store.db.visit(take.visit_id).readable:
+                log.warning("take %s: finishing a discard an interruption left", take.id)
+                recovered.append(self.trim(take.id))
         return recovered
 
 
@@ -105,6 +147,10 @@ class TakeService:
             raise
         self._current = take
         return take
+
+    def trim(self, take_id: str) -> Take:
+        """Apply a discard recorded on a finished take (see :meth:`Finaliser.trim`)."""
+        return self._finaliser.trim(take_id)
 
     def stop(self) -> Finished:
         """Stop the current take and finalise it into an MP4."""

@@ -10,15 +10,24 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kit.errors import NotFound, StateError, StorageError, StorageFull
-from kit.model import UNFINISHED, Tag, Take, TakeState, Visit
+from kit.crypto.fields import open_text, seal_text
+from kit.errors import CorruptMedia, NotFound, Sealed, StateError, StorageError, StorageFull
+from kit.model import UNFINISHED, Access, Consent, ConsentBy, Purpose, Tag, Take, TakeState, Visit
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+KeyLookup = Callable[[str], bytes | None]
+"""A visit's data key, if the kit holds it (:class:`kit.crypto.keyring.Keyring` ``.get``)."""
+
+
+def _no_keys(_visit_id: str) -> bytes | None:
+    return None
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS visits (
@@ -28,7 +37,12 @@ CREATE TABLE IF NOT EXISTS visits (
     boot_id TEXT NOT NULL DEFAULT '',
     started_wall TEXT NOT NULL DEFAULT '',
     ended_ns INTEGER,
-    ended_wall TEXT NOT NULL DEFAULT ''
+    ended_wall TEXT NOT NULL DEFAULT '',
+    consent_by TEXT NOT NULL DEFAULT '',
+    purposes TEXT NOT NULL DEFAULT '',
+    erase_by TEXT NOT NULL DEFAULT '',
+    encrypted INTEGER NOT NULL DEFAULT 0,
+    sealed TEXT NOT NULL DEFAULT ''
 );
 -- At most one visit is open: the one the kit records into.
 CREATE UNIQUE INDEX IF NOT EXISTS one_open_visit ON visits ((ended_ns IS NULL))
@@ -47,6 +61,7 @@ CREATE TABLE IF NOT EXISTS takes (
     audio_skew_ppm REAL,
     error TEXT NOT NULL DEFAULT '',
     recovered INTEGER NOT NULL DEFAULT 0,
+    keep_until_ns INTEGER,
     UNIQUE (visit_id, seq)
 );
 CREATE TABLE IF NOT EXISTS tags (
@@ -84,10 +99,23 @@ ALTER TABLE takes ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tags RENAME COLUMN session_id TO visit_id;
 """
 
-_VISIT_COLUMNS = "id, case_ref, started_ns, boot_id, started_wall, ended_ns, ended_wall"
+# Schema 2 had no consent and no encryption: its visits stay readable, marked plain.
+_FROM_SCHEMA_2 = """
+ALTER TABLE visits ADD COLUMN consent_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE visits ADD COLUMN purposes TEXT NOT NULL DEFAULT '';
+ALTER TABLE visits ADD COLUMN erase_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE visits ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE visits ADD COLUMN sealed TEXT NOT NULL DEFAULT '';
+ALTER TABLE takes ADD COLUMN keep_until_ns INTEGER;
+"""
+
+_VISIT_COLUMNS = (
+    "id, case_ref, started_ns, boot_id, started_wall, ended_ns, ended_wall, "
+    "consent_by, purposes, erase_by, encrypted, sealed"
+)
 _TAKE_COLUMNS = (
     "id, visit_id, seq, state, boot_id, first_frame_ns, end_ns, video_frames, "
-    "dropped_frames, mic_overflows, audio_skew_ppm, error, recovered"
+    "dropped_frames, mic_overflows, audio_skew_ppm, error, recovered, keep_until_ns"
 )
 _TAG_COLUMNS = "id, visit_id, take_id, at_ns, label, note, author, created_ns"
 
@@ -112,12 +140,20 @@ def _take(row: sqlite3.Row) -> Take:
 
 
 class Database:
-    """The kit's metadata in one SQLite file."""
+    """The kit's metadata in one SQLite file.
 
-    def __init__(self, path: Path) -> None:
+    An encrypted visit's case reference and its tags' labels and notes are
+    stored sealed under the visit's data key (:mod:`kit.crypto.fields`), which
+    ``keys`` looks up; without the key they read as "" and cannot be changed.
+    """
+
+    def __init__(self, path: Path, keys: KeyLookup = _no_keys) -> None:
+        self._keys = keys
         try:
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
+            # Deleted rows (an erased visit, a discarded tag) are overwritten, not left free.
+            self._conn.execute("PRAGMA secure_delete=ON")
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
@@ -136,6 +172,9 @@ class Database:
         if version == 1:
             # One transaction, the version included: a crash leaves schema 1 or 2, not half.
             self._conn.executescript(f"BEGIN; {_FROM_SCHEMA_1} PRAGMA user_version=2; COMMIT;")
+            version = 2
+        if version == 2:
+            self._conn.executescript(f"BEGIN; {_FROM_SCHEMA_2} PRAGMA user_version=3; COMMIT;")
         self._conn.executescript(_SCHEMA)
         if version != SCHEMA_VERSION:
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -160,24 +199,90 @@ class Database:
         with self._lock:
             return list(self._conn.execute(sql, args))
 
+    # texts of encrypted visits
+
+    def _access(self, row: sqlite3.Row) -> Access:
+        if not row["encrypted"]:
+            return Access.PLAIN
+        if row["sealed"]:
+            return Access(row["sealed"])
+        return Access.READABLE if self._keys(row["id"]) is not None else Access.KEY_LOST
+
+    def _seal(self, c: sqlite3.Connection, visit_id: str, context: str, text: str) -> str:
+        """``text`` as it is stored for ``visit_id``: sealed if the visit is encrypted."""
+        row = c.execute("SELECT encrypted FROM visits WHERE id = ?", (visit_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no visit {visit_id!r}")
+        if not row[0]:
+            return text
+        key = self._keys(visit_id)
+        if key is None:
+            raise Sealed("this visit is sealed: only the organisation's key opens it now")
+        return seal_text(key, context, text)
+
+    def _open(self, visit_id: str, context: str, stored: str) -> str:
+        if not stored.startswith("enc1:"):
+            return stored
+        key = self._keys(visit_id)
+        if key is None:
+            return ""
+        try:
+            return open_text(key, context, stored)
+        except CorruptMedia:
+            return ""
+
+    def _visit(self, row: sqlite3.Row) -> Visit:
+        consent = None
+        if row["consent_by"]:
+            consent = Consent(
+                given_by=ConsentBy(row["consent_by"]),
+                purposes=frozenset(Purpose(p) for p in row["purposes"].split(",") if p),
+                erase_by=row["erase_by"],
+            )
+        return Visit(
+            id=row["id"],
+            case_ref=self._open(row["id"], f"visits.case_ref:{row['id']}", row["case_ref"]),
+            started_ns=row["started_ns"],
+            boot_id=row["boot_id"],
+            started_wall=row["started_wall"],
+            ended_ns=row["ended_ns"],
+            ended_wall=row["ended_wall"],
+            consent=consent,
+            access=self._access(row),
+        )
+
+    def _tag(self, row: sqlite3.Row) -> Tag:
+        values = dict(row)
+        for text in ("label", "note"):
+            values[text] = self._open(row["visit_id"], f"tags.{text}:{row['id']}", row[text])
+        return Tag(**values)
+
     # visits
 
-    def add_visit(self, visit: Visit) -> None:
-        """Store a new visit; StateError if it is open and another visit is open already."""
+    def add_visit(self, visit: Visit, *, encrypted: bool = False) -> None:
+        """Store a new visit (its case reference sealed if ``encrypted``: the key must be
+        held already); StateError if it is open and another visit is open already."""
+        consent = visit.consent
         try:
             with self._tx() as c:
                 c.execute(
-                    f"INSERT INTO visits ({_VISIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO visits ({_VISIT_COLUMNS}) "
+                    "VALUES (?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, '')",
                     (
                         visit.id,
-                        visit.case_ref,
                         visit.started_ns,
                         visit.boot_id,
                         visit.started_wall,
                         visit.ended_ns,
                         visit.ended_wall,
+                        consent.given_by.value if consent else "",
+                        ",".join(sorted(p.value for p in consent.purposes)) if consent else "",
+                        consent.erase_by if consent else "",
+                        int(encrypted),
                     ),
                 )
+                stored = self._seal(c, visit.id, f"visits.case_ref:{visit.id}", visit.case_ref)
+                c.execute("UPDATE visits SET case_ref = ? WHERE id = ?", (stored, visit.id))
         except sqlite3.IntegrityError as exc:
             if visit.is_open and self.open_visit() is not None:
                 raise StateError("another visit is open: end it first") from exc
@@ -187,22 +292,21 @@ class Database:
         rows = self._query(f"SELECT {_VISIT_COLUMNS} FROM visits WHERE id = ?", (visit_id,))
         if not rows:
             raise NotFound(f"no visit {visit_id!r}")
-        return Visit(**dict(rows[0]))
+        return self._visit(rows[0])
 
     def visits(self) -> list[Visit]:
         rows = self._query(f"SELECT {_VISIT_COLUMNS} FROM visits ORDER BY rowid")
-        return [Visit(**dict(r)) for r in rows]
+        return [self._visit(r) for r in rows]
 
     def open_visit(self) -> Visit | None:
         """The visit the kit records into, if one is open."""
         rows = self._query(f"SELECT {_VISIT_COLUMNS} FROM visits WHERE ended_ns IS NULL")
-        return Visit(**dict(rows[0])) if rows else None
+        return self._visit(rows[0]) if rows else None
 
     def rename_visit(self, visit_id: str, case_ref: str) -> Visit:
         with self._tx() as c:
-            cur = c.execute("UPDATE visits SET case_ref = ? WHERE id = ?", (case_ref, visit_id))
-            if cur.rowcount == 0:
-                raise NotFound(f"no visit {visit_id!r}")
+            stored = self._seal(c, visit_id, f"visits.case_ref:{visit_id}", case_ref)
+            c.execute("UPDATE visits SET case_ref = ? WHERE id = ?", (stored, visit_id))
         return self.visit(visit_id)
 
     def end_visit(self, visit_id: str, ended_ns: int, ended_wall: str) -> Visit:
@@ -224,6 +328,32 @@ class Database:
                 (ended_ns, ended_wall, visit_id),
             )
         return self.visit(visit_id)
+
+    def mark_sealed(self, visit_id: str, access: Access, *, ended_ns: int | None = None) -> Visit:
+        """Record that the kit no longer holds the visit's key (ending it, if still open)."""
+        if access not in (Access.SEALED, Access.KEY_LOST):
+            raise ValueError(f"not a sealed access: {access}")
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE visits SET sealed = ?, ended_ns = COALESCE(ended_ns, ?) "
+                "WHERE id = ? AND encrypted = 1",
+                (access.value, ended_ns, visit_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"no encrypted visit {visit_id!r}")
+        return self.visit(visit_id)
+
+    def erase_visit(self, visit_id: str) -> None:
+        """Delete the visit's rows: its tags, takes and itself (overwritten: secure_delete)."""
+        with self._tx() as c:
+            c.execute("DELETE FROM tags WHERE visit_id = ?", (visit_id,))
+            c.execute("DELETE FROM takes WHERE visit_id = ?", (visit_id,))
+            cur = c.execute("DELETE FROM visits WHERE id = ?", (visit_id,))
+            if cur.rowcount == 0:
+                raise NotFound(f"no visit {visit_id!r}")
+        # The WAL still holds the old pages: copy the erasure into the database, empty it.
+        with self._lock, full_card_is_storage_full():
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # takes
 
@@ -262,6 +392,15 @@ class Database:
         )
         return [_take(r) for r in rows]
 
+    def takes_to_trim(self) -> list[Take]:
+        """Finalised takes a discard has not been applied to yet (an interrupted discard)."""
+        rows = self._query(
+            f"SELECT {_TAKE_COLUMNS} FROM takes WHERE state = ? AND keep_until_ns IS NOT NULL "
+            "AND end_ns IS NOT NULL AND keep_until_ns < end_ns ORDER BY rowid",
+            (TakeState.READY.value,),
+        )
+        return [_take(r) for r in rows]
+
     _UPDATABLE = frozenset(
         {
             "state",
@@ -273,6 +412,7 @@ class Database:
             "audio_skew_ppm",
             "error",
             "recovered",
+            "keep_until_ns",
         }
     )
 
@@ -298,6 +438,8 @@ class Database:
     def add_tag(self, tag: Tag) -> bool:
         """Store ``tag``; False if a tag with its id exists already (a retried send)."""
         with self._tx() as c:
+            label = self._seal(c, tag.visit_id, f"tags.label:{tag.id}", tag.label)
+            note = self._seal(c, tag.visit_id, f"tags.note:{tag.id}", tag.note)
             cur = c.execute(
                 f"INSERT OR IGNORE INTO tags ({_TAG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -305,8 +447,8 @@ class Database:
                     tag.visit_id,
                     tag.take_id,
                     tag.at_ns,
-                    tag.label,
-                    tag.note,
+                    label,
+                    note,
                     tag.author,
                     tag.created_ns,
                 ),
@@ -319,21 +461,21 @@ class Database:
         )
         if not rows:
             raise NotFound(f"no tag {tag_id!r}")
-        return Tag(**dict(rows[0]))
+        return self._tag(rows[0])
 
     def tags_for_take(self, take_id: str) -> list[Tag]:
         rows = self._query(
             f"SELECT {_TAG_COLUMNS} FROM tags WHERE take_id = ? AND deleted = 0 ORDER BY at_ns",
             (take_id,),
         )
-        return [Tag(**dict(r)) for r in rows]
+        return [self._tag(r) for r in rows]
 
     def tags_for_visit(self, visit_id: str) -> list[Tag]:
         rows = self._query(
             f"SELECT {_TAG_COLUMNS} FROM tags WHERE visit_id = ? AND deleted = 0 ORDER BY at_ns",
             (visit_id,),
         )
-        return [Tag(**dict(r)) for r in rows]
+        return [self._tag(r) for r in rows]
 
     def update_tag(self, tag_id: str, **values: Any) -> Tag:
         """Relabel, re-note or move a tag."""
@@ -342,6 +484,12 @@ class Database:
             raise ValueError(f"cannot update tag fields {sorted(unknown)}")
         assignments = ", ".join(f"{k} = ?" for k in values)
         with self._tx() as c:
+            row = c.execute("SELECT visit_id FROM tags WHERE id = ?", (tag_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no tag {tag_id!r}")
+            for text in ("label", "note"):
+                if text in values:
+                    values[text] = self._seal(c, row[0], f"tags.{text}:{tag_id}", values[text])
             cur = c.execute(
                 f"UPDATE tags SET {assignments} WHERE id = ? AND deleted = 0",
                 (*values.values(), tag_id),
@@ -356,6 +504,12 @@ class Database:
             cur = c.execute("UPDATE tags SET deleted = 1 WHERE id = ? AND deleted = 0", (tag_id,))
             if cur.rowcount == 0:
                 raise NotFound(f"no tag {tag_id!r}")
+
+    def discard_tags(self, take_id: str, from_ns: int) -> int:
+        """Delete (for good, deleted ones too) the take's tags at or after ``from_ns``."""
+        with self._tx() as c:
+            cur = c.execute("DELETE FROM tags WHERE take_id = ? AND at_ns >= ?", (take_id, from_ns))
+            return cur.rowcount
 
     def restore_tag(self, tag_id: str) -> None:
         with self._tx() as c:

@@ -4,6 +4,7 @@ kit.db                                      metadata (SQLite, WAL)
 kit.lock                                    held by the one kit process using the directory
 audit.log                                   the audit trail (kit/audit), one entry a line
 pairing.db                                  the paired phones (web/pairing.py)
+visits/<visit>/key.age                      the visit's data key, wrapped (age) for the organisation
 visits/<visit>/takes/<take>/video.kvs       raw H.264 packets (stream file)
 visits/<visit>/takes/<take>/audio.kas       raw PCM blocks (stream file)
 visits/<visit>/takes/<take>/take.mp4        the finished take
@@ -16,7 +17,8 @@ visits/<visit>/cut/tags.csv                 every tag of the visit
 visits/<visit>/cut/chapters.vtt             WebVTT chapters of the film
 
 Paths are relative to the data directory, with "/" separators, as
-:class:`kit.store.files.FileLayer` takes them.
+:class:`kit.store.files.FileLayer` takes them. In a visit with a ``key.age``
+every other file is encrypted (kit/crypto/FORMAT.md).
 """
 
 from __future__ import annotations
@@ -31,6 +33,18 @@ LEGACY_VISITS = "sessions"  # schema 1 called visits "sessions" (see kit.store.s
 
 def visit_dir(visit_id: str) -> str:
     return f"{VISITS}/{visit_id}"
+
+
+def wrapped_key(visit_id: str) -> str:
+    return f"{visit_dir(visit_id)}/key.age"
+
+
+def visit_of(rel: str) -> str | None:
+    """The visit whose directory ``rel`` is in (None for files outside every visit)."""
+    parts = rel.split("/")
+    if len(parts) >= 3 and parts[0] == VISITS and parts[1]:
+        return parts[1]
+    return None
 
 
 def take_dir(visit_id: str, take_id: str) -> str:

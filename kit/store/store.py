@@ -9,7 +9,7 @@ from kit.errors import StorageError
 from kit.model import Visit
 from kit.store import layout
 from kit.store.database import Database
-from kit.store.files import FileLayer
+from kit.store.files import FileLayer, KeyLookup, _no_keys
 from kit.store.lock import DataDirLock
 
 
@@ -22,16 +22,16 @@ class Store:
     """Visits, takes and tags below one data directory, which it holds for itself
     (:class:`kit.store.lock.DataDirLock`) until :meth:`close`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keys: KeyLookup = _no_keys) -> None:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create the data directory {root}: {exc}") from exc
-        self.files = FileLayer(root)
+        self.files = FileLayer(root, keys)
         self._lock = DataDirLock(self.files.path(layout.LOCK))
         try:
             self._move_legacy_visits()
-            self.db = Database(self.files.path(layout.DATABASE))
+            self.db = Database(self.files.path(layout.DATABASE), keys)
         except BaseException:
             self._lock.release()
             raise
@@ -50,7 +50,8 @@ class Store:
     def new_visit(
         self, started_ns: int, case_ref: str = "Visit", *, boot_id: str = "", started_wall: str = ""
     ) -> Visit:
-        """Store an open visit as it is given (the library checks and names visits)."""
+        """Store an open, plain (unencrypted, unconsented) visit as it is given: for tests
+        and tools below the library, which checks, consents and encrypts visits."""
         visit = Visit(
             id=new_id(),
             case_ref=case_ref,
@@ -60,7 +61,7 @@ class Store:
         )
         self.db.add_visit(visit)
         self.files.makedirs(layout.visit_dir(visit.id))
-        return visit
+        return self.db.visit(visit.id)
 
     def close(self) -> None:
         self.db.close()

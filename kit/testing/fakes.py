@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -32,15 +33,17 @@ from kit.audit.chain import AuditKind
 from kit.audit.log import AuditLog
 from kit.clock import Clock, FakeClock
 from kit.compose import EVENT_LOG_CAPACITY
+from kit.crypto.keyring import Keyring
 from kit.cutting.inputs import cut_inputs, cut_title
 from kit.cutting.plan import CutRules, TakeSpan, plan_cut
 from kit.daemon.api import State, Status
 from kit.daemon.events import CutFinished, EventLog, Refused
 from kit.daemon.wallclock import WallClock
-from kit.errors import StateError
-from kit.model import DEFAULT_LABELS, Tag, Take, TakeState
+from kit.errors import KitError, StateError
+from kit.model import DEFAULT_LABELS, Purpose, Tag, Take, TakeState, Visit
 from kit.store import layout
 from kit.store.store import Store, new_id
+from kit.testing.privacy import EVERY_PURPOSE, consent, key_dir_for, org_key
 from kit.visits.library import Library
 
 if TYPE_CHECKING:
@@ -158,6 +161,7 @@ class FakeRecording:
     storage_full: bool = False
     cut_error: str = ""
     cut_progress: float | None = None
+    discard_ns: int = 60_000_000_000
     calls: list[tuple[str, str]] = field(default_factory=list)
     _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
     _take: Take | None = field(init=False, default=None)
@@ -204,7 +208,18 @@ class FakeRecording:
                 self.library.events.publish(Refused(self.error))
                 self._publish_status()
                 return
-            visit = self.library.open_visit() or self.library.start_visit()
+            visit = self.library.open_visit()
+            try:
+                if visit is None:
+                    raise StateError(
+                        "no visit is open: start one on the phone, with the family's consent"
+                    )
+                self.library.may_record(visit)
+            except KitError as exc:
+                self.error = str(exc)
+                self.library.events.publish(Refused(self.error))
+                self._publish_status()
+                return
             take = self.library.db.add_take(visit.id, new_id(), "fake-boot")
             now = self.library.clock.now()
             self._take = dataclasses.replace(take, first_frame_ns=now)
@@ -239,6 +254,46 @@ class FakeRecording:
             self.state = State.IDLE
             self.library.take_ended(take)
             self._publish_status()
+        self.cut_if_due()
+
+    def discard(self, source: str = "phone", *, whole: bool = False) -> None:
+        """As the kit: stop and discard the last ``discard_s`` of the take (or all of it)."""
+        with self._lock:
+            self.calls.append(("discard", source))
+            recording = self.state == State.RECORDING and self._take is not None
+            last = self._last
+        if recording:
+            take = self.current_take
+            assert take is not None and take.first_frame_ns is not None
+            now = self.library.clock.now()
+            until = 0 if whole else max(take.first_frame_ns, now - self.discard_ns)
+            self.library.discard(take, until)
+            self.stop(source)
+            with self._lock:
+                last = self._last
+        elif last is None:
+            self.library.events.publish(Refused("there is no take to discard"))
+            return
+        else:
+            take, first, stopped = last
+            until = 0 if whole else max(first, stopped - self.discard_ns)
+            self.library.discard(self.library.take(take.id), until)
+        assert last is not None
+        take = self.library.take(last[0].id)
+        first = take.first_frame_ns or 0
+        until = take.keep_until_ns if take.keep_until_ns is not None else first
+        # The fake's takes have no MP4: a discard is its shorter span (or none at all).
+        trimmed = (
+            self.library.db.update_take(take.id, state=TakeState.DISCARDED, end_ns=first)
+            if until <= first
+            else self.library.db.update_take(take.id, end_ns=min(until, take.end_ns or until))
+        )
+        with self._lock:
+            if not recording:
+                self._last = None  # as the kit: its discarded end takes no more late taps
+            self._take = trimmed
+        self.library.take_ended(trimmed)
+        self._publish_status()
         self.cut_if_due()
 
     def add_tag(
@@ -280,15 +335,15 @@ class FakeRecording:
     # -- cutting, as the daemon's worker does it ---------------------------
 
     def cut_if_due(self) -> None:
-        """Make every cut the library says is due, now (only while idle)."""
-        if self.film is None:
-            return
+        """Make every cut the library says is due, now (only while idle); then seal the
+        ended visits, as the kit does."""
         while True:
             with self._lock:
                 if self.state != State.IDLE or self._cut_visit is not None:
                     return
-                visit_id = self.library.cut_due()
+                visit_id = self.library.cut_due() if self.film is not None else None
                 if visit_id is None:
+                    self.library.seal_ended()
                     return
                 self.library.cut_started(visit_id)
                 self._cut_visit, self.cut_progress = visit_id, 0.0
@@ -317,9 +372,10 @@ class FakeRecording:
         ]
         rules = CutRules()
         plan = plan_cut(spans, tags, rules)
+        files = self.library.files
         rel = layout.cut_dir(visit_id)
-        out = self.library.files.path(rel)
-        (out / "stills").mkdir(parents=True, exist_ok=True)
+        out = files.path(rel)
+        files.makedirs(layout.in_cut(visit_id, layout.STILLS))
         for old in (out / "stills").glob("*.jpg"):
             old.unlink()
         clips: list[dict[str, Any]] = []
@@ -347,7 +403,8 @@ class FakeRecording:
                 still = layout.still(
                     layout.in_cut(visit_id, layout.STILLS), len(stills) + 1, tag.id
                 )
-                self.library.files.path(still).write_bytes(self._still())
+                with files.replace(still) as f:
+                    f.write(self._still())
                 stills.append(
                     {
                         "tag_id": tag.id,
@@ -360,15 +417,15 @@ class FakeRecording:
                 )
         has_film = bool(clips)
         if has_film:
-            self.film(
-                self.library.files.path(layout.in_cut(visit_id, layout.FILM)),
-                film_ns / 1e9,
-                self.fps,
-            )
-            self.library.files.path(layout.in_cut(visit_id, layout.CONTACT_SHEET)).write_bytes(
-                self._still()
-            )
-        self.library.files.path(layout.export(rel, "vtt")).write_text("\n".join(vtt))
+            with tempfile.TemporaryDirectory() as tmp:
+                plain = Path(tmp) / layout.FILM
+                self.film(plain, film_ns / 1e9, self.fps)
+                with files.replace(layout.in_cut(visit_id, layout.FILM)) as f:
+                    f.write(plain.read_bytes())
+            with files.replace(layout.in_cut(visit_id, layout.CONTACT_SHEET)) as f:
+                f.write(self._still())
+        with files.replace(layout.export(rel, "vtt")) as f:
+            f.write("\n".join(vtt).encode())
         manifest = {
             "visit_id": visit_id,
             "inputs": cut_inputs(cut_title(db.visit(visit_id)), takes, tags, rules),
@@ -401,10 +458,12 @@ class FakeKit:
         fps: int = 30,
     ) -> None:
         self.clock = clock or FakeClock()
-        self.store = Store(data)
+        self.keyring = Keyring(key_dir_for(data))
+        self.store = Store(data, self.keyring.get)
         self.events = EventLog(capacity=EVENT_LOG_CAPACITY)
         recording_box: list[FakeRecording] = []
         wall = WallClock(self.clock, system_time_ns=lambda: 0)
+        self.wall = wall  # unset until a phone tells it the time, as on a Pi without RTC
         self.audit = AuditLog(self.store.files, self.clock, wall)
         self.visits = Library(
             self.store.db,
@@ -419,6 +478,8 @@ class FakeKit:
                 recording_box[0].live_first_frame(take_id) if recording_box else None
             ),
             on_cut_due=lambda: recording_box[0].cut_if_due() if recording_box else None,
+            keyring=self.keyring,
+            recipients=(org_key().public,),
         )
         self.recording = FakeRecording(
             self.visits, preview=preview or [], preview_fps=preview_fps, film=film, fps=fps
@@ -428,10 +489,18 @@ class FakeKit:
     def app(
         self, pairing: PairingStore, config: dict[str, Any] | None = None, **options: Any
     ) -> Flask:
-        """The phone page for this kit (``web.app.create_app``)."""
+        """The phone page for this kit (``web.app.create_app``); the phones set its wall
+        clock, as the daemon's do (unless ``on_phone_time`` says otherwise)."""
         from web.app import create_app
 
+        options.setdefault("on_phone_time", self.wall.set_from_phone)
         return create_app(self.recording, self.visits, pairing, config, audit=self.audit, **options)
+
+    def open_visit(
+        self, case_ref: str = "F-0001", purposes: frozenset[Purpose] = EVERY_PURPOSE
+    ) -> Visit:
+        """Start a visit with the family's consent (every purpose unless told)."""
+        return self.visits.start_visit(case_ref, consent(purposes))
 
     def record(self, seconds: float, tags: Sequence[tuple[float, str]] = ()) -> Take:
         """A take of ``seconds`` in the open visit, tagged ``(seconds in, label)``, stopped.

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kit.crypto.fields import is_sealed_text, open_text
+from kit.crypto.keyring import Keyring
 from kit.store import layout
+from kit.testing.privacy import key_dir_for, org_key
 
 READY = re.compile(r"kit ready: http://[^:]+:(\d+)/")
 CODE = re.compile(r"type the code (\d{6})")
@@ -39,6 +42,10 @@ class KitProcess:
         # Not under systemd unless the caller says so: a runner's NOTIFY_SOCKET is not ours.
         environ.pop("NOTIFY_SOCKET", None)
         environ.pop("WATCHDOG_USEC", None)
+        # The test organisation's key, and a RAM key dir that outlives this process (as
+        # /run/kit/keys outlives a restart of the unit), unless the caller says otherwise.
+        environ.setdefault("KIT_PRIVACY_RECIPIENTS", org_key().public)
+        environ.setdefault("KIT_PRIVACY_KEY_DIR", str(key_dir_for(data)))
         environ.update(env or {})
         argv = [sys.executable, "-m", "kit", "run", "--simulate", "--data", str(data)]
         if "--port" not in extra:
@@ -125,8 +132,16 @@ class RunningKit:
         return self.process.log
 
     def stored_tags(self) -> list[dict[str, Any]]:
-        """The live (not deleted) tags in the kit's database, read-only."""
-        return stored(self.data, "SELECT * FROM tags WHERE deleted = 0 ORDER BY at_ns")
+        """The live (not deleted) tags in the kit's database, read-only, their label and
+        note decrypted with the visit's key from the kit's RAM key dir (while it holds it)."""
+        rows = stored(self.data, "SELECT * FROM tags WHERE deleted = 0 ORDER BY at_ns")
+        keys = Keyring(key_dir_for(self.data))
+        for row in rows:
+            key = keys.get(row["visit_id"])
+            for text in ("label", "note"):
+                if key is not None and is_sealed_text(row[text]):
+                    row[text] = open_text(key, f"tags.{text}:{row['id']}", row[text])
+        return rows
 
 
 def stored(data: Path, query: str) -> list[dict[str, Any]]:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from kit.testing.privacy import consent_json
+
 
 class HttpPhone:
     """A paired phone at ``url`` (e.g. the daemon's), named ``name``."""
@@ -50,6 +52,14 @@ class HttpPhone:
         status, got = self.call("GET", path)
         assert status == 200, (path, status, got)
         return got
+
+    def start_visit(self, case_ref: str = "F-0001", consent: dict[str, Any] | None = None) -> Any:
+        """Start a visit with the family's consent (every purpose, erased in 60 days, unless
+        told), as the page's start-visit sheet does; the visit as the kit answers it."""
+        body = {"case_ref": case_ref, "consent": consent or consent_json()}
+        status, got = self.call("POST", "/api/visits", body)
+        assert status == 201, (status, got)
+        return got["visit"]
 
     def wait_until(self, what: Callable[[], bool], timeout_s: float, why: str) -> None:
         deadline = time.monotonic() + timeout_s

@@ -13,18 +13,21 @@ cut cancelled by a crash, or a tag added during a cut, is never left out.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
-from pathlib import Path
-from typing import Unpack
+from datetime import date
+from typing import Any, Unpack
 
 from kit.audit.chain import AuditKind, Auditor, NoAudit
-from kit.clock import Clock
+from kit.clock import NS_PER_S, Clock
+from kit.crypto.keyring import Keyring
+from kit.crypto.keys import new_data_key, wrap
 from kit.cutting.inputs import cut_inputs, cut_title
 from kit.cutting.manifest import read_manifest
 from kit.cutting.plan import CutRules
-from kit.daemon.api import CutManifest, TagEdit
+from kit.daemon.api import CutManifest, MediaFile, TagEdit
 from kit.daemon.events import (
     EventLog,
     LabelsChanged,
@@ -35,8 +38,20 @@ from kit.daemon.events import (
     VisitChanged,
 )
 from kit.daemon.wallclock import WallClock
-from kit.errors import NotFound, StateError, StorageError
-from kit.model import DEFAULT_LABELS, Tag, Take, TakeState, Visit
+from kit.errors import ConfigError, NotAllowed, NotFound, Sealed, StateError, StorageError
+from kit.model import (
+    DEFAULT_LABELS,
+    Access,
+    Consent,
+    ConsentBy,
+    Purpose,
+    Tag,
+    Take,
+    TakeState,
+    Visit,
+)
+from kit.privacy.consent import check_consent, default_erase_by, require
+from kit.privacy.retention import today
 from kit.store import layout
 from kit.store.database import Database
 from kit.store.files import FileLayer
@@ -77,6 +92,11 @@ class Library:
     live_first_frame: LiveFirstFrame = _not_recording
     on_cut_due: Callable[[], None] = _nothing
     audit: Auditor = field(default_factory=NoAudit)
+    # Encryption at rest: the keys the kit holds, and the organisation's public keys.
+    keyring: Keyring = field(default_factory=Keyring)
+    recipients: tuple[str, ...] = ()
+    erase_after_days: int = 60
+    max_erase_after_days: int = 3660
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     # Visits whose cut matches their inputs.
     _up_to_date: set[str] = field(init=False, default_factory=set)
@@ -97,8 +117,18 @@ class Library:
     def open_visit(self) -> Visit | None:
         return self.db.open_visit()
 
-    def start_visit(self, case_ref: str = "") -> Visit:
-        ref = rules.check_case_ref(case_ref) if case_ref.strip() else self._automatic_ref()
+    def start_visit(self, case_ref: str, consent: Consent) -> Visit:
+        """Open a visit with the family's consent, encrypted with a data key of its own.
+
+        The key is written to the card only wrapped for the organisation
+        (``key.age``, first, durably); the kit keeps its own copy in the keyring.
+        """
+        if not self.recipients:
+            raise NotAllowed(
+                "this kit has no organisation key yet, so it cannot keep footage safe: "
+                "set privacy.recipients (`kit keys new` makes a key pair)"
+            )
+        ref = rules.check_case_ref(case_ref)
         now = self.clock.now()
         visit = Visit(
             id=new_id(),
@@ -106,17 +136,102 @@ class Library:
             started_ns=now,
             boot_id=self.boot_id,
             started_wall=self.wall.label(now),
+            consent=consent,
         )
-        self.db.add_visit(visit)
+        key = new_data_key()
+        try:
+            wrapped = wrap(key, self.recipients)
+        except ConfigError as exc:
+            raise NotAllowed(str(exc)) from None
         self.files.makedirs(layout.visit_dir(visit.id))
-        log.info("visit %s (%s) started", visit.id, visit.case_ref)
-        self.audit.record(AuditKind.VISIT_STARTED, {"visit_id": visit.id})
+        with self.files.replace(layout.wrapped_key(visit.id)) as f:
+            f.write(wrapped)
+        self.keyring.put(visit.id, key)
+        try:
+            self.db.add_visit(visit, encrypted=True)
+        except BaseException:
+            self.keyring.forget(visit.id)
+            self.files.remove_tree(layout.visit_dir(visit.id))
+            raise
+        visit = self.db.visit(visit.id)
+        log.info("visit %s started", visit.id)
+        self.audit.record(
+            AuditKind.VISIT_STARTED,
+            {"visit_id": visit.id, "purposes": sorted(p.value for p in consent.purposes)},
+        )
         self.events.publish(VisitChanged(VisitAction.STARTED, visit))
         return visit
 
-    def _automatic_ref(self) -> str:
-        """ "Visit 3": a placeholder the guider can replace with the case reference later."""
-        return f"Visit {len(self.db.visits()) + 1}"
+    def consent_form(self) -> dict[str, Any]:
+        """What the phone's consent form offers: roles, purposes, the suggested erase-by date."""
+        on = self._today()
+        return {
+            "roles": [r.value for r in ConsentBy],
+            "purposes": [p.value for p in Purpose],
+            "erase_by": default_erase_by(on, self.erase_after_days) if on else "",
+            "max_days": self.max_erase_after_days,
+            "today": on.isoformat() if on else "",
+            "ready": bool(self.recipients),
+        }
+
+    def check_consent(self, given_by: str, purposes: list[str], erase_by: str) -> Consent:
+        """A consent record from the form's (or the CLI's) values; ValueError if wrong."""
+        return check_consent(
+            given_by,
+            purposes,
+            erase_by,
+            today=self._today(),
+            max_days=self.max_erase_after_days,
+        )
+
+    def _today(self) -> date | None:
+        return today(self.wall, self.clock)
+
+    def may_record(self, visit: Visit) -> None:
+        """Refuse (NotAllowed, Sealed) recording into ``visit`` unless it is open, consented
+        to and readable by the kit."""
+        if not visit.is_open:
+            raise StateError("this visit has ended: start a new visit to record")
+        if visit.consent is None:
+            raise NotAllowed(
+                "this visit has no consent record: end it, and start a new visit with "
+                "the family's consent"
+            )
+        if visit.access != Access.READABLE:
+            raise Sealed("the kit can no longer open this visit: end it and start a new one")
+
+    # sealing
+
+    def seal_ended(self) -> list[Visit]:
+        """Seal every ended visit the kit can still read (its cut made): forget its key."""
+        sealed = []
+        for visit in self.db.visits():
+            if visit.is_open or visit.access != Access.READABLE:
+                continue
+            sealed.append(self._seal(visit.id, Access.SEALED, "ended"))
+        return sealed
+
+    def seal_lost_keys(self) -> list[Visit]:
+        """At start-up: mark every encrypted visit whose key the kit lost (a power cut, a
+        reboot) as such, ending it if it was open. The organisation's key still opens it."""
+        lost = []
+        for visit in self.db.visits():
+            if visit.access == Access.KEY_LOST:
+                lost.append(self._seal(visit.id, Access.KEY_LOST, "key lost"))
+        return lost
+
+    def _seal(self, visit_id: str, access: Access, why: str) -> Visit:
+        self.keyring.forget(visit_id)
+        visit = self.db.mark_sealed(visit_id, access, ended_ns=self.clock.now())
+        log.info("visit %s sealed (%s)", visit_id, why)
+        self.audit.record(AuditKind.SEALED, {"visit_id": visit_id, "why": why})
+        with self._lock:
+            self._up_to_date.discard(visit_id)
+        self.events.publish(VisitChanged(VisitAction.SEALED, visit))
+        return visit
+
+    def readable(self, visit_id: str) -> bool:
+        return self.db.visit(visit_id).readable
 
     def rename_visit(self, visit_id: str, case_ref: str) -> Visit:
         visit = self.db.rename_visit(visit_id, rules.check_case_ref(case_ref))
@@ -127,21 +242,63 @@ class Library:
     def end_visit(self, visit_id: str) -> Visit:
         now = self.clock.now()
         visit = self.db.end_visit(visit_id, now, self.wall.label(now))
-        log.info("visit %s (%s) ended", visit.id, visit.case_ref)
+        log.info("visit %s ended", visit.id)
         takes = len(self.db.takes(visit_id))
         self.audit.record(AuditKind.VISIT_ENDED, {"visit_id": visit.id, "takes": takes})
         self.events.publish(VisitChanged(VisitAction.ENDED, visit))
+        self.on_cut_due()  # its final cut, if one is due, then its seal
         return visit
 
     def takes(self, visit_id: str) -> list[Take]:
         self.db.visit(visit_id)  # NotFound for an unknown id
         return self.db.takes(visit_id)
 
+    def take(self, take_id: str) -> Take:
+        return self.db.take(take_id)
+
     def take_ended(self, take: Take) -> None:
         """A take finished (ready, empty or failed): tell the phones; its visit needs a cut."""
         self.events.publish(TakeEnded(take))
         if take.state == TakeState.READY:
             self._changed(take.visit_id)
+
+    def discard(self, take: Take, keep_until_ns: int) -> Take:
+        """The family asked to destroy ``take`` from ``keep_until_ns`` on: record that on the
+        take first (the finaliser and recovery honour it, so a crash cannot bring the
+        footage back) and delete its tags in that span for good."""
+        updated = self.db.update_take(take.id, keep_until_ns=keep_until_ns)
+        doomed = [t for t in self.db.tags_for_take(take.id) if t.at_ns >= keep_until_ns]
+        self.db.discard_tags(take.id, keep_until_ns)
+        for tag in doomed:
+            self.events.publish(TagChanged(TagAction.DELETED, tag))
+        end = take.end_ns or self.clock.now()
+        seconds = max(0.0, (end - keep_until_ns) / NS_PER_S)
+        self.audit.record(
+            AuditKind.DISCARDED,
+            {"visit_id": take.visit_id, "take_id": take.id, "seconds": round(seconds, 1)},
+        )
+        log.info("take %s: discarding its last %.1f s", take.id, seconds)
+        self._changed(take.visit_id)
+        return updated
+
+    # retention
+
+    def erase(self, visit_id: str, why: str) -> None:
+        """Erase a visit: its wrapped key first (unreadable at once, by anyone), the kit's
+        copy, then its files and its rows; the audit trail keeps that it happened."""
+        visit = self.db.visit(visit_id)
+        takes = len(self.db.takes(visit_id))
+        self.files.remove(layout.wrapped_key(visit_id), overwrite=True)
+        self.keyring.forget(visit_id)
+        self.files.remove_tree(layout.visit_dir(visit_id))
+        self.db.erase_visit(visit_id)
+        with self._lock:
+            self._up_to_date.discard(visit_id)
+            self._tried.pop(visit_id, None)
+            self._forced.discard(visit_id)
+        log.info("visit %s erased (%s)", visit_id, why)
+        self.audit.record(AuditKind.ERASED, {"visit_id": visit_id, "takes": takes, "why": why})
+        self.events.publish(VisitChanged(VisitAction.ERASED, visit))
 
     # tags
 
@@ -234,23 +391,37 @@ class Library:
     def cut(self, visit_id: str) -> CutManifest | None:
         """The visit's last rough cut, with ``up_to_date``; None if it was never cut."""
         visit = self.db.visit(visit_id)
+        if not visit.readable:
+            return None  # sealed: its cut is there, encrypted, for the organisation
         manifest = read_manifest(self.files, visit_id)
         if manifest is None:
             return None
         return {**manifest, "up_to_date": manifest.get("inputs") == self._inputs(visit)}
 
-    def cut_file(self, visit_id: str, name: str) -> Path:
-        """The path of one of the visit's cut outputs, refusing anything else."""
-        self.db.visit(visit_id)
+    def cut_file(self, visit_id: str, name: str) -> MediaFile:
+        """One of the visit's cut outputs, open for reading, refusing anything else."""
+        visit = self.db.visit(visit_id)
         missing = NotFound(f"no cut file {name!r} in visit {visit_id}")
+        if not visit.readable:
+            raise Sealed("this visit is sealed: only the organisation's key opens it now")
+        require(visit, Purpose.REVIEW, "Watching the film")
         directory = self.files.path(layout.cut_dir(visit_id))
+        rel = layout.entry(layout.cut_dir(visit_id), name)
         try:
-            path = self.files.path(layout.entry(layout.cut_dir(visit_id), name))
+            path = self.files.path(rel)
         except StorageError:
             raise missing from None
         if directory not in path.parents or not path.is_file() or path.name.startswith("."):
             raise missing
-        return path
+        try:
+            f = self.files.read(rel)
+        except FileNotFoundError:  # replaced by a re-cut between the check and the open
+            raise missing from None
+        stat = os.fstat(f.fileno())
+        size = f.seek(0, os.SEEK_END)
+        f.seek(0)
+        tag = getattr(f, "salt", None) or f"{stat.st_ino:x}-{stat.st_mtime_ns:x}"
+        return MediaFile(file=f, size=size, etag=f"{tag}-{size:x}", modified=stat.st_mtime)
 
     def recut(self, visit_id: str) -> None:
         self.db.visit(visit_id)  # NotFound for an unknown id
@@ -271,6 +442,8 @@ class Library:
         visits = self.db.visits()
         visits.sort(key=lambda v: not v.is_open)  # stable: the open visit, then oldest first
         for visit in visits:
+            if not visit.readable:
+                continue
             if visit.id in forced:
                 return visit.id
             if visit.id in known:

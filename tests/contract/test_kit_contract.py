@@ -10,11 +10,13 @@ from __future__ import annotations
 import pytest
 
 from kit.daemon.api import State
-from kit.errors import NotFound, StateError
-from kit.model import DEFAULT_LABELS, TakeState, VisitState
+from kit.errors import NotFound, Sealed, StateError
+from kit.model import DEFAULT_LABELS, Access, TakeState, VisitState
+from kit.testing.privacy import consent
 from tests.contract.conftest import Driver
 
 S = 1_000_000_000
+NO_VISIT = "no visit is open: start one on the phone, with the family's consent"
 
 
 def _record(d: Driver, seconds: float, tags: list[tuple[float, str, str]] | None = None) -> str:
@@ -53,13 +55,35 @@ def _open_visit(d: Driver) -> str:
     return visit.id
 
 
-def test_a_first_take_opens_a_visit(driver: Driver) -> None:
+def _start_visit(d: Driver, case_ref: str = "C-1041") -> str:
+    """Open a visit with the family's consent (every purpose), as the phone does."""
+    return d.visits.start_visit(case_ref, consent()).id
+
+
+def _refusals(d: Driver) -> list[str]:
+    return [str(e.data["reason"]) for e in d.events.since(0) if e.kind == "refused"]
+
+
+def test_a_take_needs_a_visit_with_consent(driver: Driver) -> None:
     d = driver
     assert d.visits.open_visit() is None
     assert d.recording.status().state == State.IDLE
+    d.recording.start()  # no visit open: refused, and no visit is opened for it
+    d.settle()
+    status = d.recording.status()
+    assert status.state == State.IDLE and status.error == NO_VISIT and status.take_id is None
+    assert _refusals(d) == [NO_VISIT]
+    assert d.visits.open_visit() is None and d.visits.visits() == []
+
+
+def test_a_first_take_records_into_the_open_visit(driver: Driver) -> None:
+    d = driver
+    visit_id = _start_visit(d)
     take_id = _record(d, 2.0)
     visit = d.visits.open_visit()
-    assert visit is not None and visit.case_ref == "Visit 1" and visit.state == VisitState.OPEN
+    assert visit is not None and visit.id == visit_id and visit.case_ref == "C-1041"
+    assert visit.state == VisitState.OPEN and visit.consent == consent()
+    assert visit.access == Access.READABLE
     takes = d.visits.takes(visit.id)
     assert [(t.id, t.seq, t.state) for t in takes] == [(take_id, 1, TakeState.READY)]
     assert takes[0].duration_ns >= 2 * S - S // 30
@@ -71,10 +95,12 @@ def test_a_first_take_opens_a_visit(driver: Driver) -> None:
     assert cut is not None and cut["up_to_date"] and cut["film"] is None and cut["clips"] == []
     kinds = [e.kind for e in d.events.since(0)]
     assert "visit" in kinds and "take" in kinds and "status" in kinds
+    assert "refused" not in kinds
 
 
 def test_starts_and_stops_are_requests(driver: Driver) -> None:
     d = driver
+    _start_visit(d)
     d.recording.stop()  # nothing recording: nothing happens
     d.settle()
     assert d.recording.status().state == State.IDLE
@@ -89,6 +115,7 @@ def test_starts_and_stops_are_requests(driver: Driver) -> None:
 
 def test_tags_are_stamped_at_the_tap_and_stored_once(driver: Driver) -> None:
     d = driver
+    _start_visit(d)
     with pytest.raises(StateError):
         d.recording.add_tag("tag0000001", "Guiding", "", "Sam", 0)
     _start(d, 1.5)
@@ -109,6 +136,7 @@ def test_tags_are_stamped_at_the_tap_and_stored_once(driver: Driver) -> None:
 
 def test_a_tag_of_the_take_recording_moves_up_to_now(driver: Driver) -> None:
     d = driver
+    _start_visit(d)
     _start(d, 1.0)
     d.recording.add_tag("tag0000001", "Guiding", "", "Sam", 0)
     d.advance(0.5)
@@ -119,6 +147,7 @@ def test_a_tag_of_the_take_recording_moves_up_to_now(driver: Driver) -> None:
 
 def test_tag_edits_and_moves_stay_inside_the_take(driver: Driver) -> None:
     d = driver
+    _start_visit(d)
     take_id = _record(d, 3.0, [(1.0, "tag0000001", "Guiding")])
     visit_id = _open_visit(d)
     take = next(t for t in d.visits.takes(visit_id) if t.id == take_id)
@@ -161,10 +190,12 @@ def test_labels(driver: Driver) -> None:
 
 def test_the_visit_lifecycle(driver: Driver) -> None:
     d = driver
-    visit = d.visits.start_visit("  C-1041 ")
+    visit = d.visits.start_visit("  C-1041 ", consent())
     assert visit.case_ref == "C-1041" and d.visits.open_visit() == visit
     with pytest.raises(StateError):
-        d.visits.start_visit("C-1042")  # one open visit at a time
+        d.visits.start_visit("C-1042", consent())  # one open visit at a time
+    with pytest.raises(ValueError):
+        d.visits.start_visit("", consent())  # a case reference is needed
     with pytest.raises(ValueError):
         d.visits.rename_visit(visit.id, "x" * 61)
     assert d.visits.rename_visit(visit.id, "C-1043").case_ref == "C-1043"
@@ -177,30 +208,47 @@ def test_the_visit_lifecycle(driver: Driver) -> None:
     _stop(d)
     ended = d.visits.end_visit(visit.id)
     assert ended.state == VisitState.ENDED and d.visits.open_visit() is None
+    d.settle()
+    # Its final cut made, the ended visit is sealed: only the organisation's key opens it.
+    sealed = d.visits.visit(visit.id)
+    assert sealed.access == Access.SEALED and sealed.case_ref == ""
+    assert d.visits.cut(visit.id) is None
+    with pytest.raises(Sealed):
+        d.visits.cut_file(visit.id, "rough-cut.mp4")
     with pytest.raises(StateError):
         d.visits.end_visit(visit.id)
     assert d.recording.status().visit_id is None
-    _record(d, 1.0)  # the next take opens the next visit
-    second = d.visits.open_visit()
-    assert second is not None and second.id != visit.id and second.case_ref == "Visit 2"
+    d.recording.start()  # the visit has ended: no take until the next visit is started
+    d.settle()
+    assert d.recording.status().state == State.IDLE and _refusals(d) == [NO_VISIT]
+    assert d.visits.open_visit() is None
+    second = d.visits.start_visit("C-1044", consent())
+    _record(d, 1.0)
+    assert d.visits.open_visit() == second and second.id != visit.id
     assert [v.id for v in d.visits.visits()] == [visit.id, second.id]
     with pytest.raises(NotFound):
         d.visits.visit("nosuchvisit1")
     with pytest.raises(NotFound):
         d.visits.takes("nosuchvisit1")
     actions = [e.data["action"] for e in d.events.since(0) if e.kind == "visit"]
-    assert actions == ["started", "updated", "ended", "started"]
+    assert actions == ["started", "updated", "ended", "sealed", "started"]
 
 
 def test_a_take_with_tags_is_cut_and_an_edit_recuts(driver: Driver) -> None:
     d = driver
+    _start_visit(d)
     _record(d, 6.0, [(2.0, "tag0000001", "Guiding"), (5.0, "tag0000002", "Being attentive")])
     visit_id = _open_visit(d)
     cut = d.visits.cut(visit_id)
     assert cut is not None and cut["up_to_date"] is True
     assert [c["tag_ids"] for c in cut["clips"]] == [["tag0000001", "tag0000002"]]
     assert cut["clips"][0]["labels"] == ["Guiding", "Being attentive"]
-    assert d.visits.cut_file(visit_id, "rough-cut.mp4").stat().st_size > 0
+    film = d.visits.cut_file(visit_id, "rough-cut.mp4")
+    with film.file:
+        plain = film.file.read()
+    assert film.size == len(plain) > 0  # decrypted as it is read
+    stored = (d.data / "visits" / visit_id / "cut" / "rough-cut.mp4").read_bytes()
+    assert plain not in stored  # encrypted at rest
     for bad in ("../../kit.db", "/etc/passwd", "nothing.mp4", ".cut.json.partial", "stills"):
         with pytest.raises(NotFound):
             d.visits.cut_file(visit_id, bad)
@@ -235,6 +283,7 @@ def test_the_status_and_the_preview(driver: Driver) -> None:
         "cut_visit_id",
     }
     assert status["now_ns"] == d.recording.now_ns()
+    _start_visit(d)
     _start(d, 1.0)
     recording = d.recording.status()
     assert recording.started_ns is not None
@@ -246,6 +295,7 @@ def test_the_status_and_the_preview(driver: Driver) -> None:
 
 def test_a_tap_delayed_past_the_start_lands_on_the_first_frame(driver: Driver) -> None:
     d = driver
+    _start_visit(d)
     _start(d, 1.0)
     first = d.recording.status().started_ns
     assert first is not None
@@ -256,6 +306,7 @@ def test_a_tap_delayed_past_the_start_lands_on_the_first_frame(driver: Driver) -
 
 def test_a_tap_made_before_stop_and_sent_after_it_lands_in_its_take(driver: Driver) -> None:
     d = driver
+    _start_visit(d)
     take_id = _record(d, 2.0)
     d.advance(0.4)
     take = next(t for t in d.visits.takes(_open_visit(d)) if t.id == take_id)
@@ -275,7 +326,9 @@ def test_text_utf8_cannot_carry_is_refused(driver: Driver) -> None:
     with pytest.raises(ValueError, match="surrogate"):
         d.visits.set_labels(["Guiding", "Bad \ud800"])
     with pytest.raises(ValueError, match="surrogate"):
-        d.visits.start_visit("C-\udfff")
+        d.visits.start_visit("C-\udfff", consent())
+    assert d.visits.open_visit() is None
+    _start_visit(d)
     d.recording.start()
     d.settle()
     with pytest.raises(ValueError, match="surrogate"):
@@ -290,7 +343,7 @@ def test_the_audit_trail_records_the_visit_without_personal_data(driver: Driver)
     from kit.store.files import FileLayer
 
     d = driver
-    visit = d.visits.start_visit("C-1041 Smith family")
+    visit = d.visits.start_visit("C-1041 Smith family", consent())
     _record(d, 2.0, [(1.0, "tag0000001", "Guiding")])
     d.visits.update_tag("tag0000001", note="Mum waited for him")
     d.visits.delete_tag("tag0000001")
@@ -301,7 +354,7 @@ def test_the_audit_trail_records_the_visit_without_personal_data(driver: Driver)
     assert verdict.intact
     text = (d.data / "audit.log").read_text()
     entries = [json.loads(line) for line in text.splitlines()]
-    assert [e["kind"] for e in entries] == [
+    expected = [
         "visit.started",
         "recording.started",
         "tag.added",
@@ -310,7 +363,9 @@ def test_the_audit_trail_records_the_visit_without_personal_data(driver: Driver)
         "tag.deleted",
         "tag.restored",
         "visit.ended",
+        "visit.sealed",  # its final cut made, the kit forgets its key
     ]
+    assert [e["kind"] for e in entries] == expected
     assert entries[3]["details"]["state"] == "ready" and entries[3]["details"]["seconds"] >= 1.9
     assert entries[4]["details"]["changed"] == ["note"]
     for secret in ("Smith", "C-1041", "Guiding", "Mum waited"):

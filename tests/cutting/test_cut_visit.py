@@ -3,18 +3,22 @@
 One 20 s simulated take (real H.264 + AAC, a keyframe a second, frame numbers
 on every frame, a white frame and a beep every second) is recorded once for
 the module; the cut runs in its low-priority child process like the daemon's.
+``kit record``'s visit is encrypted and, once ended and cut, sealed: the test
+reads it as the organisation does, with its key, and measures plain copies.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
@@ -27,7 +31,9 @@ from kit.cutting.plan import CutRules, Window
 from kit.cutting.visit import CutResult, cut_visit
 from kit.hardware.sim.analysis import analyse_film
 from kit.hardware.sim.framecode import read_code
+from kit.model import Access
 from kit.store.store import Store
+from kit.testing.kits import consent_args, org_store, plain_copy, privacy_env
 
 pytestmark = pytest.mark.slow  # the take is recorded in real time (20 s)
 
@@ -58,18 +64,56 @@ def cut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, CutRe
         "360",
         "--data",
         str(root),
+        *consent_args("F-0042"),
         *TAG_ARGS,
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    env = {**os.environ, **privacy_env(root)}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, env=env)
     assert done.returncode == 0, done.stderr
-    store = Store(root)
+    assert "is sealed" in done.stdout, done.stdout  # its own visit: ended, cut, sealed
+    store = org_store(root)  # the organisation's key opens the sealed visit
     visit = store.db.visits()[0]
+    assert visit.access == Access.SEALED and visit.case_ref == "F-0042"
     guiding = next(t for t in store.db.tags_for_visit(visit.id) if t.label == "Guiding")
     store.db.update_tag(guiding.id, note=NOTE)
     progress: list[float] = []
     result = cut_visit(store, visit.id, RULES, progress.append)
     yield store, result, progress
     store.close()
+
+
+Plain = Callable[[str], Path]
+
+
+@pytest.fixture(scope="module")
+def plain(
+    cut: tuple[Store, CutResult, list[float]], tmp_path_factory: pytest.TempPathFactory
+) -> Plain:
+    """A plain copy of one of the cut's files, to open by path (PyAV, OTIO)."""
+    store = cut[0]
+    made: dict[str, Path] = {}
+
+    def copy(rel: str) -> Path:
+        if rel not in made:
+            made[rel] = plain_copy(store.files, rel, tmp_path_factory.mktemp("plain"))
+        return made[rel]
+
+    return copy
+
+
+def _text(store: Store, rel: str) -> str:
+    with store.files.read(rel) as f:
+        return f.read().decode("utf-8")
+
+
+def test_the_cut_is_encrypted_at_rest(cut: tuple[Store, CutResult, list[float]]) -> None:
+    store, result, _ = cut
+    assert result.film is not None and result.exports is not None
+    for rel in (result.film.path, result.exports.csv, result.stills[0].path):
+        with store.files.read(rel) as f:
+            head = f.read(4096)
+        assert head and head not in store.files.path(rel).read_bytes()
+    assert NOTE.encode() not in store.files.path(result.exports.csv).read_bytes()
 
 
 def _take_s(result: CutResult, ns: int) -> float:
@@ -98,10 +142,12 @@ def test_clips_follow_the_plan_within_a_keyframe_interval(
     assert result.peak_rss_bytes < 200 * 2**20
 
 
-def test_the_film_plays_the_right_frames_in_sync(cut: tuple[Store, CutResult, list[float]]) -> None:
-    store, result, _ = cut
+def test_the_film_plays_the_right_frames_in_sync(
+    cut: tuple[Store, CutResult, list[float]], plain: Plain
+) -> None:
+    _, result, _ = cut
     assert result.film is not None
-    path = store.files.path(result.film.path)
+    path = plain(result.film.path)
     report = analyse_film(path)
     assert report.numbers == [*range(30, 345), *range(420, 585)]
     assert report.video_duration_s == pytest.approx(16.0, abs=1e-3)
@@ -114,11 +160,11 @@ def test_the_film_plays_the_right_frames_in_sync(cut: tuple[Store, CutResult, li
 
 
 def test_timestamps_run_on_and_the_file_starts_fast(
-    cut: tuple[Store, CutResult, list[float]],
+    cut: tuple[Store, CutResult, list[float]], plain: Plain
 ) -> None:
-    store, result, _ = cut
+    _, result, _ = cut
     assert result.film is not None
-    path = store.files.path(result.film.path)
+    path = plain(result.film.path)
     with av.open(str(path)) as container:
         video = [p for p in container.demux(video=0) if p.pts is not None]
     pts = [p.pts for p in video]
@@ -134,25 +180,33 @@ def test_timestamps_run_on_and_the_file_starts_fast(
     assert boxes.index("moov") < boxes.index("mdat")
 
 
-def test_one_chapter_per_clip_titled_with_labels_and_note(
-    cut: tuple[Store, CutResult, list[float]],
+def test_one_chapter_per_clip_titled_with_its_labels_never_the_note(
+    cut: tuple[Store, CutResult, list[float]], plain: Plain
 ) -> None:
-    store, result, _ = cut
+    _, result, _ = cut
     assert result.film is not None
-    with av.open(str(store.files.path(result.film.path))) as container:
+    path = plain(result.film.path)
+    with av.open(str(path)) as container:
         chapters = container.chapters()
+        metadata = dict(container.metadata)
     titles = [c["metadata"]["title"] for c in chapters]
-    assert titles == [f"Guiding + better than usual: {NOTE}", "Receiving initiatives"]
+    assert titles == ["Guiding + better than usual", "Receiving initiatives"]
+    # The guider's note is private: not in the film the family watches, anywhere.
+    assert not any(NOTE in str(v) for c in chapters for v in c["metadata"].values())
+    assert not any(NOTE in str(v) for v in metadata.values())
+    assert NOTE.encode() not in path.read_bytes() and b"she waited" not in path.read_bytes()
     bounds = [(float(c["start"] * _base(c)), float(c["end"] * _base(c))) for c in chapters]
     assert bounds == [(0, 10.5), (10.5, 16)]
 
 
-def test_stills_show_the_frame_at_each_tag(cut: tuple[Store, CutResult, list[float]]) -> None:
-    store, result, _ = cut
+def test_stills_show_the_frame_at_each_tag(
+    cut: tuple[Store, CutResult, list[float]], plain: Plain
+) -> None:
+    _, result, _ = cut
     assert [s.number for s in result.stills] == [1, 2, 3]
     frames = []
     for still in result.stills:
-        with av.open(str(store.files.path(still.path))) as container:
+        with av.open(str(plain(still.path))) as container:
             frame = next(container.decode(video=0))
         assert (frame.width, frame.height) == (640, 360)
         luma = np.asarray(frame.to_ndarray(format="yuv420p"), dtype=np.uint8)[: frame.height]
@@ -162,7 +216,7 @@ def test_stills_show_the_frame_at_each_tag(cut: tuple[Store, CutResult, list[flo
     assert frames == [150, 285, 525]
     assert [s.film_ns for s in result.stills] == [4 * NS_PER_S, 8_500_000_000, 14 * NS_PER_S]
     assert result.contact_sheet is not None
-    with av.open(str(store.files.path(result.contact_sheet))) as container:
+    with av.open(str(plain(result.contact_sheet))) as container:
         sheet = next(container.decode(video=0))
     assert sheet.width > 3 * 400 and sheet.height > 200
 
@@ -171,7 +225,7 @@ def test_exports_read_back(cut: tuple[Store, CutResult, list[float]]) -> None:
     store, result, _ = cut
     exports = result.exports
     assert exports is not None and result.film is not None
-    timeline = otio.adapters.read_from_file(str(store.files.path(exports.otio)))
+    timeline = otio.adapters.read_from_string(_text(store, exports.otio), "otio_json")
     video_track = timeline.video_tracks()[0]
     assert len(video_track) == 2
     assert timeline.duration().to_seconds() == pytest.approx(16.0)
@@ -183,7 +237,8 @@ def test_exports_read_back(cut: tuple[Store, CutResult, list[float]]) -> None:
     media = store.files.path(exports.otio).parent / first.media_reference.target_url
     assert media.resolve().exists()
 
-    edl = store.files.path(exports.edl).read_text(encoding="ascii")
+    edl = _text(store, exports.edl)
+    assert edl.isascii()
     events = re.findall(
         r"^(\d{3})  (\S+)\s+(V|A)\s+C\s+(\S+) (\S+) (\S+) (\S+)$", edl, flags=re.MULTILINE
     )
@@ -196,22 +251,27 @@ def test_exports_read_back(cut: tuple[Store, CutResult, list[float]]) -> None:
     assert events[0][3:] == ("00:00:01:00", "00:00:11:15", "01:00:00:00", "01:00:10:15")
     assert events[2][5:] == ("01:00:10:15", "01:00:16:00")
     assert len(re.findall(r"^\* LOC: \d\d:\d\d:\d\d:\d\d YELLOW ", edl, flags=re.MULTILINE)) == 3
+    consent = re.search(r"^\* CONSENT: (.+)$", edl, flags=re.MULTILINE)
+    assert consent is not None and consent.group(1).startswith(
+        "given by parent for review, supervision, training; erase by "
+    )
 
-    rows = list(csv.DictReader(io.StringIO(store.files.path(exports.csv).read_text("utf-8"))))
+    rows = list(csv.DictReader(io.StringIO(_text(store, exports.csv))))
     assert [r["label"] for r in rows] == ["Guiding", "better than usual", "Receiving initiatives"]
     assert rows[0]["note"] == NOTE
     assert [r["take_time_s"] for r in rows] == ["5.000", "9.500", "17.500"]
     assert [r["film_time_s"] for r in rows] == ["4.000", "8.500", "14.000"]
 
-    vtt = store.files.path(exports.vtt).read_text("utf-8")
+    vtt = _text(store, exports.vtt)
     assert vtt.startswith("WEBVTT\n\n")
     cues = re.findall(
         r"^(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(.+)$", vtt, flags=re.MULTILINE
     )
     assert cues == [
-        ("00:00:00.000", "00:00:10.500", f"Guiding + better than usual: {NOTE}"),
+        ("00:00:00.000", "00:00:10.500", "Guiding + better than usual"),
         ("00:00:10.500", "00:00:16.000", "Receiving initiatives"),
     ]
+    assert "she waited" not in vtt  # chapters carry labels only: the note stays private
 
 
 def _base(chapter: Any) -> Fraction:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from fractions import Fraction
 
@@ -21,6 +22,7 @@ T0 = 777 * S
 SOURCE_1 = Source("take-a", 1, "visits/s/takes/take-a/take.mp4", T0)
 SOURCE_2 = Source("take-b", 2, "visits/s/takes/take-b/take.mp4", T0 + 100 * S)
 CUT_DIR = "visits/s/cut"
+CONSENT = {"given_by": "carer", "purposes": ["review", "training"], "erase_by": "2027-01-31"}
 
 
 def _tag(tag_id: str, source: Source, at_s: float, label: str, note: str = "") -> Tag:
@@ -70,15 +72,20 @@ FILM = Film(
 
 def test_otio_timeline_reads_back_with_markers() -> None:
     text = otio_timeline(
-        FILM, CUT_DIR, title="Visit ★", take_durations_ns={"take-a": 60 * S, "take-b": 40 * S}
+        FILM,
+        CUT_DIR,
+        title="Visit ★",
+        take_durations_ns={"take-a": 60 * S, "take-b": 40 * S},
+        consent=CONSENT,
     )
     timeline = otio.adapters.read_from_string(text, "otio_json")
     assert timeline.name == "Visit ★"
+    assert json.loads(text)["metadata"]["kit"]["consent"] == CONSENT
     assert timeline.duration().to_seconds() == pytest.approx(24.5)
     video, audio = timeline.video_tracks()[0], timeline.audio_tracks()[0]
     assert len(video) == len(audio) == 2
     first, second = video
-    assert first.name == "Guiding + better than usual ★: =SUM(A1) <b>bold</b> & more"
+    assert first.name == "Guiding + better than usual ★"  # the labels: notes are markers
     assert first.source_range == otio.opentime.TimeRange(
         otio.opentime.RationalTime(120, 30), otio.opentime.RationalTime(405, 30)
     )
@@ -95,10 +102,16 @@ def test_otio_timeline_reads_back_with_markers() -> None:
 
 
 def test_edl_is_cmx_3600_with_locators() -> None:
-    text = edl(FILM, CUT_DIR, title="Visit ★")
+    text = edl(FILM, CUT_DIR, title="Visit ★", consent=CONSENT)
     assert text.isascii()
     lines = text.splitlines()
-    assert lines[:3] == ["TITLE: Visit *", "FCM: NON-DROP FRAME", ""]
+    assert lines[:4] == [
+        "TITLE: Visit *",
+        "FCM: NON-DROP FRAME",
+        "* CONSENT: given by carer for review, training; erase by 2027-01-31",
+        "",
+    ]
+    assert "* CONSENT: no consent record" in edl(FILM, CUT_DIR).splitlines()
     event = re.compile(
         r"^(\d{3})  (.{8}) (.{5}) C        (\d\d:\d\d:\d\d:\d\d) (\d\d:\d\d:\d\d:\d\d) "
         r"(\d\d:\d\d:\d\d:\d\d) (\d\d:\d\d:\d\d:\d\d)$"
@@ -119,6 +132,7 @@ def test_edl_is_cmx_3600_with_locators() -> None:
         "* LOC: 01:00:21:15 YELLOW  Etre attentif - l'enfant --> sourit",
     ]
     assert "* FROM CLIP NAME: ../takes/take-b/take.mp4" in lines
+    assert "* COMMENT: Guiding + better than usual *" in lines  # the clip: labels only
 
 
 def test_csv_lists_every_tag_and_defuses_formulas() -> None:
@@ -133,15 +147,16 @@ def test_csv_lists_every_tag_and_defuses_formulas() -> None:
     assert rows[3]["take_time_s"] == "500.000"
 
 
-def test_webvtt_chapters_follow_the_film() -> None:
+def test_webvtt_chapters_follow_the_film_titled_with_labels_only() -> None:
     text = webvtt_chapters(FILM)
     assert text.startswith("WEBVTT\n\n")
     blocks = text.strip().split("\n\n")[1:]
     assert blocks == [
-        "1\n00:00:00.000 --> 00:00:13.500\n"
-        "Guiding + better than usual ★: =SUM(A1) &lt;b&gt;bold&lt;/b&gt; &amp; more",
-        "2\n00:00:13.500 --> 00:00:24.500\nÊtre attentif: l'enfant --&gt; sourit",
+        "1\n00:00:00.000 --> 00:00:13.500\nGuiding + better than usual ★",
+        "2\n00:00:13.500 --> 00:00:24.500\nÊtre attentif",
     ]
+    # The chapters play with the film: the guider's notes are private, never in them.
+    assert "SUM" not in text and "sourit" not in text
 
 
 def test_timecode() -> None:

@@ -53,7 +53,8 @@ def test_overlapping_and_touching_clips_merge_with_all_their_labels() -> None:
     assert [span_s(c) for c in plan.clips] == [(8.0, 16.0), (28.0, 31.0)]
     first = plan.clips[0]
     assert first.labels == ("A", "B")
-    assert first.title == "A + B: first; again"
+    assert first.notes == ("first", "again")
+    assert first.title == "A + B"  # labels only: the guider's notes are private
     assert plan.clips[1].title == "C"
 
 

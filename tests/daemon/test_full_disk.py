@@ -16,7 +16,10 @@ import pytest
 from kit.config import load_config
 from kit.daemon.storage import StorageGuard
 from kit.hardware.sim.analysis import analyse_film
+from kit.store import layout
+from kit.testing.kits import org_store, plain_copy, start_visit
 from kit.testing.launch import KitProcess, stored_takes
+from kit.testing.phone import HttpPhone
 from kit.testing.systemd import FakeSystemd, notified
 
 MB = 1 << 20
@@ -53,8 +56,8 @@ def _set_free(card: Path, filler: Path, guard: StorageGuard, minutes: float) -> 
         os.fsync(f.fileno())
 
 
-def _mp4(data: Path, take: tuple[str, str, str]) -> Path:
-    return data / "visits" / take[1] / "takes" / take[0] / "take.mp4"
+def _mp4(take: tuple[str, str, str]) -> str:
+    return layout.take_mp4(layout.take_dir(take[1], take[0]))
 
 
 @pytest.mark.slow
@@ -75,12 +78,14 @@ def test_guard_refuses_then_stops_cleanly_and_keeps_everything(card: Path, tmp_p
 
     try:
         systemd.wait_for("READY=1", timeout=60)
+        running = kit.wait_ready()
+        start_visit(HttpPhone(running.url, running.code))
         # 1. An earlier take, with room to spare.
         press_and_wait("recording")
         time.sleep(2)
         press_and_wait("idle", timeout=30)
         first = stored_takes(data)[0]
-        before = hashlib.sha256(_mp4(data, first).read_bytes()).hexdigest()
+        before = hashlib.sha256((data / _mp4(first)).read_bytes()).hexdigest()
 
         # 2. Below the start floor: no take starts, and the kit says why.
         _set_free(card, filler, guard, minutes=0.8)
@@ -116,8 +121,14 @@ def test_guard_refuses_then_stops_cleanly_and_keeps_everything(card: Path, tmp_p
     assert code in (0, 1), out[-3000:]
     takes = stored_takes(data)
     assert [t[2] for t in takes] == ["ready", "ready"], out[-3000:]
-    assert hashlib.sha256(_mp4(data, first).read_bytes()).hexdigest() == before
-    report = analyse_film(_mp4(data, takes[1]))
+    assert hashlib.sha256((data / _mp4(first)).read_bytes()).hexdigest() == before
+    filler.unlink()  # room for the database's journal: the organisation reads the take
+    store = org_store(data)
+    try:
+        film = plain_copy(store.files, _mp4(takes[1]), tmp_path / "plain")
+    finally:
+        store.close()
+    report = analyse_film(film)
     assert len(report.frames) >= 30
     assert report.numbers == list(range(len(report.frames)))
     assert report.max_abs_offset_s <= 0.005

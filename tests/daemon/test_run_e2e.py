@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from kit.hardware.sim.analysis import analyse_film
+from kit.store import layout
+from kit.testing.kits import org_store, plain_copy, start_visit
 from kit.testing.launch import KitProcess, stored_takes
+from kit.testing.phone import HttpPhone
 from kit.testing.systemd import FakeSystemd, notified
 
 
@@ -19,6 +22,18 @@ def systemd(tmp_path: Path) -> Iterator[FakeSystemd]:
     fake = FakeSystemd(tmp_path / "notify.sock")
     yield fake
     fake.close()
+
+
+def _wait_for_status_saying(systemd: FakeSystemd, text: str, timeout: float, after: float) -> str:
+    """The first STATUS= message (at or after ``after``) that says ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        systemd.pump()
+        for at, line in systemd.messages:
+            if at >= after and line.startswith("STATUS=") and text in line:
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"no STATUS saying {text!r} in {timeout} s: {systemd.messages[-10:]}")
 
 
 @pytest.mark.slow
@@ -36,6 +51,15 @@ def test_ready_watchdog_button_and_sigterm_mid_take(tmp_path: Path, systemd: Fak
         systemd.pump()
         assert systemd.count("WATCHDOG=1", after=ready) >= 3
 
+        # No visit open: the button records nothing, and the status says why.
+        pressed = time.monotonic()
+        kit.signal(signal.SIGUSR1)
+        status = _wait_for_status_saying(systemd, "no visit is open", timeout=10, after=pressed)
+        assert status.startswith("STATUS=idle") and "the family's consent" in status
+        assert stored_takes(data) == []
+
+        running = kit.wait_ready()
+        visit = start_visit(HttpPhone(running.url, running.code), "F-0042")
         pressed = time.monotonic()
         kit.signal(signal.SIGUSR1)  # press: start
         systemd.wait_for("STATUS=recording", timeout=10, after=pressed)
@@ -59,10 +83,16 @@ def test_ready_watchdog_button_and_sigterm_mid_take(tmp_path: Path, systemd: Fak
 
     takes = stored_takes(data)
     assert [t[2] for t in takes] == ["ready", "ready"]
-    for take_id, visit_id, _ in takes:
-        mp4 = data / "visits" / visit_id / "takes" / take_id / "take.mp4"
-        report = analyse_film(mp4)
-        assert len(report.frames) >= 45  # ~2 s or more of 30 fps
-        assert report.numbers == list(range(len(report.frames)))
-        assert report.unmatched_white_s == []
-        assert report.max_abs_offset_s <= 0.005
+    assert {t[1] for t in takes} == {visit["id"]}
+    store = org_store(data)  # the takes are encrypted at rest: measured from plain copies
+    try:
+        for take_id, visit_id, _ in takes:
+            rel = layout.take_mp4(layout.take_dir(visit_id, take_id))
+            assert b"ftyp" not in store.files.path(rel).read_bytes()[:64]
+            report = analyse_film(plain_copy(store.files, rel, tmp_path / "plain" / take_id))
+            assert len(report.frames) >= 45  # ~2 s or more of 30 fps
+            assert report.numbers == list(range(len(report.frames)))
+            assert report.unmatched_white_s == []
+            assert report.max_abs_offset_s <= 0.005
+    finally:
+        store.close()

@@ -14,6 +14,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from kit.clock import NS_PER_S, FakeClock
+from kit.crypto.keyring import Keyring
 from kit.cutting.plan import CutRules
 from kit.daemon.api import State
 from kit.daemon.events import EventLog
@@ -25,13 +26,16 @@ from kit.daemon.worker import Worker
 from kit.errors import HardwareError, NotFound, StateError, StorageFull
 from kit.hardware.camera import VideoFormat
 from kit.hardware.microphone import AudioFormat
-from kit.model import DEFAULT_LABELS, Take, TakeState
+from kit.model import DEFAULT_LABELS, Take, TakeState, Visit
 from kit.recording.takes import Finished
+from kit.store import layout
 from kit.store.database import Database
 from kit.store.files import FileLayer
+from kit.testing.privacy import consent, org_key
 from kit.visits.library import Library
 
 BUTTON, LED = 17, 27
+NO_VISIT = "no visit is open: start one on the phone, with the family's consent"
 MB = 1_000_000
 RATES = RecordingRates(raw_bytes_per_s=MB, mp4_bytes_per_s=MB)  # 1 MB/s each, 2 MB/s peak
 PLENTY = 10_000 * MB  # ~83 minutes
@@ -64,6 +68,16 @@ class FakeTakes:
             raise self.fail_stop
         error = "mux failed" if self.finalise_to == TakeState.FAILED else ""
         return Finished(self.db.update_take(take.id, state=self.finalise_to, error=error), None)
+
+    def trim(self, take_id: str) -> Take:
+        """A discard: the take is cut short where the library says (all of it: discarded)."""
+        take = self.db.take(take_id)
+        until, first = take.keep_until_ns, take.first_frame_ns or 0
+        if until is None:
+            return take
+        if until <= first:
+            return self.db.update_take(take_id, state=TakeState.DISCARDED)
+        return self.db.update_take(take_id, end_ns=min(until, take.end_ns or until))
 
 
 @dataclass
@@ -117,6 +131,10 @@ class Kit:
     free: list[int]
     cutter: FakeCutter | None
 
+    def open_visit(self, case_ref: str = "C-1") -> Visit:
+        """Start a visit with the family's consent (as the phone does), to record into."""
+        return self.library.start_visit(case_ref, consent())
+
     def press(self) -> None:
         pin = self.factory.pin(BUTTON)
         pin.drive_low()
@@ -134,9 +152,13 @@ class Kit:
         return self.daemon.state
 
 
-def _kit(tmp_path: Path, *, cutter: bool = False, free: int = PLENTY) -> Iterator[Kit]:
+def _kit(
+    tmp_path: Path, *, cutter: bool = False, free: int = PLENTY, visit: bool = True
+) -> Iterator[Kit]:
+    """The worker with fakes around it; ``visit``: a consented visit is open to record into."""
     clock = FakeClock()
-    db = Database(tmp_path / "kit.db")
+    keyring = Keyring()
+    db = Database(tmp_path / "kit.db", keyring.get)
     takes = FakeTakes(db)
     recorder = FakeRecorder()
     factory = MockFactory(pin_class=MockPWMPin)
@@ -147,13 +169,15 @@ def _kit(tmp_path: Path, *, cutter: bool = False, free: int = PLENTY) -> Iterato
     events = EventLog(capacity=5000)
     library = Library(
         db,
-        FileLayer(tmp_path),
+        FileLayer(tmp_path, keyring.get),
         events,
         clock,
         wall=WallClock(clock, system_time_ns=lambda: 0),
         boot_id="boot",
         cut_rules=CutRules(),
         on_cut_due=lambda: holder[0].post(CutDue()) if holder else None,
+        keyring=keyring,
+        recipients=(org_key().public,),
     )
     daemon = Worker(
         clock=clock,
@@ -171,7 +195,10 @@ def _kit(tmp_path: Path, *, cutter: bool = False, free: int = PLENTY) -> Iterato
         boot_id="boot",
     )
     holder.append(daemon)
-    yield Kit(daemon, library, clock, takes, recorder, factory, panel, free_box, fake_cutter)
+    made = Kit(daemon, library, clock, takes, recorder, factory, panel, free_box, fake_cutter)
+    if visit:
+        made.open_visit()
+    yield made
     panel.close()
     db.close()
 
@@ -184,6 +211,12 @@ def kit(tmp_path: Path) -> Iterator[Kit]:
 @pytest.fixture
 def cutting_kit(tmp_path: Path) -> Iterator[Kit]:
     yield from _kit(tmp_path, cutter=True)
+
+
+@pytest.fixture
+def bare_kit(tmp_path: Path) -> Iterator[Kit]:
+    """No visit open yet."""
+    yield from _kit(tmp_path, visit=False)
 
 
 def _kinds(kit: Kit) -> list[str]:
@@ -448,10 +481,14 @@ def test_cut_files_and_moves_are_checked(kit: Kit, tmp_path: Path) -> None:
     for bad in ("../../kit.db", "/etc/passwd", "nothing.mp4", ".cut.json.partial"):
         with pytest.raises(NotFound):
             kit.library.cut_file(tag.visit_id, bad)
-    cut = tmp_path / "visits" / tag.visit_id / "cut"
-    cut.mkdir(parents=True)
-    (cut / "rough-cut.mp4").write_bytes(b"film")
-    assert kit.library.cut_file(tag.visit_id, "rough-cut.mp4").read_bytes() == b"film"
+    files = kit.library.files
+    files.makedirs(layout.cut_dir(tag.visit_id))
+    with files.replace(layout.in_cut(tag.visit_id, layout.FILM)) as f:
+        f.write(b"film")
+    assert files.path(layout.in_cut(tag.visit_id, layout.FILM)).read_bytes() != b"film"
+    media = kit.library.cut_file(tag.visit_id, "rough-cut.mp4")
+    with media.file:
+        assert media.file.read() == b"film" and media.size == 4  # decrypted as it is read
 
 
 def test_the_status_names_the_visit_being_cut(cutting_kit: Kit) -> None:
@@ -467,31 +504,53 @@ def test_the_status_names_the_visit_being_cut(cutting_kit: Kit) -> None:
     assert kit.daemon.status().as_json()["cut_visit_id"] is None
 
 
-def test_the_button_opens_a_visit_and_records_only_into_an_open_one(kit: Kit) -> None:
+def _refusals(kit: Kit) -> list[str]:
+    return [str(e.data["reason"]) for e in kit.daemon.events.since(0) if e.kind == "refused"]
+
+
+def test_the_button_records_only_into_an_open_visit_with_consent(bare_kit: Kit) -> None:
+    kit = bare_kit
     assert kit.library.open_visit() is None
+    kit.press()  # no visit: the button opens none (the family has not consented)
+    kit.run()
+    assert kit.state() == State.IDLE and kit.takes.started == []
+    assert kit.library.open_visit() is None and kit.library.visits() == []
+    assert kit.daemon.status().error == NO_VISIT and _refusals(kit) == [NO_VISIT]
+    first = kit.open_visit("C-1041")
     kit.press()
     kit.run()
-    first = kit.library.open_visit()
-    assert first is not None and first.case_ref == "Visit 1"
+    assert kit.state() == State.RECORDING and kit.daemon.status().error == ""
     assert kit.daemon.status().visit_id == first.id
     kit.clock.advance(2 * NS_PER_S)
     kit.press()
     kit.run()
     kit.library.end_visit(first.id)
-    kit.press()  # the visit has ended: the take goes into a new one
+    kit.press()  # the visit has ended: refused again, not recorded into a new one
     kit.run()
-    second = kit.library.open_visit()
-    assert second is not None and second.id != first.id and second.case_ref == "Visit 2"
-    assert [t.visit_id for t in (kit.takes.db.take("take1"), kit.takes.db.take("take2"))] == [
-        first.id,
-        second.id,
-    ]
+    assert kit.state() == State.IDLE and kit.takes.started == ["take1"]
+    assert kit.library.open_visit() is None and kit.daemon.status().error == NO_VISIT
+    assert kit.takes.db.take("take1").visit_id == first.id
+    assert [v.id for v in kit.library.visits()] == [first.id]
+
+
+def test_a_visit_without_consent_is_not_recorded_into(bare_kit: Kit) -> None:
+    kit = bare_kit
+    # A visit stored below the library, with no consent record (as before the consent form).
+    kit.library.db.add_visit(
+        Visit(id="oldvisit0001", case_ref="C-9", started_ns=0, boot_id="b", started_wall="")
+    )
+    kit.daemon.start("phone")
+    kit.run()
+    assert kit.state() == State.IDLE and kit.takes.started == []
+    assert "no consent record" in kit.daemon.status().error
+    assert len(_refusals(kit)) == 1
 
 
 def test_a_cut_left_undone_is_made_when_the_kit_starts(cutting_kit: Kit) -> None:
     kit = cutting_kit
     assert kit.cutter is not None
-    visit = kit.library.start_visit("C-7")
+    visit = kit.library.open_visit()
+    assert visit is not None
     kit.takes.db.add_take(visit.id, "old", "boot")
     kit.takes.db.update_take("old", state=TakeState.READY, first_frame_ns=0, end_ns=NS_PER_S)
     kit.daemon.begin()  # as after a restart: a ready take, no film
@@ -546,3 +605,21 @@ def test_a_hundred_recut_requests_make_one_more_cut(cutting_kit: Kit) -> None:
     kit.cutter.calls[1][2]("")
     kit.run()
     assert len(kit.cutter.calls) == 2 and kit.state() == State.IDLE
+
+
+def test_a_discard_stops_the_take_and_destroys_its_last_minute_or_all_of_it(kit: Kit) -> None:
+    kit.press()
+    kit.run()
+    kit.recorder.first_frame_ns = first = kit.clock.now()
+    kit.clock.advance(90 * NS_PER_S)
+    kit.daemon.discard("button")  # the last 60 s (privacy.discard_s) of the take recording
+    kit.run()
+    assert kit.state() == State.IDLE
+    take = kit.takes.db.take("take1")
+    assert take.keep_until_ns == first + 30 * NS_PER_S
+    kit.daemon.discard("phone", whole=True)  # then all of it: the take that ended last
+    kit.run()
+    assert kit.takes.db.take("take1").state == TakeState.DISCARDED
+    kit.daemon.discard("phone")  # nothing left to discard
+    kit.run()
+    assert _refusals(kit)[-1] == "there is no take to discard"

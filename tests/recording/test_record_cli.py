@@ -1,8 +1,13 @@
-"""Acceptance: `kit record --simulate` makes a 60 s film in sync, measured from the file."""
+"""Acceptance: `kit record --simulate` makes a 60 s film in sync, measured from the file.
+
+The film is encrypted at rest and its visit sealed once recorded: the organisation
+opens it with `kit decrypt` and its private key, and the test measures what that gives.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +16,8 @@ from typing import Any
 import pytest
 
 from kit.hardware.sim.analysis import analyse_film
+from kit.testing.kits import consent_args, privacy_env
+from kit.testing.privacy import org_key, org_key_file
 
 KIT = [sys.executable, "-m", "kit"]
 
@@ -33,6 +40,11 @@ def test_sixty_seconds_in_sync_with_skew_and_latency(tmp_path: Path) -> None:
         "slow mic": ["--sim-mic-skew-ppm", "-300"],
         "late mic": ["--sim-mic-latency-ms", "200"],
     }
+    data = {name: tmp_path / str(i) for i, name in enumerate(variants)}
+    # Keys in a RAM dir of each kit's own; the organisation's public key on the command line.
+    env = {name: {**os.environ, **privacy_env(data[name])} for name in variants}
+    for name in variants:
+        del env[name]["KIT_PRIVACY_RECIPIENTS"]
     # The three takes record at once: 60 s of real time, not 180.
     procs = {
         name: subprocess.Popen(
@@ -43,20 +55,37 @@ def test_sixty_seconds_in_sync_with_skew_and_latency(tmp_path: Path) -> None:
                 "--seconds",
                 "60",
                 "--data",
-                str(tmp_path / str(i)),
+                str(data[name]),
+                *consent_args(f"F-{i:04d}"),
+                "--recipient",
+                org_key().public,
                 *extra,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=env[name],
         )
         for i, (name, extra) in enumerate(variants.items())
     }
+    key = org_key_file(tmp_path)
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, f"{name}: {err[-2000:]}"
-        path = Path(out.strip().splitlines()[-1])
-        assert path.is_file() and path.suffix == ".mp4", name
+        assert "is sealed" in out, f"{name}: {out}"
+        sealed = Path(out.strip().splitlines()[-1])
+        assert sealed.is_file() and sealed.suffix == ".mp4", name
+        assert b"moov" not in sealed.read_bytes()[:4096], name  # encrypted at rest
+        plain = tmp_path / f"plain-{name}"
+        subprocess.run(
+            [*KIT, "decrypt", str(data[name]), "--key", str(key), "--out", str(plain)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        path = plain / sealed.relative_to(data[name].resolve())
+        assert path.is_file(), name
 
         probe = _ffprobe(path)
         streams = {s["codec_type"]: s for s in probe["streams"]}
@@ -64,7 +93,7 @@ def test_sixty_seconds_in_sync_with_skew_and_latency(tmp_path: Path) -> None:
         assert streams["audio"]["codec_name"] == "aac", name
         assert (streams["video"]["width"], streams["video"]["height"]) == (1280, 720)
         assert streams["video"]["r_frame_rate"] == "30/1", name
-        assert int(streams["video"]["nb_frames"]) == 1800, name
+        assert int(streams["video"]["nb_frames"]) == 1800, (name, out)
         assert float(probe["format"]["duration"]) == pytest.approx(60, abs=0.5), name
         # faststart: the index comes before the media data
         head = path.read_bytes()[:4096]

@@ -19,7 +19,8 @@ from kit.recording.recorder import TakeRecorder
 from kit.recording.takes import Finaliser
 from kit.store import layout
 from kit.store.store import Store
-from kit.testing.kits import real_kit
+from kit.testing.kits import plain_copy, real_kit
+from kit.testing.privacy import consent
 
 SMALL = Config().camera.__class__(width=320, height=240, fps=30, bitrate=400_000)
 
@@ -43,9 +44,11 @@ def _assert_in_sync(path: Path, frames: int, missing_beeps: tuple[float, ...] = 
 
 @pytest.mark.parametrize(("skew", "latency"), [(300.0, 0.0), (-300.0, 0.0), (0.0, 200.0)])
 def test_recorded_take_is_in_sync(tmp_path: Path, skew: float, latency: float) -> None:
-    kit = real_kit(tmp_path, hardware=_hardware(skew, latency), cutting=Cutting.NONE)
+    kit = real_kit(tmp_path / "data", hardware=_hardware(skew, latency), cutting=Cutting.NONE)
     store = kit.store
-    result = record_take(kit, seconds=4, tags=[TagAt(1.5, "Guiding")])
+    result = record_take(
+        kit, seconds=4, tags=[TagAt(1.5, "Guiding")], case_ref="F-0001", consent=consent()
+    )
     take = result.take
     assert take.state == TakeState.READY
     assert take.video_frames == 120
@@ -57,9 +60,14 @@ def test_recorded_take_is_in_sync(tmp_path: Path, skew: float, latency: float) -
     assert not store.files.exists(layout.raw_audio(directory))
     assert take.first_frame_ns is not None
     assert [t.at_ns - take.first_frame_ns for t in result.tags] == [1_500_000_000]
-    assert result.visit.state == VisitState.ENDED and result.visit.case_ref == "Visit 1"
+    assert result.visit.state == VisitState.ENDED and result.visit.case_ref == "F-0001"
+    # The take is encrypted at rest: measured from a plain copy read through the store.
+    assert result.mp4 == str(store.files.path(result.mp4_rel))
+    assert b"ftyp" not in Path(result.mp4).read_bytes()[:64]
+    plain = plain_copy(store.files, result.mp4_rel, tmp_path / "plain")
+    kit.close()
     # A mic that starts 200 ms late misses the beep at 0 s; the rest must be there.
-    _assert_in_sync(Path(result.mp4), 120, missing_beeps=(0.0,) if latency else ())
+    _assert_in_sync(plain, 120, missing_beeps=(0.0,) if latency else ())
 
 
 class GappyMicrophone:
@@ -102,8 +110,11 @@ class GappyMicrophone:
 def test_lost_audio_becomes_silence_not_a_shift(tmp_path: Path) -> None:
     hw = _hardware(skew=200)
     gappy = Hardware(hw.camera, GappyMicrophone(hw.microphone, 1.2, 0.5), True)
-    result = record_take(real_kit(tmp_path, hardware=gappy, cutting=Cutting.NONE), seconds=4)
-    report = analyse_film(Path(result.mp4))
+    kit = real_kit(tmp_path / "data", hardware=gappy, cutting=Cutting.NONE)
+    result = record_take(kit, seconds=4, case_ref="F-0001", consent=consent())
+    plain = plain_copy(kit.store.files, result.mp4_rel, tmp_path / "plain")
+    kit.close()
+    report = analyse_film(plain)
     assert report.max_abs_offset_s <= 0.005, report.offsets_s
     assert len(report.onsets_s) == 4  # nothing was lost around a beep
 

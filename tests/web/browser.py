@@ -123,6 +123,20 @@ def hold(page: Any, selector: str, seconds: float) -> None:
     cdp.detach()
 
 
+def fill_consent(
+    page: Any,
+    case_ref: str = "C-1041",
+    given_by: str = "parent",
+    purposes: tuple[str, ...] = ("review", "supervision"),
+) -> None:
+    """Fill the start-visit sheet as a guider would: the case reference, who consented, and
+    a tap on each purpose the family agreed to (the erase-by date as the kit suggests)."""
+    page.locator("#visit-case-ref").fill(case_ref)
+    page.locator("#consent-by").select_option(given_by)
+    for purpose in purposes:
+        page.locator(f'label.check:has(input[value="{purpose}"])').tap()
+
+
 def check_layout(page: Any) -> None:
     """One-thumb rules: every visible control >= 48 px tall, tag buttons in the lower half."""
     sizes = page.evaluate(
@@ -178,9 +192,26 @@ def whole_flow(
     expect(page.locator("#meter-text")).to_contain_text("mic")
     shots(page, "home-preview")
 
+    # No visit is open: Record asks for the family's consent first, and records once given.
     page.locator("#record").tap()
+    expect(page.locator("#visit-sheet")).to_be_visible()
+    expect(page.locator("#visit-save")).to_have_text("Start visit and record")
+    expect(page.locator("#home")).to_have_attribute("data-state", "idle")
+    suggested = page.evaluate(
+        "async () => (await (await fetch('/api/consent', {cache: 'no-store'})).json()).erase_by"
+    )
+    assert suggested, "the kit knows today's date from the phone: it suggests an erase-by date"
+    expect(page.locator("#consent-erase")).to_have_value(suggested)
+    fill_consent(page)
+    shots(page, "consent")
+    page.locator("#visit-save").tap()
     expect(page.locator("#home")).to_have_attribute("data-state", "recording")
     expect(page.locator("#pad button.tag")).to_have_count(7)
+    expect(page.locator("#consent-rec")).to_have_text(
+        re.compile(
+            r"^C-1041 · Consent: parent · review, supervision · erase by \d{1,2} \w{3} \d{4}$"
+        )
+    )
     expect(page.locator("#meter-text")).to_contain_text("dB")  # the microphone is live
     check_layout(page)
     shots(page, "recording")

@@ -3,6 +3,7 @@ paired test clients."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,11 @@ def phone_times() -> list[float]:
 
 @pytest.fixture
 def app(kit: FakeKit, pairing: PairingStore, phone_times: list[float]) -> Flask:
-    return kit.app(
-        pairing, {"TESTING": True, "KIT_HEARTBEAT_S": 0.05}, on_phone_time=phone_times.append
-    )
+    def phone_time(unix_s: float) -> None:
+        phone_times.append(unix_s)
+        kit.wall.set_from_phone(unix_s)  # as the daemon: the kit learns the date from phones
+
+    return kit.app(pairing, {"TESTING": True, "KIT_HEARTBEAT_S": 0.05}, on_phone_time=phone_time)
 
 
 @pytest.fixture
@@ -101,7 +104,7 @@ def pair(app: Flask, pairing: PairingStore, name: str = "Sam") -> Phone:
     client = app.test_client()
     r = client.post(
         "/api/pair",
-        json={"code": pairing.code, "name": name, "phone_time_ms": 1_760_000_000_000},
+        json={"code": pairing.code, "name": name, "phone_time_ms": round(time.time() * 1000)},
         headers={"X-Kit-Pairing": "1"},
     )
     assert r.status_code == 201, r.json

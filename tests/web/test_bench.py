@@ -23,6 +23,7 @@ def test_the_bench_runs_against_the_fake_kit(tmp_path: Path) -> None:
     pairing = PairingStore(tmp_path / "pairing.db")
     frames = [b"\xff\xd8one\xff\xd9", b"\xff\xd8two\xff\xd9"]
     kit = FakeKit(tmp_path / "data", MonotonicClock(), preview=frames)
+    kit.open_visit()  # the bench records into the open visit (it needs the family's consent)
     result = serve_and_run(
         kit.recording, kit.visits, pairing, phones=3, taps=4, interval_s=0.02, preview_fps=20.0
     )

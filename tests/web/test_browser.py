@@ -4,6 +4,7 @@ waitress in a thread, with the fake kit. Screenshots go to test-artifacts/web/."
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from tests.web.browser import (
     PHONE,
     Shots,
     check_layout,
+    fill_consent,
     tap_label,
     watch_errors,
     whole_flow,
@@ -84,6 +86,7 @@ def test_two_phones_see_the_same_tags_live(browser: Any, kit: Kit) -> None:
     from playwright.sync_api import expect
 
     shots = Shots("two-phones")
+    kit.kit.open_visit("C-1041")
     a = _paired_page(browser, kit)
     b = _paired_page(browser, kit)
     errors = watch_errors(a) + watch_errors(b)
@@ -108,6 +111,7 @@ def test_two_phones_see_the_same_tags_live(browser: Any, kit: Kit) -> None:
 def test_a_page_that_wakes_up_resyncs(browser: Any, kit: Kit) -> None:
     from playwright.sync_api import expect
 
+    kit.kit.open_visit()
     page = _paired_page(browser, kit)
     page.locator("#record").tap()
     expect(page.locator("#pad button.tag")).to_have_count(7)
@@ -180,10 +184,13 @@ VIEWPORTS = [(390, 844), (844, 390), (320, 568)]
 
 
 def _visible_controls_fit(page: Any) -> None:
-    """Every visible control at least 44 px each way, on screen; no sideways scrolling."""
+    """Every visible control at least 44 px each way, on screen; no sideways scrolling.
+
+    A checkbox is tapped through its label (the whole row), so the label is measured."""
     boxes = page.evaluate(
-        """() => Array.from(document.querySelectorAll('button, a.btn, input'))
+        """() => Array.from(document.querySelectorAll('button, a.btn, input, select'))
             .filter(e => e.offsetParent !== null && !e.closest('[hidden]'))
+            .map(e => e.type === 'checkbox' && e.closest('label') ? e.closest('label') : e)
             .map(e => { const r = e.getBoundingClientRect();
                         return [e.id || e.className, r.width, r.height, r.left, r.right]; })"""
     )
@@ -208,14 +215,27 @@ def test_the_visit_bar_starts_names_and_ends_a_visit(
     shots(page, "no-visit")
     page.locator("#visit-start").tap()
     expect(page.locator("#visit-sheet")).to_be_visible()
-    page.locator("#visit-case-ref").fill("C-1041")
+    expect(page.locator("#visit-save")).to_have_text("Start visit")
+    expect(page.locator("#consent-fields")).to_be_visible()
+    # Nothing is ticked for the guider: consent is what the family said, not a default.
+    assert page.locator("#consent-purposes input:checked").count() == 0
+    fill_consent(page, "C-1041", "guardian", ("review", "training"))
     _visible_controls_fit(page)
     shots(page, "start-sheet")
+    page.locator("#visit-save").scroll_into_view_if_needed()
+    _sheet_buttons_on_screen(page)
+    shots(page, "start-sheet-buttons")
     page.locator("#visit-save").tap()
     expect(page.locator("#visit-ref")).to_have_text("C-1041")
     expect(page.locator("#visit-sub")).to_contain_text("0 takes")
+    expect(page.locator("#consent-line")).to_contain_text(
+        "Consent: guardian · review, training · erase by"
+    )
     visit = kit.kit.visits.open_visit()
     assert visit is not None and visit.case_ref == "C-1041"
+    assert visit.consent is not None
+    assert visit.consent.as_json()["purposes"] == ["review", "training"]
+    assert visit.consent.given_by == "guardian"
     # A take recorded from elsewhere (the button) shows up in the bar.
     kit.kit.recording.start()
     kit.kit.recording.stop()
@@ -224,6 +244,9 @@ def test_the_visit_bar_starts_names_and_ends_a_visit(
     shots(page, "open")
     page.locator("#visit-end").tap()
     expect(page.locator("#end-sheet")).to_be_visible()
+    expect(page.locator("#end-text")).to_contain_text(
+        "Ending the visit seals it: after its film is made, only your organisation can open it"
+    )
     _visible_controls_fit(page)
     shots(page, "end-confirm")
     page.locator("#end-cancel").tap()  # a slip of the thumb ends nothing
@@ -233,7 +256,267 @@ def test_the_visit_bar_starts_names_and_ends_a_visit(
     page.locator("#end-confirm").tap()
     expect(page.locator("#visit-ref")).to_have_text("No visit open")
     assert kit.kit.visits.open_visit() is None
-    assert kit.kit.visits.visit(visit.id).state.value == "ended"
+    ended = kit.kit.visits.visit(visit.id)
+    assert ended.state.value == "ended"
+    assert ended.access.value == "sealed"  # its cut made (none here: no film maker), sealed
+    expect(page.locator("#consent-line")).to_be_hidden()
     shots(page, "ended")
     assert errors == []
     context.close()
+
+
+def _sheet_buttons_on_screen(page: Any) -> None:
+    """The start-visit sheet's buttons are on screen (the sheet scrolls, they stay)."""
+    height = page.viewport_size["height"]
+    for selector in ("#visit-save", "#visit-cancel"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height + 1, (
+            selector,
+            box,
+        )
+
+
+def test_record_with_no_visit_asks_for_consent_and_records_nothing(browser: Any, kit: Kit) -> None:
+    from playwright.sync_api import expect
+
+    shots = Shots("consent")
+    page = _paired_page(browser, kit)
+    errors = watch_errors(page)
+    expect(page.locator("#hint")).to_have_text(
+        "Frame the shot. Record asks for the family's consent first."
+    )
+    page.locator("#record").tap()
+    expect(page.locator("#visit-sheet")).to_be_visible()
+    expect(page.locator("#visit-lead")).to_have_text(
+        "Nothing is recorded until a visit is started with the family's consent."
+    )
+    expect(page.locator("#visit-save")).to_have_text("Start visit and record")
+    expect(page.locator("#consent-fields")).to_be_visible()
+    shots(page, "asked")
+    # Nothing was asked of the kit: no take, no visit.
+    page.wait_for_timeout(300)
+    assert kit.kit.recording.calls == []
+    assert kit.kit.visits.visits() == []
+    expect(page.locator("#home")).to_have_attribute("data-state", "idle")
+
+    # Cancel: still nothing.
+    page.locator("#visit-cancel").tap()
+    expect(page.locator("#visit-sheet")).to_be_hidden()
+    assert kit.kit.recording.calls == [] and kit.kit.visits.visits() == []
+
+    # No purpose ticked: a clear message, and nothing starts.
+    page.locator("#record").tap()
+    fill_consent(page, "F-0042", "carer", ())
+    page.locator("#visit-save").tap()
+    expect(page.locator("#visit-error")).to_have_text(
+        "Tick at least one purpose the family agreed to (e.g. review)."
+    )
+    shots(page, "no-purpose")
+    assert kit.kit.recording.calls == [] and kit.kit.visits.visits() == []
+
+    # An erase-by date in the past is refused too.
+    page.locator('label.check:has(input[value="review"])').tap()
+    page.locator("#consent-erase").fill("2020-01-31")
+    page.locator("#visit-save").tap()
+    expect(page.locator("#visit-error")).to_have_text("The erase-by date must be after today.")
+    assert kit.kit.visits.visits() == []
+
+    # The kit's own refusal is shown as it says it (the page's checks passed).
+    page.locator("#consent-erase").fill("2100-01-31")  # further ahead than consent may keep it
+    page.locator("#visit-save").tap()
+    expect(page.locator("#visit-error")).to_contain_text("The erase-by date can be at most")
+    assert kit.kit.visits.visits() == []
+
+    # With a purpose ticked and the suggested date, the visit starts and the take records.
+    suggested = kit.kit.visits.consent_form()["erase_by"]
+    page.locator("#consent-erase").fill(suggested)
+    page.locator("#visit-save").tap()
+    expect(page.locator("#home")).to_have_attribute("data-state", "recording")
+    assert kit.kit.recording.calls == [("start", "phone")]
+    visit = kit.kit.visits.open_visit()
+    assert visit is not None and visit.case_ref == "F-0042" and visit.consent is not None
+    assert visit.consent.as_json() == {
+        "given_by": "carer",
+        "purposes": ["review"],
+        "erase_by": suggested,
+    }
+    expect(page.locator("#consent-rec")).to_have_text(
+        f"F-0042 · Consent: carer · review · erase by {_day(suggested)}"
+    )
+    check_layout(page)
+    shots(page, "recording")
+    # The one refusal the test asked for (the date too far ahead) is logged; nothing else.
+    assert [e for e in errors if "status of 400" not in e] == [], errors
+    assert len(errors) <= 1, errors
+
+
+def _day(iso: str) -> str:
+    """As the page writes a date: 29 Jan 2027."""
+    from datetime import date
+
+    return f"{date.fromisoformat(iso).day} {date.fromisoformat(iso):%b %Y}"
+
+
+def test_a_kit_without_an_organisation_key_says_so(browser: Any, kit: Kit) -> None:
+    from playwright.sync_api import expect
+
+    kit.kit.visits.recipients = ()  # as a kit nobody has given a key yet
+    page = _paired_page(browser, kit)
+    page.locator("#record").tap()
+    expect(page.locator("#visit-no-key")).to_be_visible()
+    expect(page.locator("#visit-no-key")).to_contain_text("no organisation key")
+    expect(page.locator("#visit-save")).to_be_disabled()
+    Shots("no-key")(page, "sheet")
+    assert kit.kit.visits.visits() == [] and kit.kit.recording.calls == []
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+def test_discard_while_recording_and_after_stop(
+    browser: Any, kit: Kit, width: int, height: int
+) -> None:
+    from playwright.sync_api import expect
+
+    shots = Shots(f"discard-{width}x{height}")
+    kit.kit.open_visit("C-2001")
+    context = browser.new_context(**{**PHONE, "viewport": {"width": width, "height": height}})
+    page = context.new_page()
+    errors = watch_errors(page)
+    page.goto(kit.pairing.link(kit.url))
+    expect(page.locator("#discard")).to_be_hidden()  # no take yet: nothing to discard
+    page.locator("#record").tap()
+    expect(page.locator("#home")).to_have_attribute("data-state", "recording")
+    expect(page.locator("#consent-rec")).to_contain_text("C-2001 · Consent: parent")
+    expect(page.locator("#discard")).to_be_visible()
+    if (width, height) == (390, 844):
+        check_layout(page)  # the tag pad in the lower half (no room for that in landscape)
+    _visible_controls_fit(page)
+    shots(page, "recording")
+
+    # Keep: a slip of the thumb discards nothing and the take goes on.
+    page.locator("#discard").tap()
+    expect(page.locator("#discard-sheet")).to_be_visible()
+    expect(page.locator("#discard-title")).to_have_text("Stop and discard?")
+    expect(page.locator("#discard-last")).to_have_text("Discard the last minute")
+    expect(page.locator("#discard-whole")).to_have_text("Discard the whole take")
+    _big_buttons(page, ["#discard-last", "#discard-whole", "#discard-keep"])
+    shots(page, "discard-sheet")
+    page.locator("#discard-keep").tap()
+    expect(page.locator("#discard-sheet")).to_be_hidden()
+    expect(page.locator("#home")).to_have_attribute("data-state", "recording")
+    assert ("discard", "phone") not in kit.kit.recording.calls
+
+    # The last minute: the take stops, and what was filmed in that minute is gone.
+    page.locator("#discard").tap()
+    page.locator("#discard-last").tap()
+    expect(page.locator("#home")).to_have_attribute("data-state", "idle")
+    expect(page.locator("#toast")).to_contain_text("✓ Discarded the last minute")
+    assert kit.kit.recording.calls[-2:] == [("discard", "phone"), ("stop", "phone")]
+    shots(page, "discarded-last")
+
+    # After the stop, the take that ended last can still be discarded, all of it.
+    expect(page.locator("#discard")).to_be_visible()
+    page.locator("#discard").tap()
+    expect(page.locator("#discard-title")).to_have_text("Discard from the last take?")
+    _visible_controls_fit(page)
+    shots(page, "discard-after-stop")
+    page.locator("#discard-whole").tap()
+    expect(page.locator("#toast")).to_contain_text("✓ Discarded the whole take")
+    visit = kit.kit.visits.open_visit()
+    assert visit is not None
+    assert [t.state.value for t in kit.kit.visits.takes(visit.id)] == ["discarded"]
+    shots(page, "discarded-whole")
+    assert errors == []
+    context.close()
+
+
+def _big_buttons(page: Any, selectors: list[str]) -> None:
+    """Buttons a stressed person can still hit: full width (nearly) and 56 px or taller."""
+    width = page.viewport_size["width"]
+    for selector in selectors:
+        box = page.locator(selector).bounding_box()
+        assert box is not None, selector
+        assert box["height"] >= 56 and box["width"] >= min(width, 560) * 0.8, (selector, box)
+
+
+def test_after_a_power_cut_the_page_says_the_visit_is_sealed(browser: Any, kit: Kit) -> None:
+    from playwright.sync_api import expect
+
+    shots = Shots("key-lost")
+    kit.kit.wall.set_from_phone(time.time())  # a phone told the kit the time
+    visit = kit.kit.open_visit("C-3003")
+    kit.kit.recording.start()
+    kit.kit.recording.stop()
+    # A power cut: the RAM that held the visit's key is gone; the kit starts again.
+    kit.kit.keyring.forget(visit.id)
+    kit.kit.visits.seal_lost_keys()
+    page = _paired_page(browser, kit)
+    errors = watch_errors(page)
+    expect(page.locator("#key-lost")).to_be_visible()
+    expect(page.locator("#key-lost-text")).to_contain_text("The kit lost power during ")
+    expect(page.locator("#key-lost-text")).to_contain_text(
+        "Its recording is safe and encrypted for your organisation, but this kit can no longer "
+        "open it. Start a new visit to go on filming."
+    )
+    expect(page.locator("#visit-ref")).to_have_text("No visit open")
+    _visible_controls_fit(page)
+    shots(page, "home")
+
+    # The visits list and the review page say the same.
+    page.goto(kit.url + "/visits")
+    expect(page.locator(".visit")).to_have_count(1)
+    expect(page.locator(".visit")).to_contain_text("Sealed: the kit lost power during it")
+    expect(page.locator(".visit-title")).to_contain_text("Visit 1")  # its case ref is sealed
+    shots(page, "visits")
+    page.locator(".visit").tap()
+    expect(page.locator("#sealed")).to_be_visible()
+    expect(page.locator("#sealed")).to_contain_text("The kit lost power during this visit")
+    expect(page.locator("#film-empty")).to_be_hidden()  # the player is not shown at all
+    shots(page, "review")
+
+    # OK: this phone has read it; it stays read after a reload.
+    page.goto(kit.url + "/")
+    page.locator("#key-lost-ok").tap()
+    expect(page.locator("#key-lost")).to_be_hidden()
+    page.reload()
+    expect(page.locator("#home")).to_have_attribute("data-state", "idle")
+    expect(page.locator("#key-lost")).to_be_hidden()
+    # Another phone still sees it, until a new visit starts.
+    other = _paired_page(browser, kit)
+    expect(other.locator("#key-lost")).to_be_visible()
+    kit.kit.open_visit("C-3004")
+    other.reload()
+    expect(other.locator("#visit-ref")).to_have_text("C-3004")
+    expect(other.locator("#key-lost")).to_be_hidden()
+    assert errors == []
+
+
+def test_a_lost_answer_to_start_visit_still_records_once(browser: Any, kit: Kit) -> None:
+    """The kit started the visit but its answer was lost on the way (flaky Wi-Fi): the
+    guider's second tap finds that visit open, and records into it; no second visit."""
+    from playwright.sync_api import expect
+
+    page = _paired_page(browser, kit)
+    errors = watch_errors(page)
+    lost = {"left": 1}
+
+    def answer_lost(route: Any) -> None:
+        if lost["left"] and route.request.method == "POST":
+            lost["left"] -= 1
+            route.fetch()  # the kit gets it...
+            route.abort("connectionreset")  # ...the phone never hears back
+        else:
+            route.continue_()
+
+    page.route("**/api/visits", answer_lost)
+    page.locator("#record").tap()
+    fill_consent(page, "F-0077", "parent", ("review",))
+    page.locator("#visit-save").tap()
+    expect(page.locator("#visit-error")).to_have_text("Cannot reach the kit. Try again.")
+    assert [v.case_ref for v in kit.kit.visits.visits()] == ["F-0077"]
+    assert kit.kit.recording.calls == []
+    page.locator("#visit-save").tap()
+    expect(page.locator("#home")).to_have_attribute("data-state", "recording")
+    assert [v.case_ref for v in kit.kit.visits.visits()] == ["F-0077"]
+    assert kit.kit.recording.calls == [("start", "phone")]
+    # The aborted answer and the 409 that followed are logged by the browser; nothing else.
+    assert [e for e in errors if "409" not in e and "CONNECTION_RESET" not in e] == [], errors

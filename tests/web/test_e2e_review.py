@@ -45,6 +45,7 @@ def recorded(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     data = tmp_path_factory.mktemp("review") / "data"
     with kit_run(data, "--width", "640", "--height", "360") as daemon:
         phone = HttpPhone(daemon.url, daemon.code)
+        phone.start_visit("F-0042")
         assert phone.call("POST", "/api/start")[0] == 202
         phone.wait_until(
             lambda: phone.get("/api/state")["status"]["started_ns"] is not None, 15, "recording"

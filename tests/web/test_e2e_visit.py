@@ -46,9 +46,7 @@ def test_a_visit_survives_kill_dash_nine(tmp_path: Path) -> None:
     try:
         kit = first.wait_ready()
         phone = HttpPhone(kit.url, kit.code)
-        status, body = phone.call("POST", "/api/visits", {"case_ref": "C-1041"})
-        assert status == 201, body
-        visit_id = body["visit"]["id"]
+        visit_id = phone.start_visit("C-1041")["id"]
         assert phone.call("POST", "/api/start")[0] == 202
         phone.wait_until(lambda: _recording(phone), 15, "the first take to start")
         for n, label in enumerate(["Guiding", "Being attentive", "Better than usual ★"]):
@@ -94,5 +92,67 @@ def test_a_visit_survives_kill_dash_nine(tmp_path: Path) -> None:
             (2, False, "ready"),
         ]
         assert listed[0]["tags"] == 5
-        assert listed[0]["cut"]["up_to_date"] is True
+        # Its film was made before it ended (above); ended, it is sealed for the organisation.
+        phone.wait_until(
+            lambda: phone.get(f"/api/visits/{visit_id}")["visit"]["access"] == "sealed",
+            30,
+            "the visit to be sealed",
+        )
+        sealed = phone.get(f"/api/visits/{visit_id}")
+        assert (sealed["visit"]["case_ref"], sealed["cut"]) == ("", None)
         assert phone.get("/api/state")["visit"] is None
+
+
+def test_a_power_cut_seals_the_open_visit(tmp_path: Path) -> None:
+    """A power cut (kill -9, and the RAM that held the visit's key is gone): the kit comes
+    back with the visit ended and sealed for the organisation, says so, and films on in a
+    new visit."""
+    import shutil
+
+    from kit.testing.privacy import key_dir_for
+
+    data = tmp_path / "data"
+    small = ("--width", "320", "--height", "240")
+    first = KitProcess(data, *small)
+    try:
+        kit = first.wait_ready()
+        phone = HttpPhone(kit.url, kit.code)
+        visit_id = phone.start_visit("C-7007")["id"]
+        assert phone.call("POST", "/api/start")[0] == 202
+        phone.wait_until(lambda: _recording(phone), 15, "the take to start")
+        _tag(phone, "cut-tag-0", "Guiding")
+        time.sleep(1.5)
+    finally:
+        first.kill()
+    shutil.rmtree(key_dir_for(data))  # the power went: RAM forgot the visit's key
+
+    with KitProcess(data, *small) as second:
+        kit = second.wait_ready()
+        phone = HttpPhone(kit.url, kit.code, name="after the power cut")
+        state = phone.get("/api/state")
+        assert state["visit"] is None, state
+        lost = state["key_lost"]
+        assert (lost["id"], lost["access"], lost["state"]) == (visit_id, "key_lost", "ended")
+        assert lost["case_ref"] == ""  # sealed: the kit can no longer read it
+        visit = phone.get(f"/api/visits/{visit_id}")
+        assert visit["cut"] is None
+        status, body = phone.call("GET", f"/media/{visit_id}/rough-cut.mp4")
+        assert status in (404, 409), body
+        # Recording needs a new visit; with one, the kit films on.
+        assert phone.call("POST", "/api/start")[0] == 202
+        phone.wait_until(
+            lambda: phone.get("/api/state")["status"]["error"].startswith("no visit is open"),
+            15,
+            "the refusal",
+        )
+        new_id = phone.start_visit("C-7008")["id"]
+        assert phone.get("/api/state")["key_lost"] is None
+        assert phone.call("POST", "/api/start")[0] == 202
+        phone.wait_until(lambda: _recording(phone), 15, "the new take to start")
+        assert phone.call("POST", "/api/stop")[0] == 202
+        phone.wait_until(lambda: not _recording(phone), 15, "the new take to stop")
+        listed = {v["id"]: v for v in phone.get("/api/visits")["visits"]}
+        assert listed[visit_id]["access"] == "key_lost"
+        assert (listed[new_id]["access"], listed[new_id]["takes"]) == ("readable", 1)
+        log = second.text
+        assert "Traceback" not in log, log

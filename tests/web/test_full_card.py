@@ -40,6 +40,7 @@ def _connection(owner: Any) -> sqlite3.Connection:
 
 
 def test_a_tag_on_a_full_card_is_507_and_not_acknowledged(phone: Phone, kit: FakeKit) -> None:
+    kit.open_visit()
     phone.post("/api/start")
     _no_room(_connection(kit.store.db))
     statuses = []

@@ -4,7 +4,6 @@ fake kit cutting into a real data directory under tmp_path."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,9 @@ from flask.testing import FlaskClient
 
 from kit.clock import FakeClock
 from kit.errors import NotFound
+from kit.model import Purpose
 from kit.testing.fakes import FakeKit, film_bytes, placeholder_film
+from kit.testing.privacy import consent_json
 from tests.web.conftest import Phone
 from web.pairing import PairingStore
 
@@ -49,10 +50,13 @@ def kit(clock: FakeClock, data: Path) -> Iterator[FakeKit]:
 def record(kit: FakeKit, tags: list[tuple[float, str]], seconds: float) -> str:
     """One take of ``seconds`` tagged at (seconds into the take, label); the visit id.
 
-    Tags are named tag00000000, tag00000001, ... in time order.
+    Tags are named tag00000000, tag00000001, ... in time order. The take goes into the
+    open visit, or a new one with every purpose consented to ("Visit 1").
     """
     clock = kit.clock
     assert isinstance(clock, FakeClock)
+    if kit.visits.open_visit() is None:
+        kit.open_visit(f"Visit {len(kit.visits.visits()) + 1}")
     kit.recording.start()
     take = kit.recording.current_take
     assert take is not None and take.first_frame_ns is not None
@@ -100,20 +104,26 @@ def test_no_visits_yet(phone: Phone) -> None:
 
 
 def test_the_list_of_visits(phone: Phone, kit: FakeKit, visit_id: str) -> None:
-    kit.visits.end_visit(visit_id)
-    later = kit.visits.start_visit("C-2042").id
-    listed = body(phone.get("/api/visits"))["visits"]
-    assert [s["id"] for s in listed] == [later, visit_id]  # newest first
-    assert [s["number"] for s in listed] == [2, 1]
-    first = listed[1]
+    first = body(phone.get("/api/visits"))["visits"][0]
     assert first["tags"] == 2
     assert [(t["seq"], t["state"], t["duration_s"]) for t in first["take_list"]] == [
         (1, "ready", 30)
     ]
     assert first["takes"] == 1
-    assert (first["case_ref"], first["state"]) == ("Visit 1", "ended")
+    assert (first["case_ref"], first["state"], first["access"]) == ("Visit 1", "open", "readable")
+    assert first["consent"] == consent_json()
     assert first["cut"] == {"duration_s": 19.0, "clips": 2, "stills": 2, "up_to_date": True}
     assert first["cut_error"] == ""
+    kit.visits.end_visit(visit_id)  # its cut is made: it is sealed
+    later = kit.open_visit("C-2042").id
+    listed = body(phone.get("/api/visits"))["visits"]
+    assert [s["id"] for s in listed] == [later, visit_id]  # newest first
+    assert [s["number"] for s in listed] == [2, 1]
+    sealed = listed[1]
+    assert (sealed["case_ref"], sealed["state"], sealed["access"]) == ("", "ended", "sealed")
+    assert sealed["consent"] == consent_json()  # kept in the clear: it says when to erase
+    assert (sealed["takes"], sealed["tags"]) == (1, 2)  # counted, not read
+    assert sealed["cut"] is None  # the kit can no longer read it
     assert (listed[0]["case_ref"], listed[0]["state"], listed[0]["takes"]) == ("C-2042", "open", 0)
     assert listed[0]["cut"] is None
 
@@ -153,8 +163,6 @@ def test_one_visit_for_the_review_page(phone: Phone, kit: FakeKit, visit_id: str
 
 def test_a_recut_changes_the_version(phone: Phone, kit: FakeKit, visit_id: str) -> None:
     before = body(phone.get(f"/api/visits/{visit_id}"))["cut"]["version"]
-    film = kit.visits.cut_file(visit_id, "rough-cut.mp4")
-    os.utime(film, ns=(1, 1))  # a cut made in the same nanosecond is not a worry here
     assert phone.post(f"/api/visits/{visit_id}/recut").status_code == 202
     assert body(phone.get(f"/api/visits/{visit_id}"))["cut"]["version"] != before
 
@@ -172,6 +180,7 @@ def test_a_visit_without_a_cut(tmp_path: Path, pairing: PairingStore) -> None:
     from tests.web.conftest import pair
 
     phone = pair(kit.app(pairing, {"TESTING": True}), pairing)
+    kit.open_visit()
     kit.recording.start()
     kit.recording.stop()
     sid = kit.visits.visits()[0].id
@@ -182,8 +191,11 @@ def test_a_visit_without_a_cut(tmp_path: Path, pairing: PairingStore) -> None:
     assert fetch(phone, f"/media/{sid}/rough-cut.mp4").status_code == 404
 
 
-def test_a_damaged_manifest_is_reported_not_a_500(phone: Phone, data: Path, visit_id: str) -> None:
-    (data / "visits" / visit_id / "cut" / "cut.json").write_text("{not json")
+@pytest.mark.parametrize("damage", [b"{not json", b"KITENC01" + bytes(24) + b"x" * 100])
+def test_a_damaged_manifest_is_reported_not_a_500(
+    phone: Phone, data: Path, visit_id: str, damage: bytes
+) -> None:
+    (data / "visits" / visit_id / "cut" / "cut.json").write_bytes(damage)
     got = body(phone.get(f"/api/visits/{visit_id}"))
     assert got["cut"] is None
     assert "damaged" in got["cut_error"]
@@ -287,6 +299,7 @@ def test_relabel_renote_and_nudge_in_one_edit(phone: Phone, kit: FakeKit, visit_
 def test_a_tag_of_the_take_being_recorded_moves_up_to_now(
     phone: Phone, kit: FakeKit, clock: FakeClock
 ) -> None:
+    kit.open_visit()
     kit.recording.start()
     clock.advance(10 * S)
     kit.recording.add_tag("live0001", "Guiding", "", "Sam", 0)
@@ -341,12 +354,14 @@ def test_moving_an_unknown_or_deleted_tag_is_404(phone: Phone, kit: FakeKit, vis
 
 
 def test_start_rename_and_end_a_visit(phone: Phone, kit: FakeKit) -> None:
-    r = phone.post("/api/visits", json={"case_ref": "  C-1041  family "})
+    r = phone.post("/api/visits", json={"case_ref": "  C-1041  family ", "consent": consent_json()})
     assert r.status_code == 201
     visit = body(r)["visit"]
     assert (visit["case_ref"], visit["state"], visit["takes"]) == ("C-1041 family", "open", 0)
+    assert (visit["access"], visit["consent"]) == ("readable", consent_json())
     assert visit["elapsed_s"] == 0.0
-    assert phone.post("/api/visits", json={}).status_code == 409  # one open visit at a time
+    again = {"case_ref": "C-1", "consent": consent_json()}
+    assert phone.post("/api/visits", json=again).status_code == 409  # one open visit at a time
     state = body(phone.get("/api/state"))
     assert state["visit"]["id"] == visit["id"] and state["status"]["visit_id"] == visit["id"]
     r = phone.patch(f"/api/visits/{visit['id']}", json={"case_ref": "C-1042"})
@@ -362,19 +377,25 @@ def test_start_rename_and_end_a_visit(phone: Phone, kit: FakeKit) -> None:
     assert (ended["state"], ended["takes"], ended["elapsed_s"]) == ("ended", 1, None)
     assert phone.post(f"/api/visits/{visit['id']}/end").status_code == 409
     assert body(phone.get("/api/state"))["visit"] is None
-    # The next take opens a new visit with an automatic case reference.
+    # Sealed once its cut is made (none here: nothing was tagged): the kit forgot its key.
+    sealed = body(phone.get(f"/api/visits/{visit['id']}"))["visit"]
+    assert (sealed["access"], sealed["case_ref"]) == ("sealed", "")
+    # The next take opens no visit: it needs the family's consent, on the phone.
     kit.recording.start()
     state = body(phone.get("/api/state"))
-    assert state["visit"]["case_ref"] == "Visit 2" and state["visit"]["takes"] == 1
-    kinds_seen = [k for k, d in kinds(kit) if k == "visit"]
-    assert len(kinds_seen) == 4  # started, renamed, ended, started
+    assert state["visit"] is None and state["status"]["state"] == "idle"
+    assert state["status"]["error"].startswith("no visit is open")
+    actions = [d["action"] for k, d in kinds(kit) if k == "visit"]
+    assert actions == ["started", "updated", "ended", "sealed"]
 
 
 @pytest.mark.parametrize(
     "sent", [{"case_ref": ""}, {"case_ref": "x" * 61}, {"case_ref": 7}, {"name": "C-1"}]
 )
 def test_bad_case_references_are_400(phone: Phone, sent: dict[str, Any]) -> None:
-    visit = body(phone.post("/api/visits", json={}))["visit"]
+    visit = body(
+        phone.post("/api/visits", json={"case_ref": "Visit 1", "consent": consent_json()})
+    )["visit"]
     assert visit["case_ref"] == "Visit 1"
     r = phone.patch(f"/api/visits/{visit['id']}", json=sent)
     assert r.status_code == 400
@@ -522,7 +543,10 @@ def test_a_symlink_out_of_the_cut_is_not_followed(phone: Phone, data: Path, visi
 def test_the_fakes_cut_file_keeps_the_no_escape_rule(
     kit: FakeKit, data: Path, visit_id: str
 ) -> None:
-    assert kit.visits.cut_file(visit_id, "rough-cut.mp4").read_bytes() == film_bytes()
+    opened = kit.visits.cut_file(visit_id, "rough-cut.mp4")
+    with opened.file:
+        assert opened.file.read() == film_bytes()
+    assert opened.size == len(film_bytes())
     for name in ["../cut.json", "/etc/passwd", str(data / "kit.db"), "", ".", "stills", "a\\b"]:
         with pytest.raises(NotFound):
             kit.visits.cut_file(visit_id, name)
@@ -569,8 +593,11 @@ def test_home_links_to_the_review(app: Flask, phone: Phone, visit_id: str) -> No
     assert state["status"]["visit_id"] == visit_id
 
 
-def test_the_manifest_is_passed_through(phone: Phone, data: Path, visit_id: str) -> None:
-    manifest = json.loads((data / "visits" / visit_id / "cut" / "cut.json").read_text())
+def test_the_manifest_is_passed_through(phone: Phone, kit: FakeKit, visit_id: str) -> None:
+    from kit.store import layout
+
+    with kit.store.files.read(layout.in_cut(visit_id, layout.MANIFEST)) as f:  # encrypted
+        manifest = json.loads(f.read())
     cut = body(phone.get(f"/api/visits/{visit_id}"))["cut"]
     for key in ("film", "duration_s", "fps", "clips", "contact_sheet", "exports"):
         assert cut[key] == manifest[key]
@@ -594,3 +621,78 @@ def test_pairing_revoking_and_watching_the_film_are_audited(
     assert ("film.viewed", phone.id) in kinds
     assert [k for k, _ in kinds].count("film.viewed") == 1
     assert ("phone.paired", other.id) in kinds and ("phone.revoked", other.id) in kinds
+
+
+# ---------- privacy: the film is encrypted on the card, sealed after the visit ----------
+
+
+def test_the_film_on_the_card_is_encrypted(phone: Phone, data: Path, visit_id: str) -> None:
+    on_card = (data / "visits" / visit_id / "cut" / "rough-cut.mp4").read_bytes()
+    assert on_card.startswith(b"KITENC01")  # kit/crypto/FORMAT.md
+    assert film_bytes()[:4096] not in on_card
+    assert fetch(phone, f"/media/{visit_id}/rough-cut.mp4").data == film_bytes()
+
+
+def big_film(path: Path, duration_s: float, fps: int) -> None:
+    """Not a playable film: 200 000 bytes, three encrypted chunks and a bit."""
+    path.write_bytes(bytes((n * 7 + n // 256) % 256 for n in range(200_000)))
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(0, 0), (65535, 65536), (65000, 131100), (131071, 196608), (199_990, 199_999), (1, 199_998)],
+)
+def test_a_range_across_encrypted_chunks(
+    tmp_path: Path, pairing: PairingStore, start: int, end: int
+) -> None:
+    """The film is decrypted as it is read, only the chunks a range covers (65 536 bytes)."""
+    from tests.web.conftest import pair
+
+    kit = FakeKit(tmp_path / "big", FakeClock(), film=big_film)
+    phone = pair(kit.app(pairing, {"TESTING": True}), pairing)
+    sid = record(kit, [(5.0, "Guiding")], 10.0)
+    plain = tmp_path / "plain"
+    big_film(plain, 0, 0)
+    r = fetch(phone, f"/media/{sid}/rough-cut.mp4", headers={"Range": f"bytes={start}-{end}"})
+    assert r.status_code == 206
+    assert r.headers["Content-Range"] == f"bytes {start}-{end}/200000"
+    assert r.data == plain.read_bytes()[start : end + 1]
+    kit.close()
+
+
+def test_an_ended_visit_is_sealed_and_its_film_is_not_served(
+    phone: Phone, kit: FakeKit, visit_id: str
+) -> None:
+    cut = body(phone.get(f"/api/visits/{visit_id}"))["cut"]
+    urls = [cut["film_url"], cut["stills"][0]["url"], cut["chapters_url"]]
+    assert phone.post(f"/api/visits/{visit_id}/end").status_code == 200
+    got = body(phone.get(f"/api/visits/{visit_id}"))
+    assert got["visit"]["access"] == "sealed"
+    assert got["visit"]["case_ref"] == ""
+    assert got["cut"] is None
+    assert [t["label"] for t in got["tags"]] == ["", ""]  # sealed: only counted
+    for url in urls:
+        r = fetch(phone, url)
+        assert r.status_code == 409, url
+        assert "sealed" in body(r)["error"]
+    assert phone.get(f"/visits/{visit_id}").status_code == 200  # the page says it is sealed
+    page = phone.get(f"/visits/{visit_id}").data.decode()
+    assert 'data-access="sealed"' in page
+    assert 'id="review-title">Visit 1<' in page
+
+
+def test_without_consent_to_review_no_film_is_shown(phone: Phone, kit: FakeKit) -> None:
+    kit.open_visit("F-0042", frozenset({Purpose.SUPERVISION, Purpose.TRAINING}))
+    sid = record(kit, [(5.0, "Guiding")], 10.0)
+    got = body(phone.get(f"/api/visits/{sid}"))
+    cut = got["cut"]
+    assert len(cut["clips"]) == 1  # the cut is made (for supervision), but not shown
+    assert cut["film_url"] is None
+    assert [s["url"] for s in cut["stills"]] == [None]
+    assert (cut["contact_sheet_url"], cut["chapters_url"]) == (None, None)
+    for name in ["rough-cut.mp4", "stills/01-tag00000000.jpg", "chapters.vtt"]:
+        r = fetch(phone, f"/media/{sid}/{name}")
+        assert r.status_code == 403, name
+        assert "consent for review" in body(r)["error"]
+    page = phone.get(f"/visits/{sid}").data.decode()
+    assert 'data-review="no"' in page

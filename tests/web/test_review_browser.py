@@ -5,6 +5,7 @@ against the real daemon is in test_e2e_review.py. Screenshots go to test-artifac
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from kit.clock import FakeClock
 from kit.daemon.api import State
+from kit.model import Purpose
 from kit.testing.fakes import FakeKit, jpeg_frames, mp4_film
 from kit.testing.launch import served
 from tests.web.browser import PHONE, Shots, watch_errors
@@ -41,6 +43,7 @@ class Kit:
 def kit(tmp_path: Path) -> Iterator[Kit]:
     clock = FakeClock()
     fake = FakeKit(tmp_path / "data", clock, film=mp4_film, preview=jpeg_frames())
+    fake.open_visit("F-0042")
     fake.recording.start()
     at = 0.0
     for n, (t, label, note) in enumerate(MOMENTS):
@@ -173,12 +176,12 @@ def test_the_review_screen(browser: Any, kit: Kit) -> None:
     page.locator("#loop").tap()
     expect(page.locator("#loop")).to_have_text("Loop")
 
-    # A still shows its moment, paused.
+    # A still shows its moment, paused, within a frame.
     page.locator("#stills .still").nth(2).tap()
     wait_seeked(page)
     state = film(page)
     assert state["paused"]
-    assert state["t"] == pytest.approx(cut["stills"][2]["film_s"], abs=0.05)
+    assert state["t"] == pytest.approx(cut["stills"][2]["film_s"], abs=1 / 30)
     expect(page.locator("#where")).to_contain_text("Moment 3 of 3")
     shots(page, "still-3")
 
@@ -325,3 +328,179 @@ def test_small_and_large_phones(browser: Any, kit: Kit, width: int, height: int)
     check_targets(page)
     shots(page, "sheet")
     page.context.close()
+
+
+# The frame the <video> shows, read back from its pixels: mp4_film draws frame n with a
+# yellow bar at x = (n % fps) * width // fps (11 px wide) on a background whose colour says
+# the second, (60 + 40 * (s % 4), 90, 140 - 20 * (s % 3)).
+SHOWN_FRAME = """() => {
+  const v = document.getElementById('film');
+  const c = document.createElement('canvas');
+  c.width = v.videoWidth; c.height = v.videoHeight;
+  const g = c.getContext('2d');
+  g.drawImage(v, 0, 0);
+  const row = g.getImageData(0, 4, c.width, 1).data;
+  const bar = [];
+  for (let x = 0; x < c.width; x++) if (row[4 * x + 1] > 160) bar.push(x);
+  const at = bar.length ? bar[0] : -1;
+  const probe = at > c.width / 2 ? 20 : c.width - 20;
+  return {width: c.width, bar: bar.length ? [bar[0], bar[bar.length - 1]] : null,
+          background: [row[4 * probe], row[4 * probe + 1], row[4 * probe + 2]],
+          t: v.currentTime};
+}"""
+
+
+def shown_frame(page: Any, fps: int = 30) -> tuple[int, int, int]:
+    """(n % fps, second % 4, second % 3) of the frame on screen, decoded from its pixels."""
+    got = page.evaluate(SHOWN_FRAME)
+    assert got["bar"] is not None, got
+    width = got["width"]
+    left = got["bar"][0]
+    # The bar's left edge, clamped by the picture's own left edge for the first frame.
+    index = min(range(fps), key=lambda k: abs(k * width // fps - left))
+    red, _, blue = got["background"]
+    mod4 = min(range(4), key=lambda k: abs(60 + 40 * k - red))
+    mod3 = min(range(3), key=lambda k: abs(140 - 20 * k - blue))
+    return index, mod4, mod3
+
+
+def frame_code(n: int, fps: int = 30) -> tuple[int, int, int]:
+    second = n // fps
+    return n % fps, second % 4, second % 3
+
+
+def test_seeks_land_within_a_frame_through_the_encrypted_film(browser: Any, kit: Kit) -> None:
+    """The film is encrypted on the card and decrypted range by range as the <video> reads
+    it; every seek the page makes must still land on the right frame."""
+    from playwright.sync_api import expect
+
+    on_card = kit.kit.store.files.path(f"visits/{kit.visit_id}/cut/rough-cut.mp4").read_bytes()
+    assert on_card[:8] == b"KITENC01" and b"ftyp" not in on_card[:4096]  # not a plain MP4
+
+    page = browser.new_context(**PHONE).new_page()
+    errors = watch_errors(page)
+    statuses: list[int] = []
+    page.on(
+        "response",
+        lambda r: statuses.append(r.status) if "/rough-cut.mp4" in r.url else None,
+    )
+    page.goto(kit.pairing.link(kit.url))
+    expect(page).to_have_url(kit.url + "/")
+    page.goto(f"{kit.url}/visits/{kit.visit_id}")
+    expect(page.locator("#review")).to_have_attribute("data-film", "ready")
+    cut = kit.kit.visits.cut(kit.visit_id)
+    assert cut is not None
+    fps = round(cut["fps"])
+    frame = 1 / fps
+    shots = Shots("review-seek")
+    landed = []
+
+    def check(where: str, target: float) -> None:
+        wait_seeked(page)
+        page.wait_for_timeout(150)  # the seeked frame reaches the screen
+        state = film(page)
+        assert state["paused"], where
+        assert abs(state["t"] - target) <= frame, (where, state["t"], target)
+        expected = int(state["t"] * fps + 1e-4)  # the frame showing at that time
+        got = shown_frame(page, fps)
+        landed.append((where, round(target, 3), round(state["t"], 4), expected, got))
+        assert got == frame_code(expected, fps), landed[-1]
+
+    # Stills: each one seeks to its tag's instant in the film, far apart (new byte ranges).
+    for n, still in enumerate(cut["stills"]):
+        page.locator("#stills .still").nth(n).tap()
+        check(f"still {n + 1}", still["film_s"])
+    shots(page, "still")
+    # A tag's instant, from its chip under the moment.
+    chip = page.locator("#moments > li").nth(1).locator(".jump")
+    chip.tap()
+    check("tag chip", float(chip.get_attribute("data-t") or "nan"))
+    # Frame steps, forward and back, from far into the film.
+    page.locator(".moment-head").nth(2).tap()
+    page.locator("#play").tap()  # pause where moment 3 starts
+    wait_seeked(page)
+    for step in ["#next-frame", "#next-frame", "#prev-frame", "#next-frame"]:
+        before = film(page)["t"]
+        page.locator(step).tap()
+        direction = 1 if step == "#next-frame" else -1
+        expected = (int(before * fps + 1e-4) + direction + 0.25) / fps
+        check(step, expected)
+    shots(page, "stepped")
+    # The timeline: taps anywhere, between frames and far apart.
+    box = page.locator("#timeline").bounding_box()
+    assert box is not None
+    for fraction in (0.83, 0.37, 0.061):
+        page.touchscreen.tap(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+        wait_seeked(page)
+        check(f"timeline {fraction}", film(page)["t"])
+    assert 206 in statuses, statuses  # the <video> read the encrypted film by ranges
+    (shots.dir / "landed.json").write_text(json.dumps(landed, indent=1))
+    assert errors == []
+    page.context.close()
+
+
+def test_an_ended_visit_is_sealed_on_the_review_page(browser: Any, kit: Kit) -> None:
+    from playwright.sync_api import expect
+
+    shots = Shots("review-sealed")
+    page = open_review(browser, kit)
+    errors = watch_errors(page)
+    expect(page.locator("#review-title")).to_have_text("F-0042")
+    # Ended (from the home screen of another phone): its film is made, then it is sealed.
+    kit.kit.visits.end_visit(kit.visit_id)
+    expect(page.locator("#review")).to_have_attribute("data-access", "sealed")
+    expect(page.locator("#sealed")).to_contain_text(
+        "This visit is sealed: its film was made and the kit no longer holds its key. "
+        "Only your organisation can open it now."
+    )
+    expect(page.locator("#review-title")).to_have_text("Visit 1")
+    expect(page.locator(".player")).to_be_hidden()
+    expect(page.locator("#moments > li")).to_have_count(0)
+    expect(page.locator("#stills-section")).to_be_hidden()
+    assert page.evaluate("() => document.getElementById('film').getAttribute('src')") is None
+    check_targets(page, thumb=None)
+    shots(page, "sealed")
+    page.goto(f"{kit.url}/visits")
+    expect(page.locator(".visit")).to_contain_text("Sealed: only your organisation can open it")
+    shots(page, "visits")
+    assert errors == []
+    page.context.close()
+
+
+def test_without_consent_to_review_the_page_shows_no_film(browser: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    clock = FakeClock()
+    fake = FakeKit(tmp_path / "data2", clock, film=mp4_film, preview=jpeg_frames())
+    fake.open_visit("F-0050", frozenset({Purpose.SUPERVISION}))
+    fake.recording.start()
+    clock.advance(10 * S)
+    fake.recording.add_tag("tag00000001", "Guiding", "", "Sam", 0)
+    clock.advance(4 * S)
+    fake.recording.stop()
+    visit_id = fake.visits.visits()[0].id
+    pairing = PairingStore(tmp_path / "pairing2.db")
+    with served(fake.app(pairing, {"KIT_HEARTBEAT_S": 2.0})) as url:
+        page = browser.new_context(**PHONE).new_page()
+        errors = watch_errors(page)
+        page.goto(pairing.link(url))
+        expect(page).to_have_url(url + "/")
+        page.goto(f"{url}/visits/{visit_id}")
+        expect(page.locator("#film-empty")).to_have_text(
+            "The family did not agree to a review: no film is shown."
+        )
+        expect(page.locator("#review")).to_have_attribute("data-review", "no")
+        expect(page.locator("#moments > li")).to_have_count(1)  # the guider's tags, no film
+        expect(page.locator("#stills-section")).to_be_hidden()
+        expect(page.locator("#transport")).to_be_hidden()
+        expect(page.locator("#consent-note")).to_contain_text("Consent: parent · supervision")
+        assert page.evaluate("() => document.getElementById('film').getAttribute('src')") is None
+        Shots("review-no-consent")(page, "review")
+        page.goto(f"{url}/visits")
+        expect(page.locator(".visit")).to_contain_text(
+            "No film on the phone: the family did not agree to a review"
+        )
+        assert errors == []
+        page.context.close()
+    pairing.close()
+    fake.close()

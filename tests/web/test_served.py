@@ -62,7 +62,8 @@ def test_events_stream_through_waitress(served_kit: Served) -> None:
     assert r.status == 200
     assert r.readline() == b"retry: 2000\n"
     assert r.readline() == b"\n"
-    kit.recording.start()  # opens a visit, then records
+    kit.open_visit()  # the guider starts a visit, with the family's consent
+    kit.recording.start()  # then records
     assert r.readline() == b"id: 1\n"
     assert r.readline() == b"event: visit\n"
     assert json.loads(r.readline().removeprefix(b"data: "))["action"] == "started"
@@ -81,6 +82,7 @@ def test_a_range_of_the_film_through_waitress(tmp_path: Path) -> None:
 
     kit = FakeKit(tmp_path / "data", film=placeholder_film)
     pairing = PairingStore(tmp_path / "pairing.db")
+    kit.open_visit()
     kit.recording.start()
     kit.recording.add_tag("tag00000001", "Guiding", "", "Sam", 0)
     kit.recording.stop()

@@ -14,9 +14,11 @@
   var UNDO_S = Number(root.getAttribute("data-undo-s")) || 10;
   var FPS = Number(root.getAttribute("data-preview-fps")) || 4;
   var HEARTBEAT_S = Number(root.getAttribute("data-heartbeat-s")) || 15;
+  var DISCARD_S = Number(root.getAttribute("data-discard-s")) || 60;
   var HOLD_MS = 1500; // press-and-hold to stop: long enough not to happen by accident
   var RETRY_MS = [200, 400, 800, 1500, 3000]; // then every 3 s until acknowledged
   var OUTBOX_KEY = "kit.outbox.v1";
+  var LOST_SEEN_KEY = "kit.keylost.seen.v1"; // the key-lost visit this phone said OK to
   var STATE_NAMES = {
     idle: "Ready", recording: "REC", finalising: "Saving take…",
     cutting: "Making the cut", error: "Problem", loading: "Connecting…",
@@ -24,7 +26,7 @@
 
   var model = {
     status: null, statusAt: 0, take: { id: null, started_ns: null }, visit: null, visitAt: 0,
-    labels: [], tags: new Map(), eventId: 0,
+    labels: [], tags: new Map(), eventId: 0, keyLost: null,
   };
   var outbox = new Map(); // tag id -> {id, label, note, t, wall, tries, inflight, undone, patch}
   var hiddenIds = new Set(); // deleted here, before the kit confirmed it
@@ -57,6 +59,7 @@
     model.take = s.take;
     model.visit = s.visit;
     model.visitAt = performance.now();
+    model.keyLost = s.key_lost || null;
     model.tags = new Map();
     s.tags.forEach(function (t) { model.tags.set(t.id, t); });
     if (JSON.stringify(s.labels) !== JSON.stringify(model.labels)) {
@@ -66,7 +69,16 @@
     applyStatus(s.status);
     renderTags();
     renderVisit();
+    renderKeyLost();
   }
+
+  /* ---------- dates ---------- */
+
+  function pad2(n) { return ("0" + n).slice(-2); }
+  function isoDay(d) { return d.getFullYear() + "-" + pad2(d.getMonth() + 1) + "-" + pad2(d.getDate()); }
+  function addDays(day, n) { return new Date(day.getFullYear(), day.getMonth(), day.getDate() + n); }
+  var parseDay = Kit.parseDay;
+  var timeLabel = Kit.timeLabel;
 
   /* ---------- the visit bar ---------- */
 
@@ -74,52 +86,185 @@
     var v = model.visit;
     var bar = $("visit-bar");
     bar.setAttribute("data-visit", v ? "open" : "none");
+    root.setAttribute("data-visit", v ? "open" : "none");
     $("visit-start").hidden = !!v;
     $("visit-end").hidden = !v;
     $("visit-name").disabled = !v;
+    ["consent-line", "consent-rec"].forEach(function (id) {
+      var line = $(id);
+      line.hidden = !(v && v.consent);
+      if (!line.hidden) line.textContent = (id === "consent-rec" ? v.case_ref + " · " : "") + Kit.consentText(v.consent);
+    });
+    renderHint();
+    renderDiscard();
     if (!v) {
       $("visit-ref").textContent = "No visit open";
-      $("visit-sub").textContent = "Start one, or just press Record";
+      $("visit-sub").textContent = "Start one with the family's consent";
       return;
     }
     $("visit-ref").textContent = v.case_ref;
     var parts = [];
     if (v.elapsed_s != null) parts.push(Kit.clock(v.elapsed_s + (performance.now() - model.visitAt) / 1000));
-    else if (v.started_wall) {
-      var d = new Date(v.started_wall);
-      if (!isNaN(d)) parts.push("since " + d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
-    }
+    else if (timeLabel(v.started_wall)) parts.push("since " + timeLabel(v.started_wall));
     parts.push(v.takes + (v.takes === 1 ? " take" : " takes"));
     $("visit-sub").textContent = parts.join(" · ");
   }
 
-  function openVisitSheet() {
+  /* The kit lost its key to a power cut or a reboot while the newest visit was open. */
+  function renderKeyLost() {
+    var v = model.keyLost;
+    var seen = null;
+    try { seen = localStorage.getItem(LOST_SEEN_KEY); } catch (e) { /* private mode */ }
+    var box = $("key-lost");
+    box.hidden = !v || v.id === seen;
+    if (box.hidden) return;
+    var when = timeLabel(v.started_wall);
+    $("key-lost-text").textContent = "The kit lost power during " +
+      (when ? "the visit started " + when : "the last visit") + ". Its recording is safe and " +
+      "encrypted for your organisation, but this kit can no longer open it. " +
+      "Start a new visit to go on filming.";
+  }
+
+  /* The start-visit sheet asks for the case reference and the family's consent; the
+   * same sheet, without the consent, changes an open visit's case reference. */
+  var form = $("visit-form");
+  var sheetMode = "start"; // "start" | "record" (Record was pressed with no visit open) | "rename"
+  var eraseEdited = false;
+  var consentInfo = {
+    erase_by: form.getAttribute("data-erase-by"),
+    today: form.getAttribute("data-today"),
+    max_days: Number(form.getAttribute("data-max-days")) || 3660,
+    ready: form.getAttribute("data-ready") === "yes",
+  };
+
+  function today() { return parseDay(consentInfo.today) || parseDay(isoDay(new Date())); }
+
+  function applyConsentInfo(info) {
+    consentInfo = info;
+    var erase = $("consent-erase");
+    var first = today();
+    erase.min = isoDay(addDays(first, 1));
+    erase.max = isoDay(addDays(first, info.max_days || 3660));
+    if (!eraseEdited) erase.value = info.erase_by || "";
+    var rename = sheetMode === "rename";
+    $("visit-no-key").hidden = rename || info.ready;
+    $("visit-save").disabled = !rename && !info.ready;
+  }
+
+  function openVisitSheet(mode) {
     var v = model.visit;
-    $("visit-sheet-title").textContent = v ? "Case reference" : "Start a visit";
-    $("visit-save").textContent = v ? "Save" : "Start visit";
-    $("visit-case-ref").value = v ? v.case_ref : "";
+    sheetMode = mode || (v ? "rename" : "start");
+    var rename = sheetMode === "rename";
+    $("visit-sheet-title").textContent = rename ? "Case reference" : "Start a visit";
+    $("visit-save").textContent = rename ? "Save" : sheetMode === "record" ? "Start visit and record" : "Start visit";
+    $("visit-lead").hidden = sheetMode !== "record";
+    $("consent-fields").hidden = rename;
+    if (rename) $("visit-case-ref").value = v.case_ref;
+    else if ($("visit-case-ref").getAttribute("data-for") === "rename") $("visit-case-ref").value = "";
+    $("visit-case-ref").setAttribute("data-for", rename ? "rename" : "start");
     $("visit-error").hidden = true;
+    applyConsentInfo(consentInfo);
     $("visit-sheet").hidden = false;
+    $("visit-form").scrollTop = 0;
     $("visit-case-ref").focus();
+    if (!rename) {
+      // The suggested erase-by date needs the kit's idea of today, which the page's clock
+      // may only just have given it.
+      Kit.api("GET", "/api/consent").then(function (r) {
+        if (r.ok && !$("visit-sheet").hidden) applyConsentInfo(r.body);
+      }, function () { /* offline: the values the page came with */ });
+    }
+  }
+
+  function closeVisitSheet() { $("visit-sheet").hidden = true; }
+
+  function resetConsentForm() {
+    $("visit-case-ref").value = "";
+    $("consent-by").value = "";
+    Array.prototype.forEach.call(document.querySelectorAll('#consent-purposes input'), function (b) { b.checked = false; });
+    $("consent-purposes").classList.remove("missing");
+    eraseEdited = false;
+  }
+
+  function visitProblem(text, field) {
+    var error = $("visit-error");
+    error.textContent = text;
+    error.hidden = false;
+    if (field) field.focus();
+    error.scrollIntoView({ block: "nearest" });
+  }
+
+  /* What the guider filled in, or null after saying what is missing. */
+  function consentFromForm() {
+    var purposes = [];
+    Array.prototype.forEach.call(document.querySelectorAll('#consent-purposes input'), function (b) {
+      if (b.checked) purposes.push(b.value);
+    });
+    var by = $("consent-by").value;
+    var erase = $("consent-erase").value;
+    var day = parseDay(erase);
+    if (!by) { visitProblem("Choose who gave consent.", $("consent-by")); return null; }
+    if (!purposes.length) {
+      $("consent-purposes").classList.add("missing");
+      visitProblem("Tick at least one purpose the family agreed to (e.g. review).", null);
+      return null;
+    }
+    if (!day) { visitProblem("Choose the erase-by date the family agreed.", $("consent-erase")); return null; }
+    if (day <= today()) { visitProblem("The erase-by date must be after today.", $("consent-erase")); return null; }
+    return { given_by: by, purposes: purposes, erase_by: erase };
   }
 
   function saveVisit(e) {
     e.preventDefault();
     var v = model.visit;
+    var mode = sheetMode;
     var ref = $("visit-case-ref").value.trim();
-    var call = v ? Kit.api("PATCH", "/api/visits/" + encodeURIComponent(v.id), { case_ref: ref })
-      : Kit.api("POST", "/api/visits", ref ? { case_ref: ref } : {});
+    if (!ref) { visitProblem("Type the case reference (no names).", $("visit-case-ref")); return; }
+    var call;
+    if (mode === "rename") {
+      call = Kit.api("PATCH", "/api/visits/" + encodeURIComponent(v.id), { case_ref: ref });
+    } else {
+      var consent = consentFromForm();
+      if (!consent) return;
+      call = Kit.api("POST", "/api/visits", { case_ref: ref, consent: consent });
+    }
+    $("visit-save").disabled = true;
     call.then(function (r) {
-      if (!r.ok) {
-        $("visit-error").textContent = r.body.error || "The kit refused that (" + r.status + ")";
-        $("visit-error").hidden = false;
+      $("visit-save").disabled = false;
+      if (!r.ok && r.status === 409 && mode !== "rename") {
+        // A visit is open already: this phone's own earlier try got through (its answer
+        // was lost), or another phone started one. Show it rather than the refusal.
+        resync().then(function () {
+          var open = model.visit;
+          if (!open) { visitProblem(r.body.error || "The kit refused that (409)", null); return; }
+          closeVisitSheet();
+          if (open.case_ref === ref) {
+            resetConsentForm();
+            if (mode === "record") record();
+          } else {
+            notify("Visit " + open.case_ref + " is already open (started on another phone)", 8, null, "bad");
+          }
+        });
         return;
       }
-      $("visit-sheet").hidden = true;
-      resync();
+      if (!r.ok) {
+        var why = r.body.error || "The kit refused that (" + r.status + ")";
+        visitProblem(why.charAt(0).toUpperCase() + why.slice(1), null);
+        resync();
+        return;
+      }
+      closeVisitSheet();
+      if (mode !== "rename") resetConsentForm();
+      if (r.body.visit) {
+        model.visit = r.body.visit;
+        model.visitAt = performance.now();
+        renderVisit();
+      }
+      if (mode === "record" && model.visit) record();
+      else resync();
     }, function () {
-      $("visit-error").textContent = "Cannot reach the kit. Try again.";
-      $("visit-error").hidden = false;
+      $("visit-save").disabled = false;
+      visitProblem("Cannot reach the kit. Try again.", null);
     });
   }
 
@@ -129,9 +274,63 @@
     if (!v) return;
     Kit.api("POST", "/api/visits/" + encodeURIComponent(v.id) + "/end").then(function (r) {
       if (!r.ok) notify(r.body.error || "Could not end the visit (" + r.status + ")", 6, null, "bad");
-      else notify("Visit ended: " + v.case_ref, 4, null, "good");
+      else notify("Visit ended: " + v.case_ref + ". Once its film is made it is sealed.", 6, null, "good");
       resync();
     }, function () { notify("Cannot reach the kit: the visit is still open", 6, null, "bad"); });
+  }
+
+  /* ---------- discard: the family asked to stop and discard ---------- */
+
+  function discardSpan() {
+    if (DISCARD_S === 60) return "the last minute";
+    if (DISCARD_S % 60 === 0) return "the last " + DISCARD_S / 60 + " minutes";
+    return "the last " + DISCARD_S + " seconds";
+  }
+
+  /* While recording, or between takes when the open visit has a take to discard from. */
+  function discardable() {
+    var st = state();
+    if (st === "recording") return true;
+    return st !== "loading" && !!model.visit && model.take.id != null;
+  }
+
+  function renderDiscard() { $("discard").hidden = !discardable(); }
+
+  var pendingDiscard = null; // {what, at}: sent; the kit's take event confirms it
+
+  function openDiscard() {
+    var recording = state() === "recording";
+    $("discard-title").textContent = recording ? "Stop and discard?" : "Discard from the last take?";
+    $("discard-text").textContent = (recording ? "Recording stops now. " : "") +
+      "What you discard is destroyed for good: nobody can get it back.";
+    $("discard-last").textContent = "Discard " + discardSpan();
+    $("discard-sheet").hidden = false;
+  }
+
+  function discard(whole) {
+    $("discard-sheet").hidden = true;
+    var what = whole ? "the whole take" : discardSpan();
+    Kit.vibrate(80);
+    notify("Discarding " + what + "…", 8, null, null);
+    pendingDiscard = { what: what, at: performance.now() };
+    Kit.api("POST", "/api/discard", { whole: whole }).then(function (r) {
+      if (!r.ok) {
+        pendingDiscard = null;
+        notify("Not discarded: " + (r.body.error || r.status), 10, null, "bad");
+      } else if (r.body.status) {
+        applyStatus(r.body.status);
+      }
+      resync();
+    }, function () {
+      pendingDiscard = null;
+      notify("Cannot reach the kit: nothing was discarded. Try again, or hold the kit's button for 3 s.", 12, null, "bad");
+    });
+  }
+
+  function discardDone() {
+    if (!pendingDiscard || performance.now() - pendingDiscard.at > 60000) { pendingDiscard = null; return; }
+    notify("✓ Discarded " + pendingDiscard.what, 6, null, "good");
+    pendingDiscard = null;
   }
 
   var resyncing = null;
@@ -164,18 +363,28 @@
       });
     }
     var error = $("error");
-    error.hidden = !(s && s.error);
-    if (s && s.error) error.textContent = s.error;
+    // "No visit is open" is old news once one is.
+    var shown = s && s.error && !(model.visit && /^no visit is open/.test(s.error)) ? s.error : "";
+    error.hidden = !shown;
+    if (shown) error.textContent = shown;
     var record = $("record");
     // In the error state Record stays live: the kit retries the camera on the next start.
     var ready = st === "idle" || st === "error";
     record.disabled = !ready;
     record.lastChild.textContent = ready ? "Record" : (STATE_NAMES[st] || st);
-    $("hint").textContent = ready ? "Frame the shot, then press Record." : "";
+    renderHint();
+    renderDiscard();
     var review = $("review-link");
     review.hidden = !(s && s.visit_id) || st === "recording";
     if (s && s.visit_id) review.href = "/visits/" + encodeURIComponent(s.visit_id);
     tick();
+  }
+
+  function renderHint() {
+    var st = state();
+    var ready = st === "idle" || st === "error";
+    $("hint").textContent = !ready ? "" : model.visit ? "Frame the shot, then press Record." :
+      "Frame the shot. Record asks for the family's consent first.";
   }
 
   function tick() {
@@ -225,8 +434,9 @@
     var st = state();
     var title = $("tags-title");
     if (st === "recording") title.textContent = list.length ? "Tags this take · " + list.length : "No tags yet";
-    else title.textContent = list.length ? "Last take · " + list.length + (list.length === 1 ? " tag" : " tags") : "";
-    $("tags-section").hidden = st !== "recording" && !list.length;
+    else title.textContent = list.length ? "Last take · " + list.length + (list.length === 1 ? " tag" : " tags") :
+      discardable() ? "Last take" : "";
+    $("tags-section").hidden = st !== "recording" && !list.length && !discardable();
     list.forEach(function (row) {
       var li = Kit.el("li", "tagrow" + (row.pending ? " pending" : ""));
       li.setAttribute("data-id", row.id);
@@ -438,9 +648,13 @@
 
   /* ---------- record and hold-to-stop ---------- */
 
+  var recordPressedAt = -1e9;
   function record() {
+    if (state() === "loading") return; // not yet known whether a visit is open
+    if (!model.visit) { openVisitSheet("record"); return; } // nothing records without consent
     var button = $("record");
     button.disabled = true;
+    recordPressedAt = performance.now();
     Kit.api("POST", "/api/start").then(function (r) {
       if (r.ok) { applyStatus(r.body.status); resync(); return; }
       notify(r.body.error || "The kit could not start (" + r.status + ")", 6, null, "bad");
@@ -535,7 +749,17 @@
       model.labels = data.labels;
       renderPad();
     } else if (kind === "refused") {
+      pendingDiscard = null;
       notify(data.reason || "The kit refused", 8, null, "bad");
+      // Record pressed here just as the visit ended elsewhere: ask for consent again.
+      if (/^no visit is open/.test(data.reason || "") && performance.now() - recordPressedAt < 10000) {
+        recordPressedAt = -1e9;
+        resync().then(function () { if (!model.visit) openVisitSheet("record"); });
+        return;
+      }
+      resync();
+    } else if (kind === "take") {
+      if (pendingDiscard) discardDone();
       resync();
     } else {
       resync(); // take, cut, resync, and anything new
@@ -619,10 +843,20 @@
   stop.addEventListener("keyup", cancelHold);
   stop.addEventListener("contextmenu", function (e) { e.preventDefault(); });
   $("sheet-form").addEventListener("submit", saveSheet);
-  $("visit-start").addEventListener("click", openVisitSheet);
-  $("visit-name").addEventListener("click", openVisitSheet);
+  $("visit-start").addEventListener("click", function () { openVisitSheet("start"); });
+  $("visit-name").addEventListener("click", function () { if (model.visit) openVisitSheet("rename"); });
   $("visit-form").addEventListener("submit", saveVisit);
-  $("visit-cancel").addEventListener("click", function () { $("visit-sheet").hidden = true; });
+  $("visit-cancel").addEventListener("click", closeVisitSheet);
+  $("consent-erase").addEventListener("input", function () { eraseEdited = true; });
+  $("consent-purposes").addEventListener("change", function () { $("consent-purposes").classList.remove("missing"); });
+  $("discard").addEventListener("click", openDiscard);
+  $("discard-last").addEventListener("click", function () { discard(false); });
+  $("discard-whole").addEventListener("click", function () { discard(true); });
+  $("discard-keep").addEventListener("click", function () { $("discard-sheet").hidden = true; });
+  $("key-lost-ok").addEventListener("click", function () {
+    try { localStorage.setItem(LOST_SEEN_KEY, model.keyLost ? model.keyLost.id : ""); } catch (e) { /* private mode */ }
+    $("key-lost").hidden = true;
+  });
   $("visit-end").addEventListener("click", function () { $("end-sheet").hidden = false; });
   $("end-cancel").addEventListener("click", function () { $("end-sheet").hidden = true; });
   $("end-confirm").addEventListener("click", endVisit);

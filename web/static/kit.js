@@ -69,6 +69,43 @@ window.Kit = (function () {
     return h ? h + ":" + ("0" + m).slice(-2) + ":" + ss : m + ":" + ss;
   }
 
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+  /* "2027-01-29" -> a local Date for that day, or null. */
+  function parseDay(text) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text || "");
+    return m ? new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : null;
+  }
+
+  /* "2027-01-29" -> "29 Jan 2027": no locale guesswork about which number is the month. */
+  function dayLabel(text) {
+    var d = parseDay(text);
+    return d ? d.getDate() + " " + MONTHS[d.getMonth()] + " " + d.getFullYear() : text;
+  }
+
+  /* A wall-clock label (UTC ISO 8601, or "") -> "14:02" in the phone's time, or "". */
+  function timeLabel(wall) {
+    var d = wall ? new Date(wall) : null;
+    return d && !isNaN(d) ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
+  }
+
+  /* A visit's consent -> "Consent: parent · review, supervision · erase by 29 Jan 2027". */
+  function consentText(c) {
+    if (!c) return "";
+    return "Consent: " + c.given_by + " · " + c.purposes.join(", ") + " · erase by " + dayLabel(c.erase_by);
+  }
+
+  /* Whether the family agreed to the shared review (the film on a phone) for this visit;
+   * a visit with no consent record (recorded before the kit asked) shows no film either. */
+  function mayReview(visit) {
+    return !visit || (!!visit.consent && visit.consent.purposes.indexOf("review") >= 0);
+  }
+
+  /* A sealed visit: ended and sealed, or its key lost to a power cut. */
+  function sealed(visit) {
+    return !!visit && (visit.access === "sealed" || visit.access === "key_lost");
+  }
+
   function vibrate(ms) {
     // Android only; iPhones ignore it, so a visible confirmation is the real feedback.
     if (navigator.vibrate) {
@@ -194,6 +231,7 @@ window.Kit = (function () {
 
   return {
     api: api, newId: newId, clock: clock, vibrate: vibrate, el: el, Toast: Toast, csrf: csrf,
-    eventKinds: eventKinds, Live: Live,
+    eventKinds: eventKinds, Live: Live, parseDay: parseDay, dayLabel: dayLabel,
+    timeLabel: timeLabel, consentText: consentText, mayReview: mayReview, sealed: sealed,
   };
 })();

@@ -38,6 +38,16 @@ window.ReviewPlayer = (function () {
 
     function halfFrame() { return 0.5 / hooks.fps(); }
 
+    /* A quarter of a frame into the frame showing at ``t`` (clamped into the film). A
+     * still or a moment begins exactly where its frame does, and a time that lands on a
+     * frame's edge may show the frame before it (rounding): never that one. */
+    function inFrame(t) {
+      var f = hooks.fps();
+      var at = (Math.floor(Math.max(0, t) * f + 1e-3) + 0.25) / f;
+      var end = duration();
+      return end ? Math.min(at, Math.max(0, end - halfFrame())) : at;
+    }
+
     function duration() {
       if (isFinite(video.duration) && video.duration > 0) return video.duration;
       return hooks.duration() || 0;
@@ -128,7 +138,7 @@ window.ReviewPlayer = (function () {
         if (play) video.play().catch(function () { /* it starts once the metadata is in */ });
         return;
       }
-      video.currentTime = Math.max(0, Math.min(t, (video.duration || t) - halfFrame()));
+      video.currentTime = inFrame(t);
       if (play) startPlaying();
       else video.pause();
     }
@@ -136,7 +146,7 @@ window.ReviewPlayer = (function () {
     function startPlaying() {
       var c = clips()[loopIndex];
       var t = video.currentTime;
-      if (c && (t < c.film_start_s - 0.05 || t >= c.film_end_s - halfFrame())) video.currentTime = c.film_start_s;
+      if (c && (t < c.film_start_s - 0.05 || t >= c.film_end_s - halfFrame())) video.currentTime = inFrame(c.film_start_s);
       var p = video.play();
       if (p && p.catch) {
         p.catch(function (e) {
@@ -210,7 +220,7 @@ window.ReviewPlayer = (function () {
     var watching = false;
     function watch() {
       var c = clips()[loopIndex];
-      if (c && video.currentTime >= c.film_end_s - halfFrame()) video.currentTime = c.film_start_s;
+      if (c && video.currentTime >= c.film_end_s - halfFrame()) video.currentTime = inFrame(c.film_start_s);
       update();
       if (!video.paused && !video.ended) requestAnimationFrame(watch);
       else watching = false;
@@ -232,7 +242,7 @@ window.ReviewPlayer = (function () {
       if (pendingSeek != null) {
         var t = pendingSeek;
         pendingSeek = null;
-        video.currentTime = Math.max(0, Math.min(t, video.duration - halfFrame()));
+        video.currentTime = inFrame(t);
       }
       renderTimeline();
       update();
@@ -290,7 +300,7 @@ window.ReviewPlayer = (function () {
       if (!dur || !box.width) return;
       var t = Math.max(0, Math.min(1, (clientX - box.left) / box.width)) * dur;
       if (video.readyState < 1) { pendingSeek = t; return; }
-      video.currentTime = Math.min(t, dur - halfFrame());
+      video.currentTime = inFrame(t);
       update();
     }
     timeline.addEventListener("pointerdown", function (e) {

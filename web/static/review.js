@@ -23,6 +23,12 @@
   };
   var hiddenIds = new Set(); // deleted here, before the kit confirmed it
   var awaitingCut = false; // an edit was sent: a new film is on its way
+  var erased = false; // the kit said it erased this visit (its erase-by date came)
+
+  /* Sealed: only the organisation's key opens it now (nothing of it is shown). */
+  function isSealed() { return Kit.sealed(model.visit); }
+  /* The family did not agree to the shared review: the film is never shown on a phone. */
+  function noReview() { return !Kit.mayReview(model.visit); }
 
   function clips() { return (model.cut && model.cut.clips) || []; }
 
@@ -54,7 +60,12 @@
     if (loading) { loadAgain = true; return loading; }
     loading = Kit.api("GET", "/api/visits/" + encodeURIComponent(VISIT)).then(function (r) {
       showConn(false);
-      if (r.status === 404) { showError("This visit is no longer on the kit."); return; }
+      if (r.status === 404) {
+        showError(erased ? "This visit was erased: the erase-by date the family agreed to has come." :
+          "This visit is no longer on the kit.");
+        player.load(null, false);
+        return;
+      }
       if (!r.ok) { showError(r.body.error || "The kit could not load this visit (" + r.status + ")"); return; }
       apply(r.body);
     }, function () { showConn(true); }).then(function () {
@@ -73,6 +84,8 @@
     body.tags.forEach(function (t) { model.tags.set(t.id, t); });
     model.labels = body.labels;
     model.cutError = body.cut_error || "";
+    root.setAttribute("data-access", isSealed() ? "sealed" : "readable");
+    root.setAttribute("data-review", noReview() ? "no" : "yes");
     var before = model.cut;
     model.cut = body.cut;
     applyStatus(body.status);
@@ -86,7 +99,12 @@
   function renderEmpty() {
     var empty = $("film-empty");
     empty.hidden = false;
-    if (awaitingCut || making()) empty.textContent = "Making the film…";
+    if (isSealed()) empty.textContent = "Sealed: only your organisation can open this visit now.";
+    else if (noReview()) {
+      empty.textContent = model.visit.consent ? "The family did not agree to a review: no film is shown." :
+        "This visit has no consent record: no film is shown.";
+    }
+    else if (awaitingCut || making()) empty.textContent = "Making the film…";
     else if (model.cut && !clips().length) empty.textContent = "No moments were tagged in this visit.";
     else if (model.cutError) empty.textContent = "The film cannot be read.";
     else empty.textContent = "No film yet.";
@@ -122,7 +140,9 @@
   /* ---------- rendering ---------- */
 
   function render() {
-    $("review-title").textContent = model.visit ? model.visit.case_ref : "";
+    var number = root.getAttribute("data-number");
+    $("review-title").textContent = model.visit ? model.visit.case_ref || "Visit " + number : "";
+    renderPrivacy();
     var wall = model.visit && model.visit.started_wall;
     var d = wall ? new Date(wall) : null;
     $("review-date").textContent = d && !isNaN(d) ?
@@ -135,6 +155,29 @@
     renderStills();
     renderWaiting();
     player.render();
+  }
+
+  /* What the kit can show of this visit, and what the family agreed to. */
+  function renderPrivacy() {
+    var v = model.visit;
+    var sealedBox = $("sealed");
+    sealedBox.hidden = !isSealed();
+    if (isSealed()) {
+      var when = Kit.timeLabel(v.started_wall);
+      sealedBox.textContent = v.access === "key_lost" ?
+        "The kit lost power during this visit" + (when ? " (started " + when + ")" : "") +
+        ". Its recording is safe and encrypted for your organisation, but this kit can no longer open it." :
+        "This visit is sealed: its film was made and the kit no longer holds its key. " +
+        "Only your organisation can open it now.";
+    }
+    $("moments-title").hidden = isSealed();
+    var note = $("consent-note");
+    note.hidden = !(v && v.consent);
+    if (!note.hidden) note.textContent = Kit.consentText(v.consent) + ".";
+    $("film-note").textContent = isSealed() ? "Its takes and film stay on the kit, encrypted, until the erase-by date." :
+      noReview() ? "The family did not agree to a review, so this film is never shown on a phone." :
+      "The film stays on the kit. It is not offered for download: the family's consent allows no " +
+      "copies without their written agreement.";
   }
 
   function liveTag(id) {
@@ -220,7 +263,7 @@
   function renderStills() {
     var box = $("stills");
     box.textContent = "";
-    var stills = (model.cut && model.cut.stills) || [];
+    var stills = (model.cut && !noReview() && model.cut.stills) || [];
     var shown = 0;
     stills.forEach(function (s) {
       if (!s.url || hiddenIds.has(s.tag_id)) return;
@@ -251,7 +294,7 @@
     ol.textContent = "";
     var n = 0;
     model.tags.forEach(function (tag) {
-      if (inFilm.has(tag.id) || hiddenIds.has(tag.id)) return;
+      if (isSealed() || inFilm.has(tag.id) || hiddenIds.has(tag.id)) return;
       var li = Kit.el("li", "moment");
       var ul = Kit.el("ul", "moment-tags");
       ul.appendChild(tagRow(tag, null, false));
@@ -454,6 +497,7 @@
     } else if (kind === "labels") {
       model.labels = data.labels;
     } else if (kind === "take" || kind === "resync" || (kind === "visit" && data.visit_id === VISIT)) {
+      if (kind === "visit" && data.action === "erased") erased = true;
       load();
     }
   }
@@ -469,8 +513,9 @@
   function onListClick(e) {
     var b = e.target.closest("button");
     if (!b) return;
-    if (b.classList.contains("moment-head")) player.playMoment(Number(b.getAttribute("data-index")));
-    else if (b.classList.contains("jump")) player.seekTo(Number(b.getAttribute("data-t")), false);
+    var film = player.hasFilm();
+    if (b.classList.contains("moment-head")) { if (film) player.playMoment(Number(b.getAttribute("data-index"))); }
+    else if (b.classList.contains("jump")) { if (film) player.seekTo(Number(b.getAttribute("data-t")), false); }
     else if (b.classList.contains("edit")) openSheet(b.closest("li").getAttribute("data-id"));
   }
   $("moments").addEventListener("click", onListClick);

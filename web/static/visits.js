@@ -17,6 +17,15 @@
   }
 
   function filmLine(v) {
+    if (v.access === "key_lost") {
+      return Kit.el("span", "visit-film sealed",
+        "Sealed: the kit lost power during it. Only your organisation can open it.");
+    }
+    if (v.access === "sealed") return Kit.el("span", "visit-film sealed", "Sealed: only your organisation can open it");
+    if (!Kit.mayReview(v)) {
+      return Kit.el("span", "visit-film", v.consent ? "No film on the phone: the family did not agree to a review" :
+        "No film on the phone: this visit has no consent record");
+    }
     if (v.cut_error) return Kit.el("span", "visit-film bad", "The film cannot be read");
     if (v.cut && v.cut.clips && v.cut.up_to_date) {
       return Kit.el("span", "visit-film ready",
@@ -31,10 +40,10 @@
   function card(v) {
     var li = Kit.el("li", "visit-item");
     var a = Kit.el("a", "visit" + (v.cut && v.cut.clips && v.cut.up_to_date ? " has-film" : "") +
-      (v.state === "open" ? " open" : ""));
+      (v.state === "open" ? " open" : "") + (Kit.sealed(v) ? " sealed" : ""));
     a.href = "/visits/" + encodeURIComponent(v.id);
     a.setAttribute("data-visit", v.id);
-    var title = Kit.el("span", "visit-title", v.case_ref);
+    var title = Kit.el("span", "visit-title", v.case_ref || "Visit " + v.number);
     if (v.state === "open") title.appendChild(Kit.el("span", "badge", "Open"));
     var date = when(v.started_wall);
     if (date) title.appendChild(Kit.el("span", "muted", " · " + date));
@@ -46,6 +55,7 @@
       plural(v.takes, "take", "takes") + " · " + Kit.clock(filmed) + " filmed · " + plural(v.tags, "tag", "tags") +
       (recovered ? " · " + recovered + " recovered after a power cut or crash" : "")));
     a.appendChild(filmLine(v));
+    if (v.consent) a.appendChild(Kit.el("span", "visit-consent", Kit.consentText(v.consent)));
     li.appendChild(a);
     return li;
   }

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from kit.audit.chain import AuditKind
 from kit.daemon.api import State, Status, TagEdit
 from kit.daemon.events import PhonesChanged
+from kit.model import Access
 from kit.visits.rules import MAX_LABEL_LEN, MAX_LABELS, MAX_NOTE_LEN, MAX_PAD_LABEL_LEN
 from web.context import COOKIE, ctx, phone
 from web.http import ApiError, ident, json_body, number, only_keys, sequence_number, text
@@ -70,10 +71,15 @@ def state() -> dict[str, Any]:
         else []
     )
     visit = c.visits.open_visit()
+    listed = c.visits.visits()
+    newest = listed[-1] if listed else None
+    lost = newest if newest is not None and newest.access == Access.KEY_LOST else None
     return {
         "event_id": event_id,
         "status": status.as_json(),
         "visit": None if visit is None else visit_json(visit, status),
+        # The newest visit, if the kit lost its key (a power cut): the page says so.
+        "key_lost": None if lost is None else visit_json(lost, status),
         "take": take,
         "labels": c.visits.labels(),
         "tags": tags,
@@ -90,6 +96,18 @@ def start() -> tuple[dict[str, Any], int]:
 @bp.post("/stop")
 def stop() -> tuple[dict[str, Any], int]:
     ctx().recording.stop("phone")
+    return {"status": ctx().recording.status().as_json()}, 202
+
+
+@bp.post("/discard")
+def discard() -> tuple[dict[str, Any], int]:
+    """Stop and destroy the last seconds of the take (``{"whole": true}``: all of it)."""
+    body = json_body()
+    only_keys(body, {"whole"})
+    whole = body.get("whole", False)
+    if not isinstance(whole, bool):
+        raise ApiError(400, "'whole' must be true or false")
+    ctx().recording.discard("phone", whole=whole)
     return {"status": ctx().recording.status().as_json()}, 202
 
 

@@ -6,14 +6,16 @@ page's ``controlsList="nodownload"`` keep the browser from offering to save
 them; none of this stops a determined person with a paired phone (see
 web/API.md), it only keeps the easy path from making a copy.
 
-Range requests are answered (206) so the phone's ``<video>`` can seek.
+Range requests are answered (206) so the phone's ``<video>`` can seek; the
+film is decrypted as it is read, only the asked-for range (kit/crypto).
 """
 
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, request, send_file
+from flask import Blueprint, Response, request
+from werkzeug.wsgi import wrap_file
 
 from kit.audit.chain import AuditKind
 from kit.errors import NotFound
@@ -54,20 +56,24 @@ def cut_file(visit_id: str, name: str) -> Response:
     """One file of the visit's cut directory, inline, with Range support."""
     if not ID_PATTERN.fullmatch(visit_id) or not servable(name):
         raise NotFound(f"no cut file {name!r}")
-    path = ctx().visits.cut_file(visit_id, name)
+    opened = ctx().visits.cut_file(visit_id, name)
     if name == layout.FILM and _from_the_start(request.headers.get("Range")):
         # A player asks for the start once per viewing (then ranges further on).
         ctx().audit.record(AuditKind.FILM_VIEWED, {"visit_id": visit_id, "phone_id": phone().id})
+    response = Response(
+        wrap_file(request.environ, opened.file),
+        mimetype=MIMETYPES[name[name.rfind(".") :]],
+        direct_passthrough=True,
+    )
+    response.content_length = opened.size  # a range (206) sets its own
+    response.set_etag(opened.etag)
+    response.last_modified = opened.modified  # type: ignore[assignment]
+    # Range -> 206, If-None-Match -> 304; the file is closed when the response is.
     try:
-        response = send_file(
-            path,
-            mimetype=MIMETYPES[name[name.rfind(".") :]],
-            conditional=True,  # Range -> 206, If-None-Match -> 304
-            etag=True,
-            max_age=None,
-        )
-    except FileNotFoundError:  # replaced by a re-cut between the lookup and the open
-        raise NotFound(f"no cut file {name!r}") from None
+        response.make_conditional(request, accept_ranges=True, complete_length=opened.size)
+    except BaseException:  # e.g. 416: no response will close the file
+        opened.file.close()
+        raise
     response.headers["Content-Disposition"] = "inline"
     # Not kept in the browser's cache: no copy of the film is left on the phone.
     response.headers["Cache-Control"] = "no-store, private"

@@ -21,6 +21,8 @@ def _page(template: str) -> str:
         preview_fps=current_app.config["KIT_PREVIEW_FPS"],
         heartbeat_s=current_app.config["KIT_HEARTBEAT_S"],
         default_labels=list(current_app.config["KIT_DEFAULT_LABELS"]),
+        consent=ctx().visits.consent_form(),
+        discard_s=current_app.config.get("KIT_DISCARD_S", 60.0),
         limited=limited_browser(
             request.headers.get("User-Agent", ""), request.headers.get("X-Requested-With", "")
         ),

@@ -14,12 +14,12 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template
 
 from kit.daemon.api import CutManifest, Status, VisitLibrary
-from kit.errors import NotFound, StorageError
-from kit.model import Tag, Take, Visit
+from kit.errors import CorruptMedia, NotAllowed, NotFound, StorageError
+from kit.model import Consent, Purpose, Tag, Take, Visit
 from kit.store import layout
 from kit.visits.rules import MAX_CASE_REF_LEN
 from web.context import ctx, phone
-from web.http import ID_PATTERN, json_body, only_keys, text
+from web.http import ID_PATTERN, ApiError, json_body, only_keys, text
 from web.views.media import media_url
 
 bp = Blueprint("visits", __name__)
@@ -59,27 +59,45 @@ def _read_cut(library: VisitLibrary, visit_id: str) -> tuple[CutManifest | None,
     except StorageError as exc:  # a damaged manifest: say so, keep the page working
         current_app.logger.warning("the cut of %s cannot be read: %s", visit_id, exc)
         return None, str(exc)
+    except CorruptMedia as exc:  # the same, when its encryption does not check out
+        current_app.logger.warning("the cut of %s cannot be read: %s", visit_id, exc)
+        return None, f"the cut manifest of {visit_id} is damaged: {exc}"
 
 
-def _cut_json(library: VisitLibrary, visit_id: str, manifest: CutManifest) -> dict[str, Any]:
+def may_review(visit: Visit) -> bool:
+    """Whether the family agreed to the shared review: the film (and its stills) on a phone."""
+    return visit.consent is not None and visit.consent.allows(Purpose.REVIEW)
+
+
+def _cut_json(library: VisitLibrary, visit: Visit, manifest: CutManifest) -> dict[str, Any]:
     """The manifest with the URLs the page loads its film, stills and chapters from.
 
     Every URL carries ``?v=`` (the film's modification time, else a hash of the
     manifest), so a re-cut's files are fetched afresh, never taken from a cache.
     """
+    visit_id = visit.id
     version = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
-    film_url = media_url(visit_id, manifest.get("film"))
+    shown = may_review(visit)
+    film_url = media_url(visit_id, manifest.get("film")) if shown else None
     if film_url is not None:
         try:
             name = layout.in_cut_dir(visit_id, manifest["film"]) or ""
-            stat = library.cut_file(visit_id, name).stat()
-            version = f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+            opened = library.cut_file(visit_id, name)
+            opened.file.close()
+            version = opened.etag
         except (NotFound, OSError):
             film_url = None  # named but gone (e.g. being replaced): the page waits for the cut
+        except CorruptMedia as exc:  # damaged: no film, rather than no page
+            current_app.logger.warning("the film of %s cannot be read: %s", visit_id, exc)
+            film_url = None
+        except NotAllowed:
+            # The family did not agree to a review: nothing of the film on the phone (its
+            # stills, contact sheet and chapters are refused as the film is).
+            film_url, shown = None, False
 
     def url(rel: Any) -> str | None:
         found = media_url(visit_id, rel if isinstance(rel, str) else None)
-        return None if found is None else f"{found}?v={version}"
+        return None if found is None or not shown else f"{found}?v={version}"
 
     exports = manifest.get("exports") or {}
     return {
@@ -128,13 +146,41 @@ def visits() -> dict[str, Any]:
     return {"visits": listed[::-1]}
 
 
+@bp.get("/api/consent")
+def consent_form() -> dict[str, Any]:
+    """What the consent form offers (roles, purposes, the suggested erase-by date)."""
+    return ctx().visits.consent_form()
+
+
+def _consent(body: dict[str, Any]) -> Consent:
+    """The consent the form sent; a 400 saying what is wrong with it."""
+    raw = body.get("consent")
+    if not isinstance(raw, dict):
+        raise ApiError(
+            400,
+            "a visit needs the family's consent: 'consent' with 'given_by', 'purposes' "
+            "and 'erase_by'",
+        )
+    only_keys(raw, {"given_by", "purposes", "erase_by"})
+    purposes = raw.get("purposes")
+    if not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes):
+        raise ApiError(400, "'purposes' must be a list of purposes (e.g. [\"review\"])")
+    given_by = text(raw, "given_by", max_len=40, required=True)
+    erase_by = text(raw, "erase_by", max_len=10, required=True)
+    try:
+        return ctx().visits.check_consent(given_by, purposes[:10], erase_by)
+    except ValueError as exc:  # the kit's rules: a 400 with its reason, never a 500
+        raise ApiError(400, str(exc)) from None
+
+
 @bp.post("/api/visits")
 def start_visit() -> tuple[dict[str, Any], int]:
-    """Open a visit (409 if one is open); ``case_ref`` is optional ("Visit N")."""
+    """Open a visit with the family's consent (409 if one is open)."""
     body = json_body()
-    only_keys(body, {"case_ref"})
+    only_keys(body, {"case_ref", "consent"})
     c = ctx()
-    visit = c.visits.start_visit(_case_ref(body, required=False))
+    case_ref = _case_ref(body, required=True)
+    visit = c.visits.start_visit(case_ref, _consent(body))
     return {"visit": visit_json(visit, c.recording.status())}, 201
 
 
@@ -155,7 +201,7 @@ def visit(visit_id: str) -> dict[str, Any]:
         "visit": {**visit_json(v, status, takes), "number": number},
         "takes": [t.as_json() for t in takes],
         "tags": [_review_tag_json(t, by_id) for t in c.visits.tags(v.id)],
-        "cut": None if manifest is None else _cut_json(c.visits, v.id, manifest),
+        "cut": None if manifest is None else _cut_json(c.visits, v, manifest),
         "cut_error": error,
         "labels": c.visits.labels(),
         "status": status.as_json(),

@@ -25,4 +25,13 @@ python3 -m venv --system-site-packages /opt/kit/.venv
 /opt/kit/.venv/bin/python -m compileall -q /opt/kit/kit /opt/kit/web
 ln -sf /opt/kit/.venv/bin/kit /usr/local/bin/kit
 
+# No swap on the card: the visits' keys live only in RAM (/run/kit/keys, and the
+# daemon's memory), and a swap file on the SD card could write them, or decrypted
+# frames, where a lost kit would give them away. Raspberry Pi OS swaps to
+# /var/swap through dphys-swapfile.
+if [ -f /etc/dphys-swapfile ] || systemctl list-unit-files dphys-swapfile.service >/dev/null 2>&1; then
+	echo "CONF_SWAPSIZE=0" > /etc/dphys-swapfile
+	systemctl disable dphys-swapfile.service || true
+fi
+
 systemctl enable kit.service

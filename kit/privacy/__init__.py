@@ -1,0 +1,1 @@
+"""Privacy as product features: consent, stop-and-discard and retention."""
