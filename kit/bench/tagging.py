@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kit.testing.launch import kit_run_simulated, served
+from kit.testing.privacy import consent_json
 
 NS_PER_MS = 1_000_000
 TARGET_P99_MS = 50.0
@@ -222,6 +223,12 @@ class Previews:
 
 
 def _start_take(boss: Phone) -> None:
+    # A take records only into a visit with the family's consent: open one (or use the open one).
+    status, body, _ = boss.request(
+        "POST", "/api/visits", {"case_ref": "Bench", "consent": consent_json()}
+    )
+    if status not in (201, 409):
+        raise RuntimeError(f"could not start a visit: {status} {body}")
     status, body, _ = boss.request("POST", "/api/start")
     if status != 202:
         raise RuntimeError(f"could not start a take: {status} {body}")
