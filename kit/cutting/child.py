@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from kit.cutting import CutError
@@ -43,6 +44,24 @@ class ChildRun(Generic[T]):
     wall_s: float  # from starting the child to having its result
 
 
+def own_peak_rss_bytes() -> int:
+    """This process's own peak resident set, in bytes.
+
+    ``ru_maxrss`` is not enough in a spawned child: Linux carries the
+    high-water mark across ``execve``, so it still counts the pages of the
+    forked copy of the parent (a 200 MB test runner reads as a 200 MB cut).
+    ``VmHWM`` belongs to the current address space only.
+    """
+    try:
+        with Path("/proc/self/status").open(encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
 def _child_main(
     conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], niceness: int
 ) -> None:
@@ -57,8 +76,7 @@ def _child_main(
 
     try:
         value = fn(*args, progress=report)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-        conn.send(("done", value, peak))
+        conn.send(("done", value, own_peak_rss_bytes()))
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
         detail = traceback.format_exc()
         try:

@@ -51,6 +51,17 @@ def test_result_progress_and_low_priority() -> None:
     assert run.wall_s > 0
 
 
+def test_the_peak_is_the_childs_own_not_its_parents() -> None:
+    # A large parent (the daemon after a long day, or a test runner) must
+    # not show up in the child's figure: Linux keeps ru_maxrss across exec.
+    ballast = bytearray(os.urandom(1 << 20) * 256)  # 256 MiB, touched
+    try:
+        run = run_in_child(_count, 10)
+    finally:
+        del ballast
+    assert 0 < run.peak_rss_bytes < 200 * 2**20
+
+
 def test_kit_errors_come_back_as_they_are() -> None:
     with pytest.raises(NotFound, match="no visit"):
         run_in_child(_fail_kit)
