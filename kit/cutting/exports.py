@@ -1,35 +1,100 @@
-"""Exports beside the film: OpenTimelineIO, CMX 3600 EDL, a CSV of tags, WebVTT chapters.
+"""Exports beside the film: OpenTimelineIO, CMX 3600 EDL, a CSV of tags, WebVTT chapters, and
+(for the hand-off's work folder) Final Cut Pro 7 XML.
 
 Each exporter is a pure function from the rendered film (and the visit's
-tags) to text, so they are cheap to test; :func:`write_exports` stores them.
+tags) to text, so they are cheap to test and can be made again wherever the
+media moves (kit/handoff/workfolder.py); :func:`write_exports` stores them.
+Labels and notes are kept as typed (UTF-8), in every script.
 
-- The OTIO timeline and the EDL describe the rough cut as an edit of the
-  takes' MP4s (paths relative to the cut folder), with a marker per tag, so
-  an editor can open the cut in an NLE and refine it from the originals.
-- The CSV lists every tag of the visit, also those the film could not hold.
+- The OTIO timeline describes the rough cut as an edit of the takes' MP4s, by
+  paths relative to the folder the timeline is in, with a marker per tag (its
+  note as the marker's comment). OTIO's ``fcp_xml`` adapter turns it into the
+  FCP 7 XML that Premiere Pro and DaVinci Resolve import.
+- The EDL is CMX 3600: one event per clip for picture and sound together
+  (channel ``B``: V and A1), numbered from 001; ``* FROM CLIP NAME:`` holds
+  its labels, ``* FROM CLIP:`` (OpenTimelineIO) and ``* SOURCE FILE:``
+  (Avid, pycmx) its take's path, and a ``* LOC:`` per tag at the tag's
+  source timecode (where OpenTimelineIO reads and writes them), with its label
+  and note. Record timecode starts at 01:00:00:00.
+- The CSV lists every tag of the visit, also those the film could not hold
+  (UTF-8 with a byte-order mark, so Excel reads it as UTF-8; the columns are
+  documented in README.md, "Exports").
 - The WebVTT chapters follow the rough cut's own timeline, for a ``<track>``.
+
+The guider's notes go only where the organisation's editors look (OTIO
+marker comments, EDL locators, the CSV): never in the chapters.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import posixpath
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from kit.clock import NS_PER_S
 from kit.cutting.render import Film, FilmClip
-from kit.model import Tag
+from kit.model import Tag, Take, Visit
 from kit.store import layout
 from kit.store.files import FileLayer
 
 # The EDL's record timecode starts at one hour, as editors expect.
 EDL_RECORD_START_S = 3600
 MARKER_COLOR = "YELLOW"
+
+
+@dataclass(frozen=True)
+class TakeInfo:
+    """What the exports need of a take besides its film: its number, where it starts on the
+    kit clock, its length, and when it started by the wall clock (UTC) if the kit knew."""
+
+    number: int
+    first_frame_ns: int
+    duration_ns: int
+    started: datetime | None = None
+
+    def wall(self, instant: int) -> datetime | None:
+        """The wall-clock time of the kit-clock ``instant`` in this take."""
+        if self.started is None:
+            return None
+        return self.started + timedelta(microseconds=(instant - self.first_frame_ns) // 1000)
+
+
+def wall_start(visit: Visit) -> datetime | None:
+    """When ``visit`` started by the wall clock (UTC), if the kit's clock was set."""
+    try:
+        return datetime.fromisoformat(visit.started_wall) if visit.started_wall else None
+    except ValueError:
+        return None
+
+
+def take_infos(visit: Visit, takes: Sequence[Take]) -> dict[str, TakeInfo]:
+    """What the exports need of each finished take of ``visit``.
+
+    A take's wall-clock start is known when the visit's start was stamped by the wall
+    clock and the take was filmed in the same boot (kit-clock instants of another boot
+    cannot be compared with the visit's).
+    """
+    started = wall_start(visit)
+    infos = {}
+    for take in takes:
+        if take.first_frame_ns is None:
+            continue
+        wall = None
+        if started is not None and take.boot_id == visit.boot_id:
+            wall = started + timedelta(
+                microseconds=(take.first_frame_ns - visit.started_ns) // 1000
+            )
+        infos[take.id] = TakeInfo(take.seq, take.first_frame_ns, take.duration_ns, wall)
+    return infos
 
 
 @dataclass(frozen=True)
@@ -59,8 +124,13 @@ def _time_range(start: int, duration: int, fps: Fraction) -> dict[str, Any]:
     }
 
 
+def _relative(path: str, cut_dir: str) -> str:
+    """``path`` (relative to the data directory) as seen from the folder ``cut_dir``."""
+    return posixpath.relpath(path, cut_dir or ".")
+
+
 def _media_url(clip: FilmClip, cut_dir: str) -> str:
-    return posixpath.relpath(clip.source.path, cut_dir)
+    return _relative(clip.source.path, cut_dir)
 
 
 def _otio_clip(
@@ -139,7 +209,7 @@ def otio_timeline(
     audio = [_otio_clip(c, fps, cut_dir, take_frames, False) for c in film.clips]
     timeline = {
         "OTIO_SCHEMA": "Timeline.1",
-        "metadata": {"kit": {"film": posixpath.relpath(film.path, cut_dir), "consent": consent}},
+        "metadata": {"kit": {"film": _relative(film.path, cut_dir), "consent": consent}},
         "name": title,
         "global_start_time": _rational_time(0, fps),
         "tracks": {
@@ -157,6 +227,27 @@ def otio_timeline(
     return json.dumps(timeline, indent=2, ensure_ascii=False) + "\n"
 
 
+def fcp_xml(otio_text: str, *, media_dir: Path | None = None) -> str:
+    """The OTIO timeline ``otio_text`` as Final Cut Pro 7 XML, through OTIO's ``fcp_xml``
+    adapter (Premiere Pro and DaVinci Resolve import it).
+
+    FCP 7 XML names media by URL: with ``media_dir`` (the absolute folder the timeline's
+    relative paths start from), each becomes a ``file://`` URL, so an NLE finds the takes
+    where they are; moved elsewhere, it asks once and relinks the rest by name.
+    """
+    import opentimelineio as otio
+
+    timeline = otio.adapters.read_from_string(otio_text, "otio_json")
+    if media_dir is not None:
+        for clip in timeline.find_clips():
+            reference = clip.media_reference
+            url = getattr(reference, "target_url", None)
+            if url and "://" not in url:
+                reference.target_url = (media_dir / url).resolve().as_uri()
+    text: str = otio.adapters.write_to_string(timeline, "fcp_xml")
+    return text
+
+
 def timecode(frames: int, fps: int) -> str:
     """Non-drop-frame SMPTE timecode HH:MM:SS:FF."""
     seconds, ff = divmod(frames, fps)
@@ -165,11 +256,10 @@ def timecode(frames: int, fps: int) -> str:
     return f"{hh:02d}:{mm:02d}:{ss:02d}:{ff:02d}"
 
 
-def _edl_text(text: str) -> str:
-    """EDL comments are one line of plain ASCII in most readers."""
-    from kit.cutting.font import fold
-
-    return " ".join(fold(text).replace("★", "*").split())
+def one_line(text: str) -> str:
+    """``text`` on one line: control characters dropped, runs of white space one space."""
+    kept = "".join(c for c in text if c.isspace() or unicodedata.category(c) != "Cc")
+    return " ".join(kept.split())
 
 
 def consent_line(consent: dict[str, Any] | None) -> str:
@@ -180,37 +270,42 @@ def consent_line(consent: dict[str, Any] | None) -> str:
     return f"given by {consent['given_by']} for {purposes}; erase by {consent['erase_by']}"
 
 
+def _clip_name(clip: FilmClip, number: int) -> str:
+    return one_line(clip.clip.title) or f"Moment {number}"
+
+
 def edl(
     film: Film, cut_dir: str, *, title: str = "Rough cut", consent: dict[str, Any] | None = None
 ) -> str:
-    """The rough cut as a CMX 3600 EDL (video and audio events, a locator per tag)."""
+    """The rough cut as a CMX 3600 EDL: an event per clip (picture and sound), a locator per tag."""
     fps = round(film.fps)
     rate = Fraction(fps)
-    lines = [f"TITLE: {_edl_text(title)[:70] or 'Rough cut'}", "FCM: NON-DROP FRAME", ""]
-    lines[2:2] = [f"* CONSENT: {_edl_text(consent_line(consent))}"]
+    lines = [f"TITLE: {one_line(title) or 'Rough cut'}", "FCM: NON-DROP FRAME"]
     record = EDL_RECORD_START_S * fps
     for number, clip in enumerate(film.clips, start=1):
         src_in = _frames(clip.take_start_ns, rate)
         length = _frames(clip.film_end_ns, rate) - _frames(clip.film_start_ns, rate)
         reel = f"TAKE{clip.source.seq:03d}"[:8]
-        times = (
+        lines.append(
+            f"{number:03d}  {reel:<8} {'B':<5} C        "
             f"{timecode(src_in, fps)} {timecode(src_in + length, fps)} "
             f"{timecode(record, fps)} {timecode(record + length, fps)}"
         )
-        for channel in ("V", "A"):
-            lines.append(f"{number:03d}  {reel:<8} {channel:<5} C        {times}")
-        lines.append(f"* FROM CLIP NAME: {_media_url(clip, cut_dir)}")
-        lines.append(f"* COMMENT: {_edl_text(clip.clip.title)}")
+        media = _media_url(clip, cut_dir)
+        lines.append(f"* FROM CLIP NAME: {_clip_name(clip, number)}")
+        lines.append(f"* FROM CLIP: {media}")
+        lines.append(f"* SOURCE FILE: {media}")
         for tag in clip.clip.tags:
-            at = record + _frames(clip.film_ns(tag.at_ns) - clip.film_start_ns, rate)
-            at = min(max(at, record), record + max(0, length - 1))
-            note = f" - {tag.note}" if tag.note.strip() else ""
-            lines.append(
-                f"* LOC: {timecode(at, fps)} {MARKER_COLOR:<7} {_edl_text(tag.label + note)}"
-            )
-        lines.append("")
+            at = _frames(tag.at_ns - clip.source.first_frame_ns, rate)
+            at = min(max(at, src_in), src_in + max(0, length - 1))
+            text = one_line(tag.label)
+            if one_line(tag.note):
+                text += f" - {one_line(tag.note)}"
+            lines.append(f"* LOC: {timecode(at, fps)} {MARKER_COLOR:<7} {text}")
+        if number == 1:  # comments belong to an event: the consent goes with the first
+            lines.append(f"* CONSENT: {consent_line(consent)}")
         record += length
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"  # no blank lines: strict readers take them for statements
 
 
 CSV_COLUMNS = (
@@ -225,7 +320,13 @@ CSV_COLUMNS = (
     "clip",
     "film_time_s",
     "film_timecode",
+    "moment",
+    "wall_time_utc",
+    "still",
 )
+"""The CSV's columns, in order (each is described in README.md, "Exports")."""
+
+BOM = "\ufeff"
 
 
 def _cell(text: str) -> str:
@@ -233,44 +334,63 @@ def _cell(text: str) -> str:
     return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
 
 
-def tags_csv(film: Film, tags: Sequence[Tag], take_starts_ns: dict[str, tuple[int, int]]) -> str:
+def tags_csv(
+    film: Film | None,
+    tags: Sequence[Tag],
+    takes: Mapping[str, TakeInfo],
+    *,
+    stills: Mapping[str, str] | None = None,
+) -> str:
     """Every tag of the visit, one row each, with where it is in its take and in the film.
 
-    ``take_starts_ns`` maps a take id to (its number, its first frame's instant).
+    ``takes`` maps a take id to what the CSV needs of it; ``stills`` a tag id to the path
+    of its still, relative to the CSV's folder. The text starts with a byte-order mark.
     """
-    placed: dict[str, tuple[int, FilmClip]] = {}
-    for number, clip in enumerate(film.clips, start=1):
+    placed: dict[str, tuple[int, int, FilmClip]] = {}
+    moment = 0
+    for number, clip in enumerate(film.clips if film else (), start=1):
         for tag in clip.clip.tags:
-            placed[tag.id] = (number, clip)
-    fps = round(film.fps)
+            moment += 1
+            placed[tag.id] = (number, moment, clip)
+    fps = round(film.fps) if film else 30
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for tag in sorted(tags, key=lambda t: (t.at_ns, t.id)):
-        take = take_starts_ns.get(tag.take_id or "")
-        take_time = f"{(tag.at_ns - take[1]) / NS_PER_S:.3f}" if take else ""
+
+    def order(tag: Tag) -> tuple[int, int, str]:
+        take = takes.get(tag.take_id or "")
+        return (take.number if take else 1 << 30, tag.at_ns, tag.id)
+
+    for tag in sorted(tags, key=order):
+        take = takes.get(tag.take_id or "")
+        wall = take.wall(tag.at_ns) if take else None
         row: list[str] = [
             tag.id,
             _cell(tag.label),
             _cell(tag.note),
             _cell(tag.author),
-            str(take[0]) if take else "",
+            str(take.number) if take else "",
             tag.take_id or "",
-            take_time,
+            f"{(tag.at_ns - take.first_frame_ns) / NS_PER_S:.3f}" if take else "",
         ]
         if tag.id in placed:
-            number, clip = placed[tag.id]
+            number, moment, clip = placed[tag.id]
             film_ns = min(max(clip.film_ns(tag.at_ns), clip.film_start_ns), clip.film_end_ns)
             row += [
                 "yes",
                 str(number),
                 f"{film_ns / NS_PER_S:.3f}",
                 timecode(_frames(film_ns, Fraction(fps)), fps),
+                str(moment),
             ]
         else:
-            row += ["no", "", "", ""]
+            row += ["no", "", "", "", ""]
+        row += [
+            f"{wall:%Y-%m-%d %H:%M:%S}" if wall else "",
+            (stills or {}).get(tag.id, ""),
+        ]
         writer.writerow(row)
-    return buffer.getvalue()
+    return BOM + buffer.getvalue()
 
 
 def _vtt_time(ns: int) -> str:
@@ -282,7 +402,7 @@ def _vtt_time(ns: int) -> str:
 
 
 def _vtt_text(text: str) -> str:
-    return " ".join(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").split())
+    return one_line(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def webvtt_chapters(film: Film) -> str:
@@ -296,6 +416,33 @@ def webvtt_chapters(film: Film) -> str:
     return "\n".join(lines)
 
 
+def export_texts(
+    film: Film,
+    tags: Sequence[Tag],
+    cut_dir: str,
+    *,
+    title: str,
+    takes: Mapping[str, TakeInfo],
+    consent: dict[str, Any] | None = None,
+    stills: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Every export's text by kind (``otio``, ``edl``, ``csv``, ``vtt``), for exports in the
+    folder ``cut_dir`` (paths in ``film`` are relative to the same root as ``cut_dir``;
+    ``stills`` maps a tag id to its still's path relative to ``cut_dir``)."""
+    return {
+        "otio": otio_timeline(
+            film,
+            cut_dir,
+            title=title,
+            take_durations_ns={k: v.duration_ns for k, v in takes.items()},
+            consent=consent,
+        ),
+        "edl": edl(film, cut_dir, title=title, consent=consent),
+        "csv": tags_csv(film, tags, takes, stills=stills),
+        "vtt": webvtt_chapters(film),
+    }
+
+
 def write_exports(
     files: FileLayer,
     film: Film,
@@ -303,32 +450,28 @@ def write_exports(
     cut_dir: str,
     *,
     title: str,
-    take_info: dict[str, tuple[int, int, int]],
+    takes: Mapping[str, TakeInfo],
     consent: dict[str, Any] | None = None,
+    stills: Mapping[str, str] | None = None,
 ) -> ExportPaths:
-    """Write all four exports into ``cut_dir``.
-
-    ``take_info`` maps a take id to (its number, its first frame's instant, its length in ns).
-    """
+    """Write all four exports into ``cut_dir`` (``stills``: tag id to the still's path,
+    relative to the data directory)."""
     paths = ExportPaths(
         otio=layout.export(cut_dir, "otio"),
         edl=layout.export(cut_dir, "edl"),
         csv=layout.export(cut_dir, "csv"),
         vtt=layout.export(cut_dir, "vtt"),
     )
-    texts = {
-        paths.otio: otio_timeline(
-            film,
-            cut_dir,
-            title=title,
-            take_durations_ns={k: v[2] for k, v in take_info.items()},
-            consent=consent,
-        ),
-        paths.edl: edl(film, cut_dir, title=title, consent=consent),
-        paths.csv: tags_csv(film, tags, {k: (v[0], v[1]) for k, v in take_info.items()}),
-        paths.vtt: webvtt_chapters(film),
-    }
-    for rel, text in texts.items():
+    texts = export_texts(
+        film,
+        tags,
+        cut_dir,
+        title=title,
+        takes=takes,
+        consent=consent,
+        stills={k: _relative(v, cut_dir) for k, v in (stills or {}).items()},
+    )
+    for kind, rel in dataclasses.asdict(paths).items():
         with files.replace(rel) as f:
-            f.write(text.encode("utf-8"))
+            f.write(texts[kind].encode("utf-8"))
     return paths

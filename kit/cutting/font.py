@@ -1,195 +1,162 @@
-"""A tiny 5x7 bitmap font for captions on the contact sheet (no imaging library needed).
+"""The contact sheet's lettering: DejaVu Sans through Pillow, with fallbacks for other scripts.
 
-It covers printable ASCII plus a star for the "better than usual ★" tag.
-Other letters are folded to their unaccented form (é -> e) and anything
-still outside the font prints as "?": good enough for a caption, while the
-CSV, WebVTT and OTIO exports keep every character as typed.
+DejaVu Sans (Debian's ``fonts-dejavu-core``, installed by ``./quickstart`` and
+in the kit's image) covers Latin, Greek, Cyrillic, Armenian, Georgian, Hebrew,
+Arabic and many symbols, so labels print as typed: "Guiding", "Être attentif",
+"Руководство". It has no CJK glyphs: a character it lacks is drawn with the
+first fallback font found that has it (Noto Sans CJK, Droid Sans Fallback,
+WenQuanYi; none of them is installed by default), else as DejaVu's empty box.
+Without DejaVu, Pillow's own small font stands in, with one warning in the log.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+from PIL import Image, ImageDraw, ImageFont
 
-GLYPH_W = 5
-GLYPH_H = 7
-ADVANCE = GLYPH_W + 1
-LINE = GLYPH_H + 3
+if TYPE_CHECKING:
+    from PIL.ImageFont import FreeTypeFont
+    from PIL.ImageFont import ImageFont as BitmapFont
 
-# Each glyph: seven rows of five bits, most significant bit leftmost, as hex pairs.
-_HEX = {
-    " ": "00000000000000",
-    "!": "04040404000004",
-    '"': "0A0A0A00000000",
-    "#": "0A0A1F0A1F0A0A",
-    "$": "040F140E051E04",
-    "%": "18190204081303",
-    "&": "0C12140815120D",
-    "'": "0C040800000000",
-    "(": "02040808080402",
-    ")": "08040202020408",
-    "*": "0004150E150400",
-    "+": "0004041F040400",
-    ",": "000000000C0408",
-    "-": "0000001F000000",
-    ".": "00000000000C0C",
-    "/": "00010204081000",
-    "0": "0E11131519110E",
-    "1": "040C040404040E",
-    "2": "0E11010204081F",
-    "3": "1F02040201110E",
-    "4": "02060A121F0202",
-    "5": "1F101E0101110E",
-    "6": "0608101E11110E",
-    "7": "1F010204080808",
-    "8": "0E11110E11110E",
-    "9": "0E11110F01020C",
-    ":": "000C0C000C0C00",
-    ";": "000C0C000C0408",
-    "<": "02040810080402",
-    "=": "00001F001F0000",
-    ">": "08040201020408",
-    "?": "0E110102040004",
-    "@": "0E11010D15150E",
-    "A": "0E1111111F1111",
-    "B": "1E11111E11111E",
-    "C": "0E11101010110E",
-    "D": "1C12111111121C",
-    "E": "1F10101E10101F",
-    "F": "1F10101E101010",
-    "G": "0E11101711110F",
-    "H": "1111111F111111",
-    "I": "0E04040404040E",
-    "J": "0702020202120C",
-    "K": "11121418141211",
-    "L": "1010101010101F",
-    "M": "111B1515111111",
-    "N": "11111915131111",
-    "O": "0E11111111110E",
-    "P": "1E11111E101010",
-    "Q": "0E11111115120D",
-    "R": "1E11111E141211",
-    "S": "0F10100E01011E",
-    "T": "1F040404040404",
-    "U": "1111111111110E",
-    "V": "11111111110A04",
-    "W": "1111111515150A",
-    "X": "11110A040A1111",
-    "Y": "1111110A040404",
-    "Z": "1F01020408101F",
-    "[": "0E08080808080E",
-    "\\": "00100804020100",
-    "]": "0E02020202020E",
-    "^": "040A1100000000",
-    "_": "0000000000001F",
-    "`": "08040200000000",
-    "a": "00000E010F110F",
-    "b": "1010161911111E",
-    "c": "00000E1010110E",
-    "d": "01010D1311110F",
-    "e": "00000E111F100E",
-    "f": "0609081C080808",
-    "g": "00000F110F010E",
-    "h": "10101619111111",
-    "i": "04000C0404040E",
-    "j": "0200060202120C",
-    "k": "10101214181412",
-    "l": "0C04040404040E",
-    "m": "00001A15151111",
-    "n": "00001619111111",
-    "o": "00000E1111110E",
-    "p": "00001E111E1010",
-    "q": "00000F110F0101",
-    "r": "00001619101010",
-    "s": "00000E100E011E",
-    "t": "08081C08080906",
-    "u": "0000111111130D",
-    "v": "00001111110A04",
-    "w": "0000111115150A",
-    "x": "0000110A040A11",
-    "y": "000011110F010E",
-    "z": "00001F0204081F",
-    "{": "02040408040402",
-    "|": "04040404040404",
-    "}": "08040402040408",
-    "~": "00000815020000",
-    "★": "0004041F0E0A11",
-}
+    Font = FreeTypeFont | BitmapFont
+
+log = logging.getLogger(__name__)
+
+_DEJAVU_DIRS = (
+    "/usr/share/fonts/truetype/dejavu",  # Debian, Raspberry Pi OS, Ubuntu (fonts-dejavu-core)
+    "/usr/share/fonts/dejavu-sans-fonts",  # Fedora
+    "/usr/share/fonts/dejavu",  # older Fedora, openSUSE
+    "/usr/share/fonts/TTF",  # Arch (ttf-dejavu)
+    "/usr/local/share/fonts/dejavu",  # FreeBSD (dejavu package)
+    "/opt/homebrew/share/fonts",  # macOS, Homebrew on Apple silicon
+    "/usr/local/share/fonts",
+    "/Library/Fonts",  # macOS, installed by hand
+)
+REGULAR = "DejaVuSans.ttf"
+BOLD = "DejaVuSans-Bold.ttf"
+
+# Fonts for what DejaVu lacks (CJK above all), first found first used.
+FALLBACKS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",  # Debian fonts-noto-cjk
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",  # Arch noto-fonts-cjk
+    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",  # Fedora
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",  # Debian fonts-droid-fallback
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # Debian fonts-wqy-microhei
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",  # Debian fonts-wqy-zenhei
+)
+
+# A code point no font here has a glyph for: what "missing" looks like in each font.
+_NO_GLYPH = "\U0010fffd"
 
 
-def _glyph(code: str) -> npt.NDArray[np.bool_]:
-    rows = [int(code[i : i + 2], 16) for i in range(0, 2 * GLYPH_H, 2)]
-    return np.array(
-        [[(row >> (GLYPH_W - 1 - x)) & 1 for x in range(GLYPH_W)] for row in rows], dtype=bool
+def find_font(name: str, dirs: Sequence[str] = _DEJAVU_DIRS) -> Path | None:
+    """The first ``dirs/name`` that exists, or None."""
+    for directory in dirs:
+        path = Path(directory) / name
+        if path.is_file():
+            return path
+    return None
+
+
+@functools.cache
+def _fallback_paths() -> tuple[Path, ...]:
+    return tuple(Path(p) for p in FALLBACKS if Path(p).is_file())
+
+
+@functools.cache
+def _missing_dejavu_warned() -> None:
+    log.warning(
+        "DejaVu Sans is not installed (Debian: apt install fonts-dejavu-core): the contact "
+        "sheet falls back to Pillow's own font, which lacks most non-Latin letters"
     )
 
 
-_GLYPHS = {ch: _glyph(code) for ch, code in _HEX.items()}
-_STARS = "☆✩✪✫✬✭✮✯✰⭐⭑"
+@functools.cache
+def face(size: int, *, bold: bool = False, dirs: tuple[str, ...] = _DEJAVU_DIRS) -> Face:
+    """The lettering at ``size`` pixels: DejaVu Sans (bold or regular, looked for in
+    ``dirs``) and the fallbacks."""
+    path = find_font(BOLD if bold else REGULAR, dirs) or find_font(REGULAR, dirs)
+    primary: Font
+    if path is None:
+        _missing_dejavu_warned()
+        primary = ImageFont.load_default(size)
+    else:
+        primary = ImageFont.truetype(str(path), size)
+    fallbacks = tuple(ImageFont.truetype(str(p), size) for p in _fallback_paths())
+    return Face((primary, *fallbacks), size)
 
 
-def fold(text: str) -> str:
-    """``text`` reduced to characters the font has."""
-    out = []
-    for ch in text:
-        if ch in _GLYPHS:
-            out.append(ch)
-        elif ch in _STARS:
-            out.append("★")
-        elif ch in "\t\n\r":
-            out.append(" ")
-        else:
-            base = "".join(
-                c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)
-            )
-            out.append(base if base and all(c in _GLYPHS for c in base) else "?")
-    return "".join(out)
+def _glyph_picture(font: Font, text: str) -> bytes:
+    left, top, right, bottom = (int(v) for v in font.getbbox(text))
+    width, height = max(1, right - left), max(1, bottom - top)
+    picture = Image.new("L", (width, height))
+    ImageDraw.Draw(picture).text((-left, -top), text, font=font, fill=255)
+    return f"{width}x{height}".encode() + picture.tobytes()
 
 
-def text_width(text: str, scale: int) -> int:
-    """Pixels ``text`` takes on one line at ``scale``."""
-    return len(fold(text)) * ADVANCE * scale
+@functools.cache
+def _covers(font: Font, char: str) -> bool:
+    """Whether ``font`` has a glyph for ``char`` (its drawing differs from a missing one's)."""
+    if char.isspace() or unicodedata.category(char) in ("Mn", "Me", "Cf", "Cc"):
+        return True  # nothing to draw of its own: it stays with its neighbours
+    if not isinstance(font, ImageFont.FreeTypeFont):
+        return char.isascii()
+    return _glyph_picture(font, char) != _glyph_picture(font, _NO_GLYPH)
 
 
-def wrap(text: str, width: int, scale: int) -> list[str]:
-    """``text`` broken into lines of at most ``width`` pixels, at spaces where it can be."""
-    per_line = max(1, width // (ADVANCE * scale))
-    lines: list[str] = []
-    for paragraph in fold(text).split("\n"):
-        line = ""
-        for whole in paragraph.split(" "):
-            word = whole
-            while len(word) > per_line:
-                if line:
-                    lines.append(line)
-                    line = ""
-                lines.append(word[:per_line])
-                word = word[per_line:]
-            candidate = f"{line} {word}" if line else word
-            if len(candidate) <= per_line:
-                line = candidate
+@dataclass(frozen=True, eq=False)
+class Face:
+    """A font at one size with fallbacks: text is drawn in runs, each in the first font
+    (in order) that has its characters."""
+
+    fonts: tuple[Font, ...]
+    size: int
+
+    @property
+    def line_height(self) -> int:
+        """Baseline to baseline: the size and a quarter."""
+        return round(self.size * 1.25)
+
+    def runs(self, text: str) -> list[tuple[Font, str]]:
+        """``text`` split into runs of one font each."""
+        runs: list[tuple[Font, str]] = []
+        for char in text:
+            font = next((f for f in self.fonts if _covers(f, char)), self.fonts[0])
+            if runs and (runs[-1][0] is font or (char.isspace() and _covers(runs[-1][0], char))):
+                runs[-1] = (runs[-1][0], runs[-1][1] + char)
             else:
-                lines.append(line)
-                line = word
-        lines.append(line)
-    return lines
+                runs.append((font, char))
+        return runs
 
+    def width(self, text: str) -> float:
+        """How wide ``text`` is drawn, in pixels."""
+        return sum(font.getlength(run) for font, run in self.runs(text))
 
-def draw(
-    plane: npt.NDArray[np.uint8], text: str, x: int, y: int, scale: int, value: int = 235
-) -> None:
-    """Draw ``text`` into a luma ``plane`` (in place) at (x, y), clipped to the plane."""
-    height, width = plane.shape
-    for i, ch in enumerate(fold(text)):
-        glyph = _GLYPHS[ch]
-        big = np.kron(glyph, np.ones((scale, scale), dtype=bool)) if scale > 1 else glyph
-        gx, gy = x + i * ADVANCE * scale, y
-        h, w = min(big.shape[0], height - gy), min(big.shape[1], width - gx)
-        if w <= 0:
-            break
-        if h <= 0 or gx < 0 or gy < 0:
-            continue
-        region = plane[gy : gy + h, gx : gx + w]
-        region[big[:h, :w]] = value
+    def draw(
+        self,
+        canvas: ImageDraw.ImageDraw,
+        xy: tuple[float, float],
+        text: str,
+        fill: tuple[int, int, int],
+    ) -> None:
+        """Draw one line of ``text`` with its top left at ``xy``."""
+        x, y = xy
+        for font, run in self.runs(text):
+            canvas.text((x, y), run, font=font, fill=fill)
+            x += font.getlength(run)
+
+    def fit(self, text: str, width: float) -> str:
+        """``text`` on one line (spaces collapsed), cut with an ellipsis to fit ``width``."""
+        line = " ".join(text.split())
+        if self.width(line) <= width:
+            return line
+        while line and self.width(line + "…") > width:
+            line = line[:-1]
+        return line.rstrip() + "…"

@@ -1,12 +1,16 @@
 """``cut/cut.json``: what the last rough cut of a visit holds, for the review page.
 
 Written last, atomically, after the film, stills and exports, so a reader
-that finds it finds everything it names. Times are seconds in the film.
+that finds it finds everything it names. Times are seconds, in the film or in
+a take; paths are relative to the data directory. The phone's review page
+reads it, and so does the hand-off's work folder, which makes the exports
+again from it (so every key here is kept as it is; new ones are added).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from kit.clock import NS_PER_S
@@ -18,8 +22,23 @@ if TYPE_CHECKING:
     from kit.cutting.visit import CutResult
 
 
+def _seconds(ns: int) -> float:
+    return ns / NS_PER_S
+
+
+def _wall(when: datetime | None) -> str:
+    """A wall-clock time as ISO 8601 UTC to the second ("" when unknown)."""
+    return f"{when:%Y-%m-%dT%H:%M:%SZ}" if when is not None else ""
+
+
 def manifest(result: CutResult) -> dict[str, Any]:
-    """The JSON-ready description of a finished cut (pure)."""
+    """The JSON-ready description of a finished cut (pure).
+
+    It holds all it takes to make the cut's exports again where its files are moved
+    (kit/handoff/workfolder.py): each clip's stretch of its take and of the film, and its
+    tags; each take's number, length and wall-clock start. Times are seconds: in the film
+    (``film_*``) or from the start of a take (``take_*``).
+    """
     film = result.film
     clips = []
     if film is not None:
@@ -28,14 +47,29 @@ def manifest(result: CutResult) -> dict[str, Any]:
                 {
                     "number": n,
                     "take_id": fc.clip.take_id,
-                    "film_start_s": fc.film_start_ns / NS_PER_S,
-                    "film_end_s": fc.film_end_ns / NS_PER_S,
+                    "take": fc.source.seq,
+                    "film_start_s": _seconds(fc.film_start_ns),
+                    "film_end_s": _seconds(fc.film_end_ns),
+                    # the stretch of the take the film holds (from a keyframe)
+                    "take_start_s": _seconds(fc.take_start_ns),
+                    "take_end_s": _seconds(fc.take_end_ns),
+                    "title": fc.clip.title,
                     "labels": list(fc.clip.labels),
                     "notes": [t.note for t in fc.clip.tags if t.note],
                     "tag_ids": [t.id for t in fc.clip.tags],
                     # where each tag's moment is, in the film
                     "tags_film_s": [
                         (fc.film_start_ns + t.at_ns - fc.start_ns) / NS_PER_S for t in fc.clip.tags
+                    ],
+                    "tags": [
+                        {
+                            "id": t.id,
+                            "label": t.label,
+                            "note": t.note,
+                            "author": t.author,
+                            "take_s": _seconds(t.at_ns - fc.source.first_frame_ns),
+                        }
+                        for t in fc.clip.tags
                     ],
                 }
             )
@@ -44,9 +78,24 @@ def manifest(result: CutResult) -> dict[str, Any]:
         "visit_id": result.visit_id,
         "inputs": result.inputs,
         "consent": result.consent,
+        "title": result.title,
+        "case_ref": result.case_ref,
+        "started_wall": result.started_wall,
         "film": film.path if film else None,
         "duration_s": film.duration_ns / NS_PER_S if film else 0.0,
         "fps": float(film.fps) if film else None,
+        "fps_fraction": f"{film.fps.numerator}/{film.fps.denominator}" if film else None,
+        "width": film.width if film else None,
+        "height": film.height if film else None,
+        "takes": [
+            {
+                "take_id": take_id,
+                "number": info.number,
+                "duration_s": _seconds(info.duration_ns),
+                "started_wall": _wall(info.started),
+            }
+            for take_id, info in sorted(result.takes.items(), key=lambda kv: kv[1].number)
+        ],
         "clips": clips,
         "stills": [
             {
@@ -56,6 +105,10 @@ def manifest(result: CutResult) -> dict[str, Any]:
                 "note": s.tag.note,
                 "path": s.path,
                 "film_s": s.film_ns / NS_PER_S if s.film_ns is not None else None,
+                "take": s.source.seq,
+                "take_s": _seconds(s.take_ns),
+                "wall": _wall(s.taken),
+                "caption": s.caption,
             }
             for s in result.stills
         ],

@@ -8,8 +8,9 @@ encode media, so they run in a low-priority child process (see
 Outputs, below the visit's directory::
 
     cut/rough-cut.mp4      the film: the tagged moments, a chapter each
-    cut/stills/NN-<tag>.jpg one full-resolution still per tag, in film order
-    cut/contact-sheet.jpg  every still with its label, note and times
+    cut/stills/NN-<tag>.jpg one full-resolution still per tag, in film order, with EXIF
+                           (the tag's wall-clock time, a caption: label and times)
+    cut/contact-sheet.jpg  every still with its label and times (never the note)
     cut/rough-cut.otio     OpenTimelineIO timeline of the takes, a marker per tag
     cut/rough-cut.edl      the same as a CMX 3600 EDL
     cut/tags.csv           every tag of the visit
@@ -27,12 +28,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kit.cutting import CutError
 from kit.cutting.child import run_in_child
-from kit.cutting.exports import ExportPaths, write_exports
+from kit.cutting.exports import ExportPaths, TakeInfo, take_infos, write_exports
 from kit.cutting.inputs import cut_inputs, cut_title
 from kit.cutting.manifest import write_manifest
 from kit.cutting.plan import CutPlan, CutRules, TakeSpan, plan_cut
@@ -65,6 +67,8 @@ class CutJob:
     aac_bitrate: int
     # The visit's data key, for the child (pickled over its pipe, never on disk).
     key: bytes | None = field(default=None, repr=False)
+    # Take id -> the wall-clock time (UTC) of its first frame, where known (the stills' EXIF).
+    walls: tuple[tuple[str, datetime], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,10 @@ class CutResult:
     peak_rss_bytes: int  # of the process that made the media (0 if none was made)
     timings: tuple[tuple[str, float], ...] = ()  # (part, wall seconds): film, stills, ...
     consent: dict[str, Any] | None = None  # the family's consent, carried by every export
+    title: str = ""  # the film's title (case reference and day)
+    case_ref: str = ""
+    started_wall: str = ""  # the visit's start by the wall clock ("" when the clock was unset)
+    takes: dict[str, TakeInfo] = field(default_factory=dict)  # the takes it was cut from
 
 
 def make_media(job: CutJob, *, progress: Progress | None = None) -> CutMedia:
@@ -116,6 +124,7 @@ def make_media(job: CutJob, *, progress: Progress | None = None) -> CutMedia:
         files,
         film.clips,
         layout.in_cut(job.visit_id, layout.STILLS),
+        walls=dict(job.walls),
         progress=lambda f: report(_FILM_SHARE + _STILLS_SHARE * f),
     )
     stills_done = time.perf_counter()
@@ -207,7 +216,10 @@ def cut_visit(
         for t in takes
     )
     key = files.key_for(layout.cut_dir(visit_id))
-    job = CutJob(str(files.root), visit_id, plan, sources, title, aac_bitrate, key)
+    visit = store.db.visit(visit_id)
+    infos = take_infos(visit, takes)
+    walls = tuple((k, v.started) for k, v in infos.items() if v.started is not None)
+    job = CutJob(str(files.root), visit_id, plan, sources, title, aac_bitrate, key, walls)
     started = time.perf_counter()
     if in_child:
         run = run_in_child(make_media, job, progress=report, cancel=cancel)
@@ -218,8 +230,6 @@ def cut_visit(
     media_s = time.perf_counter() - started
     if not isinstance(media, CutMedia):  # pragma: no cover - a child protocol error
         raise CutError("the cutting process returned something unexpected")
-    take_info = {t.id: (t.seq, t.first_frame_ns or 0, t.duration_ns) for t in takes}
-    visit = store.db.visit(visit_id)
     consent = visit.consent.as_json() if visit.consent else None
     exports = write_exports(
         files,
@@ -227,8 +237,9 @@ def cut_visit(
         tags,
         layout.cut_dir(visit_id),
         title=title,
-        take_info=take_info,
+        takes=infos,
         consent=consent,
+        stills={s.tag.id: s.path for s in media.stills},
     )
     _remove_stale(files, layout.in_cut(visit_id, layout.STILLS), [s.path for s in media.stills])
     exports_s = time.perf_counter() - started - media_s
@@ -249,6 +260,10 @@ def cut_visit(
         peak_rss_bytes=peak,
         timings=tuple(t for t in timings if t[0]),
         consent=consent,
+        title=title,
+        case_ref=visit.case_ref,
+        started_wall=visit.started_wall,
+        takes=infos,
     )
     write_manifest(files, result)  # last: whoever finds it finds everything it names
     report(1.0)
