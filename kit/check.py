@@ -2,9 +2,11 @@
 
 It checks, in order: whether the kit service holds the devices, the camera,
 the microphone, the button and LED, the card's write speed, free space,
-temperature, power (under-voltage, throttling), the clock, and finally the
-project's tests marked ``pi``. It prints one line per item (OK, WARN, FAIL or
-SKIP, the value, a hint) and can write the whole report as JSON.
+temperature, power (under-voltage, throttling), the clock, the kit's signing
+key (its fingerprint, which the organisation checks bundles against; made
+here if the kit has none yet), and finally the project's tests marked ``pi``.
+It prints one line per item (OK, WARN, FAIL or SKIP, the value, a hint) and
+can write the whole report as JSON.
 
 The probes live in :mod:`kit.daemon.health`; this module wires them to the
 real system through :class:`CheckSources`, which tests replace with fake
@@ -14,9 +16,11 @@ a FAIL line, never a crash, so a kit with no camera still gets its report.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -30,9 +34,11 @@ from kit.config import Config
 from kit.daemon import health
 from kit.daemon.health import CheckItem, Level, Runner
 from kit.daemon.storage import StorageGuard, free_bytes
+from kit.handoff.signing import BadKitKey, Signer
 from kit.hardware.camera import Camera
 from kit.hardware.factory import DEVICE_MODEL, Hardware, is_raspberry_pi
 from kit.hardware.microphone import Microphone
+from kit.store import layout
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +172,7 @@ def run_check(
         ("temperature", lambda: health.probe_temperature(src.thermal_zone)),
         ("power", lambda: health.probe_throttling(src.runner)),
         ("clock", lambda: health.probe_clock(src.runner, src.timesync_flag)),
+        ("signing key", lambda: probe_signing_key(data_dir)),
         ("pi tests", lambda: health.probe_pi_tests(src.runner, src.project_root, src.python)),
     ]
     items = []
@@ -190,12 +197,56 @@ def run_check(
 
 
 def main(config: Config, out_json: Path | None = None, sources: CheckSources | None = None) -> int:
-    """``kit check``: print the report line by line, write JSON; 0 if nothing failed."""
-    report = run_check(config, out_json, sources=sources, echo=print)
-    print(summary_line(report))
-    if out_json is not None:
-        print(f"report written to {out_json}")
+    """``kit check``: print the report line by line, write JSON; 0 if nothing failed.
+
+    ``out_json`` ``-`` puts the JSON on stdout and the lines on stderr."""
+    to_stdout = out_json is not None and str(out_json) == "-"
+
+    def echo(line: str) -> None:
+        print(line, file=sys.stderr if to_stdout else sys.stdout)
+
+    report = run_check(config, None if to_stdout else out_json, sources=sources, echo=echo)
+    echo(summary_line(report))
+    if to_stdout:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+    elif out_json is not None:
+        echo(f"report written to {out_json}")
     return 0 if report.ok else 1
+
+
+def probe_signing_key(data_dir: Path) -> CheckItem:
+    """The kit's signing key (kit/handoff/signing.py) and its fingerprint; made now if the
+    kit has none yet (owned like the data directory, readable by its owner only)."""
+    name = "signing key"
+    if not data_dir.is_dir():
+        return CheckItem(
+            name,
+            Level.WARN,
+            f"no data directory {data_dir} yet",
+            "the kit service makes it, and its signing key, on first start",
+        )
+    path = data_dir / layout.SIGNING_KEY
+    made = not path.exists()
+    try:
+        signer = Signer.load_or_create(path)
+    except BadKitKey as exc:
+        hint = (
+            "move it away and run kit check again; the new key has a new fingerprint: "
+            "tell your organisation"
+        )
+        return CheckItem(name, Level.FAIL, str(exc), hint)
+    except OSError as exc:
+        hint = "run as root or as the kit user: sudo kit check"
+        return CheckItem(name, Level.FAIL, f"cannot make {path}: {exc.strerror}", hint)
+    if made and os.geteuid() == 0:
+        # Made by root for a kit that runs as its own user: give it to the data's owner.
+        owner = data_dir.stat()
+        with contextlib.suppress(OSError):
+            os.chown(path, owner.st_uid, owner.st_gid)
+    data = {"fingerprint": signer.fingerprint, "public_key": signer.public, "made": made}
+    value = f"fingerprint {signer.fingerprint}" + (" (made now)" if made else "")
+    hint = "give this fingerprint to your organisation: it checks bundles against it"
+    return CheckItem(name, Level.OK, value, hint if made else "", data)
 
 
 def _guarded(name: str, probe: Callable[[], CheckItem]) -> CheckItem:

@@ -1,4 +1,11 @@
-"""The ``kit`` command: run the daemon, record headless, recover, check, cut, benchmark."""
+"""The ``kit`` command: run the daemon, record headless, recover, check, cut, benchmark, and
+take visits off the kit (export, verify, decrypt, offload).
+
+Exit codes: 0 done; 1 the kit refused or failed (the reason on stderr);
+2 a usage error (bad arguments); 3 a bundle that does not verify; 75 a
+temporary failure of `kit offload` (the network): run it again, it resumes.
+Results go to stdout (``--json -`` writes JSON there), everything else to stderr.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +20,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kit import __version__
 from kit.clock import NS_PER_S, MonotonicClock
 from kit.config import Config, load_config
 from kit.errors import KitError
+from kit.logs import setup_logging
+from kit.progress import ProgressLine
 
 log = logging.getLogger("kit")
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the kit refused or failed: a KitError, a take with no film, damage
+EXIT_USAGE = 2  # argparse's own code for bad arguments
+EXIT_NOT_VERIFIED = 3  # `kit verify`: the bundle is not whole, or not the kit's
+
+
+def _write_json(target: Path, value: Any) -> None:
+    """``value`` as JSON to the file ``target``, or to stdout for ``-``."""
+    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    if str(target) == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise KitError(f"cannot write {target}: {exc.strerror}") from None
 
 
 def _tag_at(text: str) -> Any:
@@ -74,8 +101,57 @@ def _add_sim(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=int, help="video frame rate")
 
 
+def _add_handoff_parsers(sub: Any) -> None:
+    """The commands that take visits off the kit and check them on the way."""
+    visits = sub.add_parser("visits", help="list the visits on this kit")
+    _add_common(visits)
+    visits.add_argument("--json", type=Path, metavar="FILE", help="write them as JSON (- : stdout)")
+
+    export = sub.add_parser(
+        "export", help="write sealed visits as signed bundles into a folder (a stick, a share)"
+    )
+    _add_common(export)
+    export.add_argument("visit", nargs="*", help="visit ids (default: every sealed visit)")
+    export.add_argument("--to", type=Path, required=True, help="the folder to write them into")
+    export.add_argument(
+        "--fat32", action="store_true", help="split files over 4 GiB (a FAT32 stick)"
+    )
+
+    off = sub.add_parser(
+        "offload",
+        help="send bundles to the organisation's storage through rclone (from a laptop)",
+    )
+    off.add_argument("source", type=Path, help="a bundle's folder, or a folder of bundles")
+    off.add_argument(
+        "--to", required=True, metavar="REMOTE:PATH", help="an rclone remote and folder"
+    )
+    off.add_argument("--rclone", default="rclone", help="the rclone program (default: on PATH)")
+    off.add_argument("--rclone-config", metavar="FILE", help="rclone's config file")
+    off.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the report as JSON (- : stdout)"
+    )
+    off.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+    ver = sub.add_parser("verify", help="check a bundle: its signature and every file's hash")
+    ver.add_argument("bundle", type=Path, help="a bundle's folder or .tar, or a folder of them")
+    ver.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="KIT",
+        help="a kit's public key or fingerprint to accept (repeatable; default: any kit)",
+    )
+    ver.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the report as JSON (- : stdout)"
+    )
+    ver.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kit", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="kit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"kit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     rec = sub.add_parser("record", help="record one take without the daemon; prints the MP4 path")
@@ -132,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="hardware self-test of a real kit; prints a report")
     _add_common(check)
-    check.add_argument("--json", type=Path, help="also write the report as JSON here")
+    check.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the report as JSON (- : stdout)"
+    )
 
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
@@ -147,10 +225,22 @@ def build_parser() -> argparse.ArgumentParser:
     dec = sub.add_parser(
         "decrypt", help="decrypt sealed visits with the organisation's key (on a laptop)"
     )
-    dec.add_argument("source", type=Path, help="a kit data directory, or one visit's directory")
+    dec.add_argument(
+        "source",
+        type=Path,
+        help="a bundle (its folder or .tar), a folder of bundles (a USB stick), "
+        "a kit data directory, or one visit's directory",
+    )
     dec.add_argument("--key", type=Path, required=True, help="the organisation's private key file")
     dec.add_argument("--out", type=Path, required=True, help="where to write the plain files")
+    dec.add_argument(
+        "--kit-layout",
+        action="store_true",
+        help="write the kit's own layout (visits/<id>/...) instead of editor-ready folders",
+    )
     dec.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+    _add_handoff_parsers(sub)
 
     audit = sub.add_parser("audit", help="the audit trail: check that no entry was altered")
     audit.add_argument("action", choices=["verify"], help="verify: check the whole chain")
@@ -285,16 +375,17 @@ def _cut(store: Any, visit_id: str, config: Config) -> Any:
     from kit.cutting.plan import CutRules
     from kit.cutting.visit import cut_visit
 
-    def progress(fraction: float) -> None:
-        log.debug("cutting: %3.0f%%", fraction * 100)
-
-    return cut_visit(
-        store,
-        visit_id,
-        CutRules.from_config(config.cut),
-        progress,
-        aac_bitrate=config.audio.aac_bitrate,
-    )
+    progress = ProgressLine(f"cutting {visit_id}")
+    try:
+        return cut_visit(
+            store,
+            visit_id,
+            CutRules.from_config(config.cut),
+            progress,
+            aac_bitrate=config.audio.aac_bitrate,
+        )
+    finally:
+        progress.done()
 
 
 def _store(config: Config) -> Any:
@@ -320,7 +411,11 @@ def _cmd_recover(args: argparse.Namespace, config: Config) -> int:
 
     store = _store(config)
     try:
-        takes = Finaliser(store, aac_bitrate=config.audio.aac_bitrate).recover()
+        line = ProgressLine("recovering")
+        takes = Finaliser(store, aac_bitrate=config.audio.aac_bitrate).recover(
+            progress=lambda done, total: line(done / max(1, total), f"{done} of {total} takes")
+        )
+        line.done()
     finally:
         store.close()
     for take in takes:
@@ -347,6 +442,7 @@ BENCHMARKS = {
     "tagging": "kit.bench.tagging",
     "cut": "kit.bench.cut",
     "crypto": "kit.bench.crypto",
+    "handoff": "kit.bench.handoff",
 }
 
 
@@ -382,25 +478,26 @@ def _cmd_keys(args: argparse.Namespace, config: Config) -> int:
 
 
 def _cmd_decrypt(args: argparse.Namespace, config: Config) -> int:
-    from kit.crypto.decrypt import decrypt
+    from kit.crypto.decrypt import decrypt, decrypt_for_editing
     from kit.crypto.keys import read_identities
 
     if not args.source.exists():
         raise KitError(f"no such directory: {args.source}")
-    results = decrypt(args.source, read_identities(args.key), args.out)
+    identities = read_identities(args.key)
+    if args.kit_layout:
+        pairs = [(r, r.directory) for r in decrypt(args.source, identities, args.out)]
+    else:
+        pairs = decrypt_for_editing(args.source, identities, args.out)
     damaged = 0
-    for r in results:
+    for r, folder in pairs:
         finished = (
             f", {len(r.finished_takes)} unfinished take(s) finished" if r.finished_takes else ""
         )
-        print(
-            f"visit {r.visit_id}: {r.files} files, {r.bytes / 1e6:.1f} MB{finished}"
-            f" -> {r.directory}"
-        )
+        print(f"visit {r.visit_id}: {r.files} files, {r.bytes / 1e6:.1f} MB{finished} -> {folder}")
         for problem in r.damaged:
             print(f"  damaged: {problem}", file=sys.stderr)
         damaged += len(r.damaged)
-    return 1 if damaged else 0
+    return EXIT_FAILED if damaged else EXIT_OK
 
 
 def _cmd_audit(args: argparse.Namespace, config: Config) -> int:
@@ -427,6 +524,147 @@ def _cmd_config(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _cmd_visits(args: argparse.Namespace, config: Config) -> int:
+    from kit.crypto.keyring import Keyring
+    from kit.store import layout
+    from kit.store.database import Database
+
+    # The index alone, beside a running daemon (SQLite's WAL lets it read meanwhile).
+    path = Path(config.storage.data_dir) / layout.DATABASE
+    if not path.is_file():
+        raise KitError(f"no kit data in {config.storage.data_dir}")
+    db = Database(path, Keyring(Path(config.privacy.key_dir)).get)
+    try:
+        rows = []
+        for visit in db.visits():
+            takes = db.takes(visit.id)
+            rows.append(
+                {
+                    **visit.as_json(),
+                    "takes": len(takes),
+                    "seconds": round(sum(t.duration_ns for t in takes) / NS_PER_S, 1),
+                    "tags": len(db.tags_for_visit(visit.id)),
+                }
+            )
+    finally:
+        db.close()
+    if args.json is not None:
+        _write_json(args.json, {"visits": rows})
+        return EXIT_OK
+    if not rows:
+        print("no visits on this kit", file=sys.stderr)
+    for row in rows:
+        case = row["case_ref"] or "(sealed)"
+        purposes = ",".join(row["consent"]["purposes"]) if row["consent"] else "-"
+        print(
+            f"{row['id']}  {row['started_wall'][:16] or '?':16}  {row['state']:5}  "
+            f"{row['access']:8}  {row['takes']:2} take(s) {row['seconds']:7.1f} s  "
+            f"{row['tags']:3} tag(s)  erase by {(row['consent'] or {}).get('erase_by') or '-'}  "
+            f"{purposes}  {case}"
+        )
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from kit.handoff.bundle import FAT32_MAX_FILE
+    from kit.handoff.service import HandOff
+    from kit.handoff.signing import Signer
+    from kit.store import layout
+
+    if not args.to.is_dir():
+        raise KitError(f"{args.to} is not a folder")
+    store = _store(config)
+    try:
+        signer = Signer.load_or_create(store.root / layout.SIGNING_KEY)
+        handoff = HandOff(store.db, store.root, signer)
+        ids = args.visit or [v.id for v in handoff.ready()]
+        if not ids:
+            raise KitError("no sealed visit to export (a visit is sealed once it is ended and cut)")
+        for visit_id in ids:
+            line = ProgressLine(f"exporting {visit_id}")
+            try:
+                folder, report = handoff.export(
+                    visit_id,
+                    args.to,
+                    max_file_bytes=FAT32_MAX_FILE if args.fat32 else None,
+                    progress=line.of_phase,
+                )
+            finally:
+                line.done()
+            print(f"{folder}: {report.files} files, {report.bytes / 1e6:.1f} MB, verified")
+    finally:
+        store.close()
+    print(f"signed by kit {signer.fingerprint}")
+    return EXIT_OK
+
+
+def _bundles(path: Path) -> list[Path]:
+    from kit.handoff.bundle import MANIFEST
+
+    if path.is_file() or (path / MANIFEST).is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if (p / MANIFEST).is_file() or p.suffix == ".tar")
+        if found:
+            return found
+    raise KitError(f"{path} is not a bundle, nor a folder of bundles")
+
+
+def _cmd_verify(args: argparse.Namespace, config: Config) -> int:
+    from kit.handoff.verify import verify_bundle
+
+    reports = []
+    for bundle in _bundles(args.bundle):
+        line = ProgressLine(f"verifying {bundle.name}")
+        try:
+            reports.append(verify_bundle(bundle, trusted=args.trust, progress=line.of_bytes))
+        finally:
+            line.done()
+    if args.json is not None:
+        value = reports[0].as_json() if len(reports) == 1 else [r.as_json() for r in reports]
+        _write_json(args.json, value)
+    for r in reports:
+        if r.ok:
+            if args.json is None:
+                print(
+                    f"{r.path}: verified, {r.files} files, {r.bytes / 1e6:.1f} MB, "
+                    f"visit {r.visit_id}, signed by kit {r.fingerprint}"
+                )
+            continue
+        print(f"{r.path}: does NOT verify ({len(r.problems)} problem(s))", file=sys.stderr)
+        for problem in r.problems:
+            print(f"  {problem}", file=sys.stderr)
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_NOT_VERIFIED
+
+
+def _cmd_offload(args: argparse.Namespace, config: Config) -> int:
+    from kit.handoff.offload import main_offload
+
+    line = ProgressLine("offload")
+    try:
+        if args.json is None or str(args.json) == "-":
+            return main_offload(
+                str(args.source),
+                args.to,
+                json_out=args.json is not None,
+                rclone=args.rclone,
+                config=args.rclone_config,
+                progress=line,
+            )
+        with args.json.open("w", encoding="utf-8") as out:
+            return main_offload(
+                str(args.source),
+                args.to,
+                json_out=True,
+                rclone=args.rclone,
+                config=args.rclone_config,
+                progress=line,
+                out=out,
+            )
+    finally:
+        line.done()
+
+
 COMMANDS = {
     "record": _cmd_record,
     "recover": _cmd_recover,
@@ -438,19 +676,19 @@ COMMANDS = {
     "audit": _cmd_audit,
     "keys": _cmd_keys,
     "decrypt": _cmd_decrypt,
+    "visits": _cmd_visits,
+    "export": _cmd_export,
+    "verify": _cmd_verify,
+    "offload": _cmd_offload,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args = build_parser().parse_args(argv)  # exits with EXIT_USAGE on bad arguments
+    setup_logging(args.verbose)
     try:
         config = load_config(getattr(args, "config", None), overrides=_overrides(args))
         return COMMANDS[args.command](args, config)
     except KitError as exc:
         print(f"kit: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_FAILED

@@ -24,11 +24,16 @@ from kit.daemon.messages import CutDue, RecorderFailed
 from kit.daemon.storage import StorageGuard, free_bytes
 from kit.daemon.wallclock import WallClock
 from kit.daemon.worker import Lights, Worker
+from kit.handoff.jobs import Exports
+from kit.handoff.service import HandOff
+from kit.handoff.signing import Signer
+from kit.handoff.usb import FolderSticks, Sticks, UdisksSticks
 from kit.hardware.factory import Hardware
 from kit.model import Take, Visit
 from kit.privacy.retention import Retention, today
 from kit.recording.recorder import TakeRecorder
 from kit.recording.takes import Finaliser, TakeService
+from kit.store import layout
 from kit.store.store import Store
 from kit.visits.library import Library
 
@@ -63,6 +68,8 @@ class Kit:
     cutter: RoughCutter | None
     keyring: Keyring
     retention: Retention
+    handoff: HandOff  # bundles of sealed visits, signed with the kit's key
+    exports: Exports  # copies of them to USB sticks, one at a time, in their own thread
     # Visits found at start-up whose key the kit had lost (for the phone's notice).
     lost_keys: list[Visit] = field(default_factory=list)
 
@@ -81,7 +88,9 @@ class Kit:
         return recovered
 
     def close(self) -> None:
-        """Stop cutting, close the camera and the database (after the worker has stopped)."""
+        """Stop cutting and exporting, close the camera and the database (after the worker
+        has stopped)."""
+        self.exports.close()
         if self.cutter is not None:
             self.cutter.close()
         self.hardware.camera.close()
@@ -99,11 +108,13 @@ def compose(
     wall: WallClock | None = None,
     free: Callable[[], int] | None = None,
     keyring: Keyring | None = None,
+    sticks: Sticks | None = None,
 ) -> Kit:
     """Build one kit on ``config.storage.data_dir``; nothing starts until the caller says.
 
     ``keyring`` defaults to one in ``privacy.key_dir`` (warning if that is not RAM;
-    ``kit run`` on real hardware passes one that insists).
+    ``kit run`` on real hardware passes one that insists). ``sticks`` defaults to
+    :func:`usb_sticks`.
     """
     keyring = keyring or Keyring(Path(config.privacy.key_dir))
     store = Store(Path(config.storage.data_dir), keyring.get)
@@ -174,4 +185,20 @@ def compose(
     )
     worker_box.append(worker)
     parts = (store, events, wall, audit, recorder, finaliser, takes, library, worker, cutter)
-    return Kit(config, clock, hardware, *parts, keyring, retention)
+    handoff = HandOff(store.db, data_dir, Signer.load_or_create(data_dir / layout.SIGNING_KEY))
+    sticks = sticks or usb_sticks(config, hardware, data_dir)
+    exports = Exports(handoff, sticks, events, audit)
+    return Kit(config, clock, hardware, *parts, keyring, retention, handoff, exports)
+
+
+SIM_USB_DIR = "sim-usb"  # in the data directory: simulated sticks under --simulate
+
+
+def usb_sticks(config: Config, hardware: Hardware, data_dir: Path) -> Sticks:
+    """The USB sticks the kit writes to: folders when ``handoff.usb_dir`` is set, or with
+    simulated hardware (``<data dir>/sim-usb``); else the real ones (lsblk, udisks2)."""
+    if config.handoff.usb_dir:
+        return FolderSticks(Path(config.handoff.usb_dir))
+    if hardware.simulated:
+        return FolderSticks(data_dir / SIM_USB_DIR)
+    return UdisksSticks()

@@ -129,6 +129,19 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class HandoffConfig:
+    """Taking sealed visits off the kit (kit/handoff): USB sticks, downloads.
+
+    ``usb_dir`` empty: the USB sticks plugged into the kit, found with lsblk
+    and mounted through udisks2 (kit/handoff/usb.py); under ``--simulate``,
+    simulated sticks in ``<data dir>/sim-usb``. Set to a folder: every
+    sub-folder of it is a simulated stick (demos, tests), on any hardware.
+    """
+
+    usb_dir: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     """The kit's whole configuration."""
 
@@ -140,6 +153,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     cut: CutConfig = field(default_factory=CutConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    handoff: HandoffConfig = field(default_factory=HandoffConfig)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """The config as plain nested dicts (for ``kit config`` and JSON)."""

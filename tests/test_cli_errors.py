@@ -1,4 +1,5 @@
-"""Bad input to the ``kit`` command is a one-line error and a non-zero exit, never a traceback."""
+"""Bad input to the ``kit`` command is a one-line error and a non-zero exit, never a traceback:
+2 for bad arguments (usage), 1 for what the kit refuses or fails at run time."""
 
 from __future__ import annotations
 
@@ -57,14 +58,14 @@ def test_bad_settings_are_kit_errors(
     empty = tmp_path / "kit.toml"
     empty.write_text("")
     done = _kit(*argv, "--data", str(tmp_path / "data"), env={"KIT_CONFIG": str(empty), **env})
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 1, done.stderr
     assert "kit: error: " in done.stderr and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_a_config_path_that_is_a_directory(tmp_path: Path) -> None:
     done = _kit("config", env={"KIT_CONFIG": str(tmp_path)})
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "kit: error: cannot read the config file" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -86,7 +87,7 @@ def test_a_port_in_use_is_a_kit_error(tmp_path: Path) -> None:
             str(port),
             env={"KIT_CONFIG": str(config)},
         )
-    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.returncode == 1, done.stderr[-2000:]
     assert "kit: error: cannot serve the phone page on 127.0.0.1:" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -115,7 +116,7 @@ def test_kit_record_needs_the_familys_consent(
     done = _kit(
         "record", "--simulate", "--seconds", "1", "--data", str(data), *extra, env=privacy_env(data)
     )
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 1, done.stderr
     assert "kit: error: " in done.stderr and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert not list(data.rglob("*.mp4")) and not list(data.rglob("*.kvs"))  # nothing recorded
@@ -127,7 +128,7 @@ def test_kit_record_without_an_organisation_key_records_nothing(tmp_path: Path) 
     data = tmp_path / "data"
     env = {**privacy_env(data), "KIT_PRIVACY_RECIPIENTS": ""}
     done = _kit("record", "--simulate", "--seconds", "1", "--data", str(data), *CONSENT, env=env)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 1, done.stderr
     assert "kit: error: " in done.stderr and "no organisation key" in done.stderr, done.stderr
     assert not list(data.rglob("*.mp4")) and not list(data.rglob("*.kvs"))
 
@@ -138,9 +139,9 @@ def test_keys_and_decrypt_errors(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     assert "public key:  age1" in made.stdout and key.stat().st_mode & 0o077 == 0
     again = _kit("keys", "new", "--out", str(key))  # a key is never overwritten
-    assert again.returncode == 2 and "is never overwritten" in again.stderr, again.stderr
+    assert again.returncode == 1 and "is never overwritten" in again.stderr, again.stderr
     for source, message in ((tmp_path / "missing", "no such directory"), (tmp_path, "neither")):
         done = _kit("decrypt", str(source), "--key", str(key), "--out", str(tmp_path / "out"))
-        assert done.returncode == 2, done.stderr
+        assert done.returncode == 1, done.stderr
         assert "kit: error: " in done.stderr and message in done.stderr, done.stderr
         assert "Traceback" not in done.stderr

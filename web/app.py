@@ -1,6 +1,6 @@
 """The phone page's Flask app: ``create_app(recording, visits, pairing, config)``.
 
-One blueprint per area (pairing, pages, api, events, visits, media). Every route except
+One blueprint per area (pairing, pages, api, events, visits, media, handoff). Every route except
 pairing and static files needs a paired phone (a session cookie); every
 state-changing request also needs that phone's CSRF token in the
 ``X-CSRF-Token`` header. Errors on ``/api/`` are JSON ``{"error": ...}``.
@@ -24,6 +24,7 @@ from kit.audit.chain import Auditor, NoAudit
 from kit.daemon.api import Recording, VisitLibrary
 from kit.daemon.events import EventKind
 from kit.errors import KitError, NotAllowed, NotFound, StateError, StorageFull
+from kit.handoff.jobs import Exports
 from kit.model import DEFAULT_LABELS
 from web.context import COOKIE, CSRF_HEADER, PhoneTimeHook, Streams, WebContext, ctx
 from web.http import ApiError
@@ -65,6 +66,7 @@ def create_app(
     *,
     on_phone_time: PhoneTimeHook | None = None,
     audit: Auditor | None = None,
+    exports: Exports | None = None,
 ) -> Flask:
     """The phone page for the kit's ``recording`` state machine and ``visits`` library,
     admitting the phones ``pairing`` knows.
@@ -75,9 +77,11 @@ def create_app(
     page loads, so a kit without a real-time clock can set its clock; it is
     called on the request thread, so it must be quick, and it may ignore the
     value (e.g. when the kit's clock is already set). ``audit`` receives
-    pairings, revocations and views of a film (kit.audit).
+    pairings, revocations and views of a film (kit.audit). ``exports`` takes sealed
+    visits off the kit (kit/handoff: USB sticks, downloads); without it the hand-off's
+    routes answer 503.
     """
-    from web.views import api, events, media, pages
+    from web.views import api, events, handoff, media, pages
     from web.views import pairing as pairing_views
     from web.views import visits as visit_views
 
@@ -95,6 +99,7 @@ def create_app(
             total=int(app.config["KIT_MAX_STREAMS"]),
         ),
     )
+    app.extensions[handoff.EXTENSION] = exports
     versions = _static_versions()
 
     @app.context_processor
@@ -110,6 +115,7 @@ def create_app(
     app.register_blueprint(events.bp)
     app.register_blueprint(visit_views.bp)
     app.register_blueprint(media.bp)
+    app.register_blueprint(handoff.bp)
     app.before_request(_require_paired_phone)
     app.after_request(_security_headers)
     app.register_error_handler(ApiError, _api_error)

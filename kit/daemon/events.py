@@ -33,6 +33,7 @@ class EventKind(StrEnum):
     LABELS = "labels"  # the tag pad's labels changed
     REFUSED = "refused"  # a start was refused (e.g. no room on the card)
     PHONES = "phones"  # a phone paired, was renamed or revoked
+    EXPORT = "export"  # a copy of a visit to a USB stick: its progress, then its outcome
     RESYNC = "resync"  # from the stream: events were missed; fetch the state again
     HEARTBEAT = "heartbeat"  # from the stream: nothing happened, the link is alive
 
@@ -130,6 +131,46 @@ class Refused(_Fields):
 @dataclass(frozen=True)
 class PhonesChanged(_Fields):
     KIND: ClassVar[EventKind] = EventKind.PHONES
+
+
+class ExportPhase(StrEnum):
+    """Where a copy of a visit to a USB stick is (kit/handoff/jobs.py)."""
+
+    HASHING = "hashing"  # reading the visit once to sign its manifest (skipped if kept)
+    WRITING = "writing"  # onto the stick, each file synced
+    VERIFYING = "verifying"  # read back from the stick against the manifest
+    EJECTING = "ejecting"  # flushed, unmounted, powered off
+    DONE = "done"  # on the stick, verified, ejected: it can be pulled out
+    FAILED = "failed"  # ``error`` says why; nothing half-written looks complete
+
+
+@dataclass(frozen=True)
+class ExportProgress:
+    """One export job as it stands (also the job in ``GET /api/handoff``)."""
+
+    KIND: ClassVar[EventKind] = EventKind.EXPORT
+    job_id: str
+    visit_id: str
+    to: str  # "usb"
+    stick: str  # the stick's id (kit/handoff/usb.py)
+    stick_label: str
+    phase: ExportPhase
+    fraction: float = 0.0  # of this phase, 0..1
+    overall: float = 0.0  # of the whole job, 0..1 (for one progress bar)
+    bytes: int = 0  # the bundle's size, once known
+    bytes_done: int = 0  # through this phase
+    bundle: str = ""  # the bundle's folder name on the stick
+    error: str = ""  # why it failed, for the phone
+    safe_to_remove: bool = False  # the stick is ejected (or was never touched): pull it out
+
+    @property
+    def running(self) -> bool:
+        return self.phase not in (ExportPhase.DONE, ExportPhase.FAILED)
+
+    def as_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.update(phase=self.phase.value, running=self.running)
+        return data
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from kit.daemon.notify import Notifier, watchdog_interval_ns
 from kit.daemon.panel import Panel
 from kit.daemon.worker import Worker
 from kit.errors import ConfigError, KitError
+from kit.handoff.usb import FolderSticks
 from kit.hardware.factory import Hardware, is_raspberry_pi
 from kit.store import layout
 from kit.system import boot_id
@@ -109,6 +110,7 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
         )
 
     _open_camera(hardware, worker)
+    _announce_sticks(kit)
     server = _WebServer(config, kit, port)
     server.start()
     worker.begin()
@@ -145,6 +147,21 @@ def _recover(kit: Kit, notifier: Notifier) -> None:
             "visit %s was open when the kit lost power: it is sealed for the organisation",
             visit.id,
         )
+
+
+def _announce_sticks(kit: Kit) -> None:
+    """Say where simulated USB sticks go (made if missing), or that real ones are used."""
+    sticks = kit.exports.sticks_source
+    if isinstance(sticks, FolderSticks):
+        try:
+            sticks.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.error("no simulated USB sticks: cannot make %s: %s", sticks.root, exc)
+            return
+        log.info("simulated USB sticks: every folder in %s is one", sticks.root)
+    else:
+        log.info("USB sticks: found with lsblk, mounted and ejected through udisks2")
+    log.info("the kit signs bundles as %s", kit.handoff.signer.fingerprint)
 
 
 def _sweep_hourly(worker: Worker) -> None:
@@ -217,6 +234,7 @@ class _WebServer:
             {"KIT_DATA_DIR": str(kit.store.root), "KIT_DISCARD_S": config.privacy.discard_s},
             on_phone_time=kit.wall.set_from_phone,
             audit=kit.audit,
+            exports=kit.exports,
         )
         where = (config.web.host, config.web.port if port is None else port)
         try:

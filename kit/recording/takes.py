@@ -8,6 +8,7 @@ removed only after the MP4 is durable and the row says ``ready``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kit.clock import NS_PER_S
@@ -95,9 +96,12 @@ class Finaliser:
             return self._store.db.update_take(take.id, state=TakeState.DISCARDED, end_ns=first)
         return self._store.db.update_take(take.id, end_ns=first + round(kept_s * NS_PER_S))
 
-    def recover(self, skip: str | None = None) -> list[Take]:
-        """Finalise every take a crash or power cut left unfinished (but ``skip``)."""
-        recovered = []
+    def recover(
+        self, skip: str | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> list[Take]:
+        """Finalise every take a crash or power cut left unfinished (but ``skip``);
+        ``progress(done, total)`` after each take."""
+        unfinished = []
         for take in self._store.db.unfinished_takes():
             if take.id == skip:
                 continue
@@ -108,13 +112,23 @@ class Finaliser:
                     take.id,
                 )
                 continue
+            unfinished.append(take)
+        to_trim = [
+            t for t in self._store.db.takes_to_trim() if self._store.db.visit(t.visit_id).readable
+        ]
+        total = len(unfinished) + len(to_trim)
+        recovered = []
+        for take in unfinished:
             log.warning("recovering take %s left %s by an interruption", take.id, take.state)
             self._store.db.update_take(take.id, recovered=True)
             recovered.append(self.finalise(take.id))
-        for take in self._store.db.takes_to_trim():
-            if self._store.db.visit(take.visit_id).readable:
-                log.warning("take %s: finishing a discard an interruption left", take.id)
-                recovered.append(self.trim(take.id))
+            if progress is not None:
+                progress(len(recovered), total)
+        for take in to_trim:
+            log.warning("take %s: finishing a discard an interruption left", take.id)
+            recovered.append(self.trim(take.id))
+            if progress is not None:
+                progress(len(recovered), total)
         return recovered
 
 

@@ -355,6 +355,40 @@ class Database:
         with self._lock, full_card_is_storage_full():
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    # a visit's rows as stored (its texts still sealed), for a bundle's index
+
+    def visit_rows(self, visit_id: str) -> dict[str, list[dict[str, Any]]]:
+        """The visit's row, its takes' and its tags' (deleted ones left out), exactly as
+        stored: an encrypted visit's texts stay sealed, so the kit needs no key for this."""
+        visits = self._query("SELECT * FROM visits WHERE id = ?", (visit_id,))
+        if not visits:
+            raise NotFound(f"no visit {visit_id!r}")
+        takes = self._query("SELECT * FROM takes WHERE visit_id = ? ORDER BY seq", (visit_id,))
+        tags = self._query(
+            "SELECT * FROM tags WHERE visit_id = ? AND deleted = 0 ORDER BY at_ns, id", (visit_id,)
+        )
+        return {
+            "visits": [dict(r) for r in visits],
+            "takes": [dict(r) for r in takes],
+            "tags": [dict(r) for r in tags],
+        }
+
+    def add_visit_rows(self, rows: dict[str, list[dict[str, Any]]]) -> None:
+        """Insert rows made by :meth:`visit_rows` (by a kit of this schema or older)."""
+        known = {
+            table: {r[1] for r in self._query(f"PRAGMA table_info({table})")}
+            for table in ("visits", "takes", "tags")
+        }
+        with self._tx() as c:
+            for table in ("visits", "takes", "tags"):
+                for row in rows.get(table, []):
+                    columns = [k for k in row if k in known[table]]
+                    marks = ", ".join("?" for _ in columns)
+                    c.execute(
+                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                        tuple(row[k] for k in columns),
+                    )
+
     # takes
 
     def add_take(self, visit_id: str, take_id: str, boot_id: str) -> Take:

@@ -4,6 +4,7 @@ kit.db                                      metadata (SQLite, WAL)
 kit.lock                                    held by the one kit process using the directory
 audit.log                                   the audit trail (kit/audit), one entry a line
 pairing.db                                  the paired phones (web/pairing.py)
+signing.key                                 the kit's Ed25519 key, signs bundles (kit/handoff)
 visits/<visit>/key.age                      the visit's data key, wrapped (age) for the organisation
 visits/<visit>/takes/<take>/video.kvs       raw H.264 packets (stream file)
 visits/<visit>/takes/<take>/audio.kas       raw PCM blocks (stream file)
@@ -27,6 +28,7 @@ DATABASE = "kit.db"
 LOCK = "kit.lock"
 AUDIT = "audit.log"
 PAIRING_DATABASE = "pairing.db"
+SIGNING_KEY = "signing.key"
 VISITS = "visits"
 LEGACY_VISITS = "sessions"  # schema 1 called visits "sessions" (see kit.store.store)
 

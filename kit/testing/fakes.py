@@ -40,6 +40,10 @@ from kit.daemon.api import State, Status
 from kit.daemon.events import CutFinished, EventLog, Refused
 from kit.daemon.wallclock import WallClock
 from kit.errors import KitError, StateError
+from kit.handoff.jobs import Exports
+from kit.handoff.service import HandOff
+from kit.handoff.signing import Signer
+from kit.handoff.usb import FolderSticks, Sticks
 from kit.model import DEFAULT_LABELS, Purpose, Tag, Take, TakeState, Visit
 from kit.store import layout
 from kit.store.store import Store, new_id
@@ -456,6 +460,7 @@ class FakeKit:
         preview_fps: float = 5.0,
         film: FilmMaker | None = None,
         fps: int = 30,
+        sticks: Sticks | None = None,
     ) -> None:
         self.clock = clock or FakeClock()
         self.keyring = Keyring(key_dir_for(data))
@@ -485,6 +490,13 @@ class FakeKit:
             self.visits, preview=preview or [], preview_fps=preview_fps, film=film, fps=fps
         )
         recording_box.append(self.recording)
+        # The hand-off is the real one (bundles, export jobs), with simulated USB sticks:
+        # by default every folder in <data>/../usb-sticks is a stick.
+        self.handoff = HandOff(
+            self.store.db, self.store.root, Signer.load_or_create(data / layout.SIGNING_KEY)
+        )
+        self.sticks = sticks or FolderSticks(data.parent / "usb-sticks")
+        self.exports = Exports(self.handoff, self.sticks, self.events, self.audit)
 
     def app(
         self, pairing: PairingStore, config: dict[str, Any] | None = None, **options: Any
@@ -494,6 +506,7 @@ class FakeKit:
         from web.app import create_app
 
         options.setdefault("on_phone_time", self.wall.set_from_phone)
+        options.setdefault("exports", self.exports)
         return create_app(self.recording, self.visits, pairing, config, audit=self.audit, **options)
 
     def open_visit(
@@ -519,7 +532,16 @@ class FakeKit:
         self.recording.stop()
         return self.store.db.take(take.id)
 
+    def seal(self, visit_id: str) -> Visit:
+        """End the visit (if open) and let the fake seal it, as the daemon does once its cut
+        is made: it can then leave the kit."""
+        if self.visits.visit(visit_id).is_open:
+            self.visits.end_visit(visit_id)
+        self.recording.cut_if_due()
+        return self.visits.visit(visit_id)
+
     def close(self) -> None:
+        self.exports.close()
         self.store.close()
 
 

@@ -27,6 +27,7 @@ NAMES = [
     "temperature",
     "power",
     "clock",
+    "signing key",
     "pi tests",
 ]
 
@@ -86,6 +87,8 @@ def test_the_whole_check_on_this_machine(tmp_path: Path) -> None:
     # (a PulseAudio null sink in CI): any outcome, but always with a reason.
     assert report.item("microphone").value
     assert report.item("card speed").level in {Level.OK, Level.WARN}
+    signing = report.item("signing key")
+    assert signing.level is Level.OK and signing.data["made"] is True
     pi_tests = report.item("pi tests")
     assert pi_tests.level is Level.OK, pi_tests
     assert "1 passed, 1 deselected" in pi_tests.value
@@ -149,7 +152,7 @@ def test_a_healthy_kit_passes(tmp_path: Path, factory: MockFactory) -> None:
     assert kit.builds == 1
     text = report.format_text().splitlines()
     assert text[1].startswith("OK    camera        30 frames")
-    assert text[-1] == "kit check: passed (9 OK, 1 SKIP)"
+    assert text[-1] == "kit check: passed (10 OK, 1 SKIP)"
 
 
 def test_hardware_that_cannot_be_built_fails_camera_and_microphone(
@@ -198,7 +201,7 @@ def test_main_prints_and_returns_the_exit_code(
     assert main(config_for(tmp_path), out, kit.sources(factory)) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("OK    service")
-    assert printed[-2] == "kit check: passed (9 OK, 1 SKIP)"
+    assert printed[-2] == "kit check: passed (10 OK, 1 SKIP)"
     assert printed[-1] == f"report written to {out}"
     assert json.loads(out.read_text())["ok"] is True
 
@@ -206,7 +209,55 @@ def test_main_prints_and_returns_the_exit_code(
     assert main(config_for(tmp_path), None, kit.sources(factory)) == 1
 
 
+def test_json_dash_puts_the_report_on_stdout_and_the_lines_on_stderr(
+    tmp_path: Path, factory: MockFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit = HealthyKit(tmp_path)
+    assert main(config_for(tmp_path), Path("-"), kit.sources(factory)) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)  # stdout holds the JSON and nothing else
+    assert report["ok"] is True
+    assert any(item["name"] == "signing key" for item in report["items"])
+    assert captured.err.splitlines()[-1].startswith("kit check: passed")
+    assert not (tmp_path / "-").exists()
+
+
 def test_report_counts() -> None:
     report = CheckReport(items=(), host="kit", checked_at="", kit_version="0")
     assert report.ok
     assert report.counts() == {"OK": 0, "WARN": 0, "FAIL": 0, "SKIP": 0}
+
+
+def test_the_signing_key_is_made_once_and_its_fingerprint_reported(
+    tmp_path: Path, factory: MockFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kit.handoff.signing import Signer
+    from kit.store import layout
+
+    kit = HealthyKit(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    assert main(config_for(data), None, kit.sources(factory)) == 0
+    key = data / layout.SIGNING_KEY
+    fingerprint = Signer.load_or_create(key).fingerprint
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert key.stat().st_uid == data.stat().st_uid
+    line = next(x for x in capsys.readouterr().out.splitlines() if "signing key" in x)
+    assert line.startswith(f"OK    signing key   fingerprint {fingerprint} (made now)")
+    assert "give this fingerprint to your organisation" in line
+    again = run_check(config_for(data), sources=kit.sources(factory)).item("signing key")
+    assert (again.level, again.value, again.hint) == (Level.OK, f"fingerprint {fingerprint}", "")
+    assert again.data["public_key"] == Signer.load_or_create(key).public
+
+
+def test_a_kit_with_no_data_or_a_damaged_key(tmp_path: Path, factory: MockFactory) -> None:
+    from kit.store import layout
+
+    kit = HealthyKit(tmp_path)
+    missing = run_check(config_for(tmp_path / "none"), sources=kit.sources(factory))
+    item = missing.item("signing key")
+    assert item.level is Level.WARN and "first start" in item.hint
+    (tmp_path / layout.SIGNING_KEY).write_text("not a key")
+    damaged = run_check(config_for(tmp_path), sources=kit.sources(factory)).item("signing key")
+    assert damaged.level is Level.FAIL and "damaged" in damaged.value
+    assert "new fingerprint" in damaged.hint

@@ -7,6 +7,7 @@ install step runs into a fake root filesystem, and the first-boot hotspot
 script runs on temporary files.
 """
 
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ RECIPE = ROOT / "image-build"
 STAGE = RECIPE / "stage-kit"
 HOTSPOT = STAGE / "02-hotspot" / "files" / "kit-hotspot-setup"
 HOTSPOT_UNIT = STAGE / "02-hotspot" / "files" / "kit-hotspot-setup.service"
+USB_RULE = STAGE / "03-usb" / "files" / "50-kit-usb-sticks.rules"
 SOURCED = {RECIPE / "config", STAGE / "EXPORT_IMAGE"}  # bash fragments pi-gen sources
 
 
@@ -62,6 +64,7 @@ def test_the_scripts_are_found() -> None:
         "stage-kit/02-hotspot/00-run.sh",
         "stage-kit/02-hotspot/01-run-chroot.sh",
         "stage-kit/02-hotspot/files/kit-hotspot-setup",
+        "stage-kit/03-usb/00-run.sh",
     } <= names
 
 
@@ -86,7 +89,7 @@ def test_stage_layout() -> None:
     assert is_executable(STAGE / "prerun.sh")
     assert (STAGE / "EXPORT_IMAGE").is_file()
     substages = sorted(p.name for p in STAGE.iterdir() if p.is_dir())
-    assert substages == ["00-install-packages", "01-kit", "02-hotspot"]
+    assert substages == ["00-install-packages", "01-kit", "02-hotspot", "03-usb"]
     for sub in substages:
         assert re.fullmatch(r"\d\d-[a-z-]+", sub)
 
@@ -114,6 +117,8 @@ def test_packages() -> None:
         "alsa-utils",
         "network-manager",
         "dnsmasq-base",
+        "udisks2",
+        "polkitd",
     }
 
 
@@ -179,6 +184,92 @@ def test_hotspot_unit_verifies_and_runs_before_networkmanager(tmp_path: Path) ->
     installer = (STAGE / "02-hotspot" / "00-run.sh").read_text()
     assert "/usr/local/sbin/kit-hotspot-setup" in installer
     assert systemd_verify(HOTSPOT_UNIT, tmp_path) == (0, "")
+
+
+# --- USB sticks: the polkit rule that lets the kit's user mount them -------------------------
+
+
+def test_the_usb_rule_is_installed_where_polkit_reads_it(tmp_path: Path) -> None:
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    subprocess.run(
+        ["bash", "-e", "./00-run.sh"],
+        cwd=STAGE / "03-usb",
+        env={**os.environ, "ROOTFS_DIR": str(rootfs)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    installed = rootfs / "etc" / "polkit-1" / "rules.d" / "50-kit-usb-sticks.rules"
+    assert installed.read_text() == USB_RULE.read_text()
+    assert stat.S_IMODE(installed.stat().st_mode) == 0o644
+
+
+def _node() -> str | None:
+    """A JavaScript engine: Playwright's own node (a test dependency), else the system's."""
+    try:
+        import playwright
+    except ImportError:
+        return shutil.which("node")
+    bundled = Path(playwright.__file__).parent / "driver" / "node"
+    return str(bundled) if bundled.is_file() else shutil.which("node")
+
+
+# The rule run as polkitd runs it: addRule's function called with an action and a subject.
+_POLKIT = """
+const source = require("fs").readFileSync(process.argv[1], "utf8");
+let rule = null;
+const polkit = {Result: {YES: "yes", NO: "no", NOT_HANDLED: null},
+                addRule: function (f) { rule = f; }};
+new Function("polkit", source)(polkit);
+const cases = JSON.parse(process.argv[2]);
+const answers = cases.map(function (c) {
+  const action = {id: c.action, lookup: function (k) { return c.details[k]; }};
+  return rule(action, {user: c.user, local: false, active: false});
+});
+console.log(JSON.stringify(answers));
+"""
+
+_USB = {"drive.removable": "true", "drive.removable.bus": "usb", "id.type": "vfat"}
+_UD = "org.freedesktop.udisks2."
+
+
+@pytest.mark.parametrize(
+    ("user", "action", "details", "answer"),
+    [
+        ("kit", _UD + "filesystem-mount-other-seat", _USB, "yes"),
+        ("kit", _UD + "filesystem-mount", _USB, "yes"),
+        ("kit", _UD + "power-off-drive-other-seat", _USB, "yes"),
+        ("kit", _UD + "filesystem-unmount-others", _USB, "yes"),
+        ("pi", _UD + "filesystem-mount-other-seat", _USB, None),  # only the kit's user
+        ("kit", _UD + "modify-device", _USB, None),  # no formatting, no partitioning
+        ("kit", _UD + "filesystem-mount-system", {"id.type": "ext4"}, None),  # the SD card
+        ("kit", _UD + "filesystem-mount-other-seat", {**_USB, "drive.removable.bus": "sdio"}, None),
+        ("kit", _UD + "filesystem-mount-other-seat", {"drive.removable.bus": "usb"}, None),
+    ],
+)
+def test_the_usb_rule_allows_the_kit_its_usb_sticks_and_nothing_else(
+    user: str, action: str, details: dict[str, str], answer: str | None
+) -> None:
+    node = _node()
+    if node is None:
+        pytest.skip("no JavaScript engine (Playwright's node or the system's)")
+    case = json.dumps([{"user": user, "action": action, "details": details}])
+    done = subprocess.run(
+        [node, "-e", _POLKIT, str(USB_RULE), case],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == [answer]
+
+
+def test_the_usb_rule_is_es5_for_debians_polkitd() -> None:
+    """Debian's polkitd runs rules in duktape (ECMAScript 5.1): no let/const/arrows."""
+    code = re.sub(r"//[^\n]*", "", USB_RULE.read_text())
+    assert not re.search(r"\b(let|const|class)\b|=>|`", code)
 
 
 # --- the first-boot hotspot script ----------------------------------------------------------

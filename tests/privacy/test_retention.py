@@ -64,7 +64,7 @@ def test_an_erased_visit_is_gone_from_the_card_and_the_index(tmp_path: Path) -> 
     assert [e["details"]["visit_id"] for e in erased] == [old.id]
     assert "erase-by date" in erased[0]["details"]["why"] and "F-OLD" not in json.dumps(lines)
     # Even the organisation cannot open it now: its wrapped key went first.
-    with pytest.raises(KitError, match="neither a kit data directory nor a visit"):
+    with pytest.raises(KitError, match="neither a kit data directory, a visit nor a bundle"):
         decrypt(data / layout.visit_dir(old.id), [org_key().secret], tmp_path / "out")
 
 

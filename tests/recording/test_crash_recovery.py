@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -97,6 +98,8 @@ def test_kill_dash_nine_at_random_moments(tmp_path: Path) -> None:
         env=env,
     )
     assert result.returncode == 0, result.stderr
+    # Progress on stderr, a line every 10 % off a terminal, ending with every take.
+    assert re.search(r"recovering: 100% (\d+) of \1 takes", result.stderr), result.stderr[-2000:]
 
     db = sqlite3.connect(data / "kit.db")
     rows = db.execute(

@@ -78,7 +78,16 @@ def test_sixty_seconds_in_sync_with_skew_and_latency(tmp_path: Path) -> None:
         assert b"moov" not in sealed.read_bytes()[:4096], name  # encrypted at rest
         plain = tmp_path / f"plain-{name}"
         subprocess.run(
-            [*KIT, "decrypt", str(data[name]), "--key", str(key), "--out", str(plain)],
+            [
+                *KIT,
+                "decrypt",
+                str(data[name]),
+                "--key",
+                str(key),
+                "--out",
+                str(plain),
+                "--kit-layout",
+            ],
             check=True,
             capture_output=True,
             text=True,

@@ -724,7 +724,8 @@
   function connect() { live.connect(); }
 
   function onEvent(kind, data) {
-    if (kind === "heartbeat" || kind === "phones") return;
+    // export: a copy to a USB stick, shown on the visits page (4 events a second at most).
+    if (kind === "heartbeat" || kind === "phones" || kind === "export") return;
     if (kind === "status") {
       var old = model.status;
       if (old && old.state === data.state && old.take_id === data.take_id) {

@@ -1,4 +1,5 @@
-/* Settings: tag labels, this phone's name, pairing another phone, paired phones. */
+/* Settings: tag labels, this phone's name, pairing another phone, paired phones, and the
+ * kit's signing fingerprint. */
 "use strict";
 
 (function () {
@@ -175,6 +176,11 @@
       $("pair-address").textContent = r.body.link.replace(/^https?:\/\//, "").replace(/\/pair\?.*$/, "");
     });
     loadPhones();
+    // The kit's signing fingerprint, from the hand-off (a kit without one hides the card).
+    Kit.api("GET", "/api/handoff").then(function (r) {
+      if (r.ok) $("kit-fingerprint").textContent = r.body.kit.fingerprint;
+      else $("kit-card").hidden = true;
+    }, function () { /* offline: it shows once the page reloads */ });
   }
   document.addEventListener("visibilitychange", function () { if (!document.hidden) loadPhones(); });
   load();
