@@ -140,7 +140,11 @@ def build_take(
     store.files.makedirs(directory)
     template: Any = av.open(io.BytesIO(gops[0][0][0]), format="h264")
     with store.files.replace(layout.take_mp4(directory)) as f:
-        out: Any = av.open(f, "w", format="mp4", options={"movflags": "+faststart"})
+        # An encrypted visit's file lets faststart read it back (as kit/recording/mux.py).
+        io_open = getattr(f, "av_io_open", None)
+        out: Any = av.open(
+            f, "w", format="mp4", options={"movflags": "+faststart"}, io_open=io_open
+        )
         vout = out.add_stream_from_template(template.streams.video[0])
         vout.time_base = _TB
         aout = out.add_stream_from_template(audio.streams.audio[0])
