@@ -271,6 +271,20 @@ def open_entry(folder: Path, rel: str) -> BinaryIO:
     return io.BufferedReader(_Joined(parts), _CHUNK)
 
 
+def unsafe_path(rel: object) -> bool:
+    """Whether a manifest's file path could point outside its bundle, or at the bundle's own
+    manifest and signature (a hostile or damaged manifest)."""
+    return (
+        not isinstance(rel, str)
+        or not rel
+        or rel.startswith("/")
+        or "\\" in rel
+        or any(c in rel for c in "\r\n\x00")
+        or any(part in ("", ".", "..") for part in rel.split("/"))
+        or rel in (MANIFEST, SIGNATURE)
+    )
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_bytes())
@@ -278,8 +292,14 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise KitError(f"{folder} is not a bundle: it has no {MANIFEST}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise KitError(f"{folder}/{MANIFEST} is damaged: {exc}") from exc
-    if manifest.get("format") != FORMAT:
-        raise KitError(f"{folder} is not a bundle this kit knows ({manifest.get('format')!r})")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise KitError(f"{folder} is not a bundle this kit knows")
+    files = manifest.get("files")
+    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+        raise KitError(f"{folder}/{MANIFEST} has no list of files")
+    for item in files:
+        if unsafe_path(item.get("path")):
+            raise KitError(f"{folder}/{MANIFEST} names a file it must not: {item.get('path')!r}")
     return manifest
 
 

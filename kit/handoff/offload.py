@@ -50,45 +50,30 @@ import json
 import logging
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from kit.errors import CorruptMedia, KitError, NotFound
+from kit.handoff.bundle import MANIFEST, SIGNATURE, part_paths, unsafe_path
+from kit.handoff.rclone import (
+    EXIT_ERROR,
+    OffloadError,
+    Rclone,
+    display_remote,
+    join_remote,
+)
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-SIGNATURE = "manifest.sig"
 PARTIAL_SUFFIX = ".partial"  # rclone >= 1.63 uploads to "<name>.<random>.partial"
-EXIT_TEMPORARY = 75  # sysexits' EX_TEMPFAIL: run it again later, it resumes
-EXIT_ERROR = 1  # the kit's usual "kit: error:" status (2 is a usage error)
 _CHUNK = 1 << 20
 _HASHLIB = ("sha256", "md5", "sha1")  # hashes Python computes itself, in one pass
 
 Progress = Callable[[float], None]
-
-
-class OffloadError(KitError, RuntimeError):
-    """rclone could not put a bundle on the remote, or the remote copy stayed wrong.
-
-    ``retryable`` errors (the network, a busy server, a transfer limit) go away
-    by running the offload again later; it resumes where it stopped.
-    """
-
-    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None):
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status  # rclone's exit status, if it got that far
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_TEMPORARY if self.retryable else EXIT_ERROR
 
 
 # the bundle on this computer
@@ -124,17 +109,9 @@ class LocalBundle:
 
 
 def _check_path(path: object, where: Path) -> str:
-    if (
-        not isinstance(path, str)
-        or not path
-        or path.startswith("/")
-        or "\\" in path
-        or "\n" in path
-        or "\r" in path
-        or any(part in ("", ".", "..") for part in path.split("/"))
-        or path in (MANIFEST, SIGNATURE)
-    ):
+    if unsafe_path(path):
         raise CorruptMedia(f"{where}: the manifest names a file it must not: {path!r}")
+    assert isinstance(path, str)
     return path
 
 
@@ -154,15 +131,6 @@ def _small_entry(root: Path, name: str) -> Entry:
     return Entry(name, len(data), hashlib.sha256(data).hexdigest())
 
 
-def _numbered_parts(whole: Path) -> tuple[Path, ...]:
-    parts = []
-    n = 1
-    while (part := whole.with_name(f"{whole.name}.{n:03d}")).is_file():
-        parts.append(part)
-        n += 1
-    return tuple(parts)
-
-
 def read_bundle(root: Path) -> LocalBundle:
     """The bundle in ``root``: its manifest read and checked against the files' sizes.
 
@@ -180,10 +148,7 @@ def read_bundle(root: Path) -> LocalBundle:
         raise CorruptMedia(f"{root}: {MANIFEST} has no list of files")
     entries: list[Entry] = []
     for item in files:
-        if isinstance(item, dict) and isinstance(item.get("parts"), list):
-            entries += [_manifest_entry(part, root) for part in item["parts"]]
-        else:
-            entries.append(_manifest_entry(item, root))
+        entries.append(_manifest_entry(item, root))
     if len({e.path for e in entries}) != len(entries):
         raise CorruptMedia(f"{root}: the manifest names a file twice")
     checked = tuple(_local_form(root, e) for e in entries)
@@ -212,7 +177,7 @@ def _local_form(root: Path, entry: Entry) -> Entry:
                 "the bundle is damaged here; copy it again"
             )
         return entry
-    parts = _numbered_parts(whole)
+    parts = tuple(part_paths(root, entry.path))
     if parts and sum(p.stat().st_size for p in parts) == entry.size:
         return Entry(entry.path, entry.size, entry.sha256, parts)
     raise CorruptMedia(f"{root}: {entry.path} is missing: the bundle is incomplete here")
@@ -285,36 +250,6 @@ def plan(
     return Plan(**{k: tuple(v) for k, v in sorted_.items()})
 
 
-def join_remote(remote: str, name: str) -> str:
-    """``remote`` with ``name`` appended as a folder (``org:`` + x is ``org:x``)."""
-    return f"{remote}{name}" if remote.endswith(":") else f"{remote.rstrip('/')}/{name}"
-
-
-def _connection_params(remote: str) -> str:
-    """The ``,key=value...`` part of a connection string (``:webdav,url='...':path``), or ""."""
-    start = 1 if remote.startswith(":") else 0  # ":backend,..." is a remote made on the fly
-    name_end = next((i for i, c in enumerate(remote) if c in ",:" and i >= start), len(remote))
-    if name_end == len(remote) or remote[name_end] != ",":
-        return ""
-    quote = ""
-    for i in range(name_end, len(remote)):
-        c = remote[i]
-        if quote:
-            quote = "" if c == quote else quote
-        elif c in "'\"":
-            quote = c
-        elif c == ":":
-            return remote[name_end:i]
-    return remote[name_end:]
-
-
-def display_remote(remote: str) -> str:
-    """``remote`` fit for logs: a connection string's parameters (which may hold
-    credentials) become ``{…}``."""
-    params = _connection_params(remote)
-    return remote.replace(params, "{…}") if params else remote
-
-
 # progress
 
 
@@ -352,178 +287,6 @@ def _split(lo: float, hi: float, weights: Sequence[float]) -> list[tuple[float, 
     return spans
 
 
-# rclone
-
-
-_NETWORK = (
-    "connection refused",
-    "no such host",
-    "i/o timeout",
-    "network is unreachable",
-    "no route to host",
-    "connection reset",
-    "tls handshake timeout",
-    "temporary failure in name resolution",
-)
-_STATUS = {  # rclone's documented exit codes
-    1: ("rclone refused the command (check the remote and any extra rclone options)", False),
-    2: ("rclone failed", False),
-    3: ("a folder was not found on the remote", False),
-    4: ("a file was not found", False),
-    5: ("a temporary error (a busy server or the network): run it again later", True),
-    6: ("the remote refused some files", False),
-    7: ("a fatal error from the remote (account, quota or permissions)", False),
-    8: ("stopped at the --max-transfer limit: run it again to continue", True),
-    10: ("stopped at the --max-duration limit: run it again to continue", True),
-}
-_TIMESTAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d(\.\d+)? ")
-_URL_LOGIN = re.compile(r"(://[^/\s:@]+):[^/\s@]+@")
-
-
-@dataclass
-class _Run:
-    status: int
-    stdout: str
-    errors: list[str]
-    stats: dict[str, Any]  # rclone's last statistics (bytes, transfers...), if any
-
-
-class _Rclone:
-    """rclone as a child process: argv lists, JSON log, errors with credentials left out."""
-
-    def __init__(self, binary: str, config: Path | None, extra: Sequence[str], remote: str):
-        self.binary = binary
-        self.common = [*(["--config", str(config)] if config else []), *extra]
-        self.config = config
-        self.remote = remote
-        self._secret = _connection_params(remote)
-
-    def scrub(self, text: str) -> str:
-        if self._secret:
-            text = text.replace(self._secret, "{…}")
-        return _URL_LOGIN.sub(r"\1:***@", text)
-
-    def __call__(
-        self,
-        *args: str,
-        on_stats: Progress | None = None,
-        stdin: Callable[[IO[bytes]], None] | None = None,
-        ok: Sequence[int] = (0,),
-    ) -> _Run:
-        stats_flags = ["--stats", "500ms", "--stats-log-level", "NOTICE"] if on_stats else []
-        argv = [self.binary, *args, "--use-json-log", *stats_flags, *self.common]
-        log.debug("rclone %s", self.scrub(" ".join(args)))
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        except FileNotFoundError:
-            raise OffloadError(
-                f"rclone is not installed (no {self.binary!r} found): install it "
-                "(`sudo apt install rclone`, or https://rclone.org/install/), then set up "
-                "the organisation's remote with `rclone config`"
-            ) from None
-        except OSError as exc:
-            raise OffloadError(f"cannot run rclone ({self.binary}): {exc.strerror}") from None
-        out: list[bytes] = []
-        failed: list[BaseException] = []
-        run = _Run(0, "", [], {})
-        with proc:  # closes the pipes
-            threads = [threading.Thread(target=_drain, args=(proc.stdout, out))]
-            if stdin is not None:
-                threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin, failed)))
-            for t in threads:
-                t.start()
-            try:
-                assert proc.stderr is not None
-                for raw in proc.stderr:
-                    self._log_line(raw.decode(errors="replace"), run, on_stats)
-            except BaseException:
-                proc.kill()  # interrupted (Ctrl-C, a callback raising): never leave rclone running
-                raise
-            finally:
-                run.status = proc.wait()
-                for t in threads:
-                    t.join()
-        if failed:
-            raise OffloadError(f"cannot read a file to send: {failed[0]}")
-        run.stdout = b"".join(out).decode(errors="replace")
-        if run.status not in ok:
-            raise self.error(run)
-        if run.status == 0:  # errors rclone got past by retrying: worth a look
-            for msg in run.errors:
-                log.warning("rclone: %s", msg)
-        return run
-
-    def _log_line(self, line: str, run: _Run, on_stats: Progress | None) -> None:
-        line = line.strip()
-        if not line:
-            return
-        try:
-            entry = json.loads(line)
-        except ValueError:  # rclone prints its last words as plain text
-            entry = {"level": "error", "msg": _TIMESTAMP.sub("", line)}
-        if not isinstance(entry, dict):
-            return
-        if isinstance(stats := entry.get("stats"), dict):
-            run.stats = stats
-            total = stats.get("totalBytes") or 0
-            if on_stats is not None and total > 0:
-                on_stats(stats.get("bytes", 0) / total)
-            return
-        msg = self.scrub(str(entry.get("msg", "")).strip())
-        if obj := entry.get("object"):
-            msg = f"{self.scrub(str(obj))}: {msg}"
-        if entry.get("level") in ("error", "critical", "fatal"):
-            run.errors.append(msg)
-        log.debug("rclone: %s", msg)
-
-    def error(self, run: _Run) -> OffloadError:
-        detail = "; ".join(dict.fromkeys(run.errors[-3:])) or "no message"
-        where = display_remote(self.remote)
-        low = detail.lower()
-        if "didn't find section in config file" in low:
-            name = self.remote.split(":", 1)[0]
-            conf = f" in {self.config}" if self.config else ""
-            return OffloadError(
-                f"there is no rclone remote called {name!r}{conf}: set it up with "
-                "`rclone config` (or give the rclone.conf that has it)",
-                status=run.status,
-            )
-        if any(s in low for s in _NETWORK):
-            return OffloadError(
-                f"cannot reach {where}: {detail}. Check the network and run it again: "
-                "it resumes where it stopped",
-                retryable=True,
-                status=run.status,
-            )
-        if run.status < 0:
-            return OffloadError(f"rclone was killed (signal {-run.status})", status=run.status)
-        what, retryable = _STATUS.get(run.status, (f"rclone failed (status {run.status})", False))
-        return OffloadError(f"{where}: {what}: {detail}", retryable=retryable, status=run.status)
-
-
-def _drain(pipe: IO[bytes] | None, into: list[bytes]) -> None:
-    assert pipe is not None
-    into.append(pipe.read())
-
-
-def _feed(
-    pipe: IO[bytes] | None, write: Callable[[IO[bytes]], None], failed: list[BaseException]
-) -> None:
-    assert pipe is not None
-    try:
-        with pipe:
-            write(pipe)
-    except BrokenPipeError:
-        pass  # rclone gone early (killed, failed): its own status says why
-    except OSError as exc:
-        failed.append(exc)
-
-
 def _joined(parts: Sequence[Path]) -> Callable[[IO[bytes]], None]:
     def write(pipe: IO[bytes]) -> None:
         for part in parts:
@@ -540,7 +303,7 @@ def _read(entry: Entry, root: Path) -> Iterable[bytes]:
                 yield chunk
 
 
-def _choose_hash(rclone: _Rclone, remote: str) -> str | None:
+def _choose_hash(rclone: Rclone, remote: str) -> str | None:
     """The hash the offload compares on this remote: SHA-256 if it keeps it, else one of its own."""
     features = json.loads(rclone("backend", "features", remote).stdout or "{}")
     kept = [str(h).lower() for h in features.get("Hashes") or []]
@@ -572,7 +335,7 @@ class BundleResult:
 
 class _BundleJob:
     def __init__(
-        self, rclone: _Rclone, hash_type: str | None, bundle: LocalBundle, dest: str, tmp: Path
+        self, rclone: Rclone, hash_type: str | None, bundle: LocalBundle, dest: str, tmp: Path
     ) -> None:
         self.rclone = rclone
         self.hash_type = hash_type
@@ -853,7 +616,7 @@ def offload(
     bundles = find_bundles(source)
     meter = _Meter(progress)
     meter(0.0)
-    runner = _Rclone(rclone, config, rclone_args, remote)
+    runner = Rclone(rclone, config, rclone_args, remote)
     hash_type = _choose_hash(runner, remote)
     weights = [max(1, b.size) for b in bundles]
     results = []

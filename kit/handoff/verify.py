@@ -24,6 +24,7 @@ from kit.handoff.bundle import (
     open_entry,
     part_paths,
     read_manifest,
+    unsafe_path,
 )
 from kit.handoff.signing import BadKitKey, fingerprint, verify_signature
 
@@ -93,10 +94,19 @@ def _check_manifest(
     return manifest
 
 
-def _listed(manifest: dict[str, Any]) -> dict[str, tuple[int, str]]:
+def _listed(report: Report, manifest: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    """The manifest's files; one that could point outside the bundle is a problem."""
     files = {}
     for item in manifest.get("files", []):
-        files[str(item["path"])] = (int(item["size"]), str(item["sha256"]))
+        try:
+            rel, size, digest = item["path"], int(item["size"]), str(item["sha256"])
+        except (KeyError, TypeError, ValueError):
+            report.problems.append(f"{MANIFEST}: a damaged entry: {item!r}")
+            continue
+        if unsafe_path(rel):
+            report.problems.append(f"{MANIFEST}: names a file it must not: {rel!r}")
+            continue
+        files[rel] = (size, digest)
     return files
 
 
@@ -129,7 +139,7 @@ def _verify_folder(folder: Path, trusted: Sequence[str], progress: Progress | No
     manifest = _check_manifest(report, (folder / MANIFEST).read_bytes(), signature, trusted)
     if manifest is None:
         return report
-    listed = _listed(manifest)
+    listed = _listed(report, manifest)
     total = sum(size for size, _ in listed.values())
     done = 0
 
@@ -197,7 +207,7 @@ def _verify_tar(path: Path, trusted: Sequence[str], progress: Progress | None) -
     manifest = _check_manifest(report, manifest_bytes, signature, trusted)
     if manifest is None:
         return report
-    listed = _listed(manifest)
+    listed = _listed(report, manifest)
     for rel, expected in listed.items():
         if rel not in found:
             report.problems.append(f"{rel}: missing")

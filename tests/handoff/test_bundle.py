@@ -18,6 +18,7 @@ import pytest
 
 from kit.compose import Cutting
 from kit.crypto.decrypt import decrypt
+from kit.errors import KitError
 from kit.handoff import bundle as bundle_module
 from kit.handoff.bundle import MANIFEST, SIGNATURE, NotBundleable, open_entry
 from kit.handoff.service import HandOff
@@ -347,3 +348,23 @@ def test_a_stick_pulled_out_mid_write_fails_and_nothing_lands_where_it_was(
     with pytest.raises(StorageError):
         write_bundle(bundle, stick, progress=pull)
     assert list(media.iterdir()) == []  # no folder made on the card where the stick was
+
+
+def test_a_signed_manifest_naming_a_path_outside_the_bundle_is_refused(
+    handoff: tuple[HandOff, str], tmp_path: Path
+) -> None:
+    # Even signed by the kit (a stolen kit key): a name with ".." never reaches a file.
+    service, visit_id = handoff
+    (tmp_path / "stick").mkdir()
+    folder, _ = service.export(visit_id, tmp_path / "stick")
+    manifest = json.loads((folder / MANIFEST).read_bytes())
+    manifest["files"][0]["path"] = "../../escaped.txt"
+    data = (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode()
+    (folder / MANIFEST).write_bytes(data)
+    (folder / SIGNATURE).write_bytes(service.signer.sign(data))
+    with pytest.raises(KitError, match="names a file it must not"):
+        verify_bundle(folder)
+    with pytest.raises(KitError, match="names a file it must not"):
+        decrypt(folder, [org_key().secret], tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not (tmp_path / "out").exists()
