@@ -95,16 +95,25 @@ class WebConfig:
 
 @dataclass(frozen=True)
 class CutConfig:
-    """Rough-cut rules: lead and lag around each tag (the Sportscode model).
+    """Rough-cut rules: lead and lag around each tag (the Sportscode model), and how long
+    a moment may be (VIG reviews micro-moments: a few seconds, watched slowly).
 
-    ``label_windows`` overrides them per label: in TOML a table
+    ``label_windows`` overrides lead and lag per label: in TOML a table
     ``[cut.label_windows]`` of ``"Guiding" = [10, 4]`` (lead, lag in seconds);
     in the environment ``KIT_CUT_LABEL_WINDOWS="Guiding=10:4;Being attentive=6:2"``.
+    A moment is at most ``max_moment_s`` long (``label_max_moment_s`` per label: in TOML
+    ``[cut.label_max_moment_s]`` of ``"Guiding" = 15``; in the environment
+    ``KIT_CUT_LABEL_MAX_MOMENT_S="Guiding=15;Being attentive=8"``). Tags within
+    ``merge_within_s`` of a moment's first tag share that moment; others get moments of
+    their own, split between the tags where their windows overlap (kit/cutting/plan.py).
     """
 
     lead_s: float = 8.0
     lag_s: float = 3.0
     label_windows: tuple[tuple[str, float, float], ...] = ()
+    max_moment_s: float = 10.0
+    merge_within_s: float = 1.5
+    label_max_moment_s: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -241,6 +250,28 @@ def _windows(where: str, value: Any) -> tuple[tuple[str, float, float], ...]:
     return tuple(windows)
 
 
+def _label_seconds(where: str, value: Any) -> tuple[tuple[str, float], ...]:
+    """Seconds per label from a TOML table or a ``label=seconds;...`` string."""
+    pairs: list[tuple[Any, Any]]
+    if isinstance(value, str):
+        pairs = []
+        for item in filter(None, (part.strip() for part in value.split(";"))):
+            label, sep, number = item.rpartition("=")
+            if not sep:
+                raise ConfigError(f"{where}: expected label=seconds; ..., got {item!r}")
+            pairs.append((label.strip(), number))
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        raise ConfigError(f"{where}: expected a table of label = seconds, got {value!r}")
+    found = []
+    for label, number in pairs:
+        if not isinstance(label, str) or not label.strip():
+            raise ConfigError(f"{where}: a label must be non-empty text, got {label!r}")
+        found.append((label.strip(), _coerce(where, label, float, number)))
+    return tuple(found)
+
+
 def _texts(where: str, value: Any) -> tuple[str, ...]:
     """A list of texts from a TOML array or a comma-separated string."""
     items = value.split(",") if isinstance(value, str) else value
@@ -273,6 +304,9 @@ def _apply(config: Config, overrides: Mapping[str, Mapping[str, Any]], source: s
             kind_name = str(known[key].type)
             if kind_name.startswith("tuple[tuple[str, float, float]"):
                 changes[key] = _windows(f"{section}.{key}", value)
+                continue
+            if kind_name.startswith("tuple[tuple[str, float]"):
+                changes[key] = _label_seconds(f"{section}.{key}", value)
                 continue
             if kind_name == "tuple[str, ...]":
                 changes[key] = _texts(f"{section}.{key}", value)
@@ -353,6 +387,31 @@ def _validate(config: Config) -> None:
         raise ConfigError(
             "storage.stop_at_free_minutes cannot be more than storage.min_free_minutes_to_start"
         )
+    _check_moments(config.cut)
+
+
+# A moment's limit: long enough for one attuned exchange, short enough to stay a moment
+# (VIG reviews use moments of 10 s or less; an organisation may allow longer ones).
+MIN_MOMENT_S = 1.0
+MAX_MOMENT_S = 120.0
+
+
+def _check_moments(cut: CutConfig) -> None:
+    """Every moment limit in range, and room in each for the tags merged into one."""
+    limits = [("cut.max_moment_s", cut.max_moment_s)] + [
+        (f"cut.label_max_moment_s.{label}", seconds) for label, seconds in cut.label_max_moment_s
+    ]
+    for where, seconds in limits:
+        if not MIN_MOMENT_S <= seconds <= MAX_MOMENT_S:
+            raise ConfigError(
+                f"{where} {seconds:g} is out of range {MIN_MOMENT_S:g}..{MAX_MOMENT_S:g} "
+                "(seconds a moment may last)"
+            )
+        if cut.merge_within_s >= seconds:
+            raise ConfigError(
+                f"cut.merge_within_s ({cut.merge_within_s:g}) must be less than {where} "
+                f"({seconds:g}): tags merged into one moment must fit in it"
+            )
 
 
 def _ranges(config: Config) -> list[tuple[str, float, float, float]]:
@@ -374,6 +433,7 @@ def _ranges(config: Config) -> list[tuple[str, float, float, float]]:
         ("gpio.ignore_stop_within_s", c.gpio.ignore_stop_within_s, 0, 10),
         ("cut.lead_s", c.cut.lead_s, 0, 600),
         ("cut.lag_s", c.cut.lag_s, 0, 600),
+        ("cut.merge_within_s", c.cut.merge_within_s, 0, 10),
         ("privacy.erase_after_days", c.privacy.erase_after_days, 1, c.privacy.max_erase_after_days),
         ("privacy.max_erase_after_days", c.privacy.max_erase_after_days, 1, 36_600),
         ("privacy.discard_s", c.privacy.discard_s, 1, 86_400),

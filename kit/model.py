@@ -183,3 +183,23 @@ class Tag:
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class MomentEdit:
+    """What the guider changed about one moment of a visit's film (kit/cutting/moments.py).
+
+    A moment is named by its first tag's id (``moment_id``); an edit stays with the moment
+    holding that tag when the visit is planned again, and is ignored while no moment
+    does (its tag deleted). Instants are on the kit clock, like the tags'.
+    """
+
+    visit_id: str
+    moment_id: str
+    start_ns: int | None = None  # the trimmed start (None: as planned)
+    end_ns: int | None = None  # the trimmed end (None: as planned)
+    dropped: bool = False  # left out of the family's film (its tags are kept)
+    position: int | None = None  # its place in the film's order (None: in time order)
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

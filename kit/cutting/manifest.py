@@ -36,8 +36,9 @@ def manifest(result: CutResult) -> dict[str, Any]:
 
     It holds all it takes to make the cut's exports again where its files are moved
     (kit/handoff/workfolder.py): each clip's stretch of its take and of the film, and its
-    tags; each take's number, length and wall-clock start. Times are seconds: in the film
-    (``film_*``) or from the start of a take (``take_*``).
+    tags; each take's number, length and wall-clock start; and every planned moment with
+    the guider's edits (``moments``: also those left out of the film). Times are seconds:
+    in the film (``film_*``) or from the start of a take (``take_*``).
     """
     film = result.film
     clips = []
@@ -54,6 +55,10 @@ def manifest(result: CutResult) -> dict[str, Any]:
                     "take_start_s": _seconds(fc.take_start_ns),
                     "take_end_s": _seconds(fc.take_end_ns),
                     "title": fc.clip.title,
+                    # the moment it shows (the id of its first tag), and the take the film
+                    # shows just before it (from a keyframe: the decoder needs it)
+                    "moment_id": fc.clip.moment_id,
+                    "lead_in_s": _seconds(fc.lead_in_ns),
                     "labels": list(fc.clip.labels),
                     "notes": [t.note for t in fc.clip.tags if t.note],
                     "tag_ids": [t.id for t in fc.clip.tags],
@@ -97,6 +102,7 @@ def manifest(result: CutResult) -> dict[str, Any]:
             for take_id, info in sorted(result.takes.items(), key=lambda kv: kv[1].number)
         ],
         "clips": clips,
+        "moments": _moments(result),
         "stills": [
             {
                 "tag_id": s.tag.id,
@@ -119,6 +125,29 @@ def manifest(result: CutResult) -> dict[str, Any]:
             else {}
         ),
     }
+
+
+def _moments(result: CutResult) -> list[dict[str, Any]]:
+    """Every planned moment (left out of the film or not), as the guider edited it."""
+    if result.moments is None:
+        return []
+    found = []
+    for m in result.moments.moments:
+        base = result.firsts.get(m.take_id, 0)
+        found.append(
+            {
+                "moment_id": m.moment_id,
+                "number": m.number,
+                "take_id": m.take_id,
+                "take_start_s": _seconds(m.start_ns - base),
+                "take_end_s": _seconds(m.end_ns - base),
+                "default_start_s": _seconds(m.default_start_ns - base),
+                "default_end_s": _seconds(m.default_end_ns - base),
+                "dropped": m.dropped,
+                "tag_ids": [t.id for t in m.tags],
+            }
+        )
+    return found
 
 
 def write_manifest(files: FileLayer, result: CutResult) -> None:

@@ -1,12 +1,26 @@
 """The cut planner: which stretches of which takes make the rough cut (pure, no I/O).
 
-Each tag asks for a clip from ``lead`` before its instant to ``lag`` after it
-(the Sportscode lead/lag model: a guider taps *after* noticing a moment).
-Clips are clamped to their take, clips that overlap or touch are merged (the
-merged clip carries all their tags), and the result is in time order: takes in
-the order given, clips by start within a take. Takes are kept apart even when
-their instants would interleave, because instants from different boots of the
-kit are not comparable (the clock is ``CLOCK_MONOTONIC``).
+VIG reviews *micro-moments*: a few seconds of attuned response, watched slowly
+and paused. Each tag asks for a window from ``lead`` before its instant to
+``lag`` after it (the Sportscode lead/lag model: a guider taps *after*
+noticing a moment), clamped to its take. A tag makes a **moment** of its own,
+at most ``max_moment`` long (per label), so the film is a row of short
+moments, never one long merged clip:
+
+- tags within ``merge_within`` of a moment's first tag share that moment (a
+  guider tapping twice, or two labels for one instant);
+- a window longer than the limit keeps its lag (the response right after the
+  tap) and loses the start of its lead;
+- where neighbouring moments' windows overlap, they are split between their
+  tags (at the midpoint, as far as both windows reach): adjacent moments, each
+  tag inside its own.
+
+Every moment has a stable ``moment_id``, the id of its first tag, so a
+guider's edits to it (trims, order, dropping: :mod:`kit.cutting.moments`)
+survive planning again after other tags change. The result is in time order:
+takes in the order given, moments by start within a take. Takes are kept
+apart even when their instants would interleave, because instants from
+different boots of the kit are not comparable (the clock is ``CLOCK_MONOTONIC``).
 
 All instants and durations are integer nanoseconds on the kit clock.
 """
@@ -15,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from kit.clock import seconds
 from kit.config import CutConfig
@@ -36,7 +51,8 @@ class Window:
 
 @dataclass(frozen=True)
 class CutRules:
-    """Lead and lag for every tag, with optional overrides per label.
+    """Lead and lag for every tag and the longest a moment may be, with optional overrides
+    per label; and how close tags must be to share a moment.
 
     Labels match case-insensitively, ignoring surrounding spaces, because
     organisations edit their label lists and guiders re-label after the fact.
@@ -44,13 +60,28 @@ class CutRules:
 
     default: Window = Window(seconds(8.0), seconds(3.0))
     per_label: tuple[tuple[str, Window], ...] = ()
+    max_moment_ns: int = seconds(10.0)
+    merge_within_ns: int = seconds(1.5)
+    per_label_max: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.merge_within_ns < 0:
+            raise ConfigError("tags cannot merge within a negative time")
+        for limit in (self.max_moment_ns, *(ns for _, ns in self.per_label_max)):
+            if limit <= 0:
+                raise ConfigError("a moment's longest length must be positive")
+            if limit < self.merge_within_ns:
+                raise ConfigError(
+                    "a moment's longest length cannot be shorter than the time within which "
+                    "tags share a moment"
+                )
 
     @classmethod
     def from_config(
         cls, cut: CutConfig, per_label: Mapping[str, tuple[float, float]] | None = None
     ) -> CutRules:
-        """Rules from ``config.cut`` (with its ``label_windows``); ``per_label`` maps a
-        label to (lead_s, lag_s) and wins over the config's."""
+        """Rules from ``config.cut`` (with its ``label_windows`` and ``label_max_moment_s``);
+        ``per_label`` maps a label to (lead_s, lag_s) and wins over the config's."""
         windows = {label: (lead, lag) for label, lead, lag in cut.label_windows}
         windows.update(per_label or {})
         return cls(
@@ -59,6 +90,9 @@ class CutRules:
                 (label, Window(seconds(lead), seconds(lag)))
                 for label, (lead, lag) in windows.items()
             ),
+            max_moment_ns=seconds(cut.max_moment_s),
+            merge_within_ns=seconds(cut.merge_within_s),
+            per_label_max=tuple((label, seconds(s)) for label, s in cut.label_max_moment_s),
         )
 
     def window(self, label: str) -> Window:
@@ -68,6 +102,18 @@ class CutRules:
             if _label_key(name) == key:
                 return window
         return self.default
+
+    def limit(self, label: str) -> int:
+        """The longest moment a tag with ``label`` may have."""
+        key = _label_key(label)
+        for name, limit in self.per_label_max:
+            if _label_key(name) == key:
+                return limit
+        return self.max_moment_ns
+
+    def moment_limit(self, tags: Iterable[Tag]) -> int:
+        """The longest a moment holding ``tags`` may be: the largest of their labels' limits."""
+        return max((self.limit(t.label) for t in tags), default=self.max_moment_ns)
 
 
 def _label_key(label: str) -> str:
@@ -92,12 +138,17 @@ class TakeSpan:
 
 @dataclass(frozen=True)
 class Clip:
-    """One stretch of one take in the rough cut, with the tags that asked for it."""
+    """One stretch of one take in the rough cut, with the tags that asked for it.
+
+    A planned clip is a moment: ``moment_id`` is the id of its first tag ("" for a clip
+    made otherwise, e.g. rebuilt from an older cut's manifest).
+    """
 
     take_id: str
     start_ns: int
     end_ns: int
     tags: tuple[Tag, ...]
+    moment_id: str = ""
 
     @property
     def duration_ns(self) -> int:
@@ -161,8 +212,8 @@ def _home(tag: Tag, window: Window, spans: Sequence[TakeSpan]) -> TakeSpan | Non
 
 
 def plan_cut(takes: Sequence[TakeSpan], tags: Iterable[Tag], rules: CutRules) -> CutPlan:
-    """Plan the rough cut of ``takes`` (in recording order) for ``tags``."""
-    wanted: dict[str, list[tuple[int, int, Tag]]] = {span.take_id: [] for span in takes}
+    """Plan the moments of ``takes`` (in recording order) for ``tags``."""
+    wanted: dict[str, list[Tag]] = {span.take_id: [] for span in takes}
     skipped: list[Tag] = []
     for tag in sorted(tags, key=lambda t: (t.at_ns, t.id)):
         window = rules.window(tag.label)
@@ -170,35 +221,65 @@ def plan_cut(takes: Sequence[TakeSpan], tags: Iterable[Tag], rules: CutRules) ->
         if span is None:
             skipped.append(tag)
             continue
-        lo = max(tag.at_ns - window.lead_ns, span.start_ns)
-        hi = min(tag.at_ns + window.lag_ns, span.end_ns)
-        if lo > hi:
+        if tag.at_ns - window.lead_ns > span.end_ns or tag.at_ns + window.lag_ns < span.start_ns:
             # Tagged well after its take ended (or before it began): nothing to show.
             skipped.append(tag)
             continue
-        wanted[span.take_id].append((lo, hi, tag))
+        wanted[span.take_id].append(tag)
     clips: list[Clip] = []
     for span in takes:
-        clips.extend(_merge(span.take_id, wanted[span.take_id]))
+        clips.extend(_moments(span, wanted[span.take_id], rules))
     return CutPlan(clips=tuple(clips), skipped=tuple(skipped))
 
 
-def _merge(take_id: str, pieces: list[tuple[int, int, Tag]]) -> list[Clip]:
-    clips: list[Clip] = []
-    start = end = 0
-    tags: list[Tag] = []
-    for lo, hi, tag in sorted(pieces, key=lambda p: (p[0], p[1], p[2].at_ns, p[2].id)):
-        if tags and lo <= end:
-            end = max(end, hi)
-            tags.append(tag)
-            continue
-        if tags:
-            clips.append(_clip(take_id, start, end, tags))
-        start, end, tags = lo, hi, [tag]
-    if tags:
-        clips.append(_clip(take_id, start, end, tags))
-    return clips
+def _clamp(value: int, low: int, high: int) -> int:
+    return min(high, max(low, value))
 
 
-def _clip(take_id: str, start: int, end: int, tags: list[Tag]) -> Clip:
-    return Clip(take_id, start, end, tuple(sorted(tags, key=lambda t: (t.at_ns, t.id))))
+@dataclass
+class _Group:
+    """Tags that share a moment, and the stretch of their take the moment covers."""
+
+    tags: list[Tag]
+    first: int  # the first tag's instant, inside the take
+    last: int  # the last tag's instant, inside the take
+    start: int = 0
+    end: int = 0
+
+
+def _moments(span: TakeSpan, tags: list[Tag], rules: CutRules) -> list[Clip]:
+    """The moments of one take: ``tags`` (in time order) grouped, windowed, capped, split."""
+    groups: list[_Group] = []
+    for tag in tags:
+        at = _clamp(tag.at_ns, span.start_ns, span.end_ns)
+        if groups and at - groups[-1].first <= rules.merge_within_ns:
+            groups[-1].tags.append(tag)
+            groups[-1].last = at
+        else:
+            groups.append(_Group([tag], at, at))
+    for group in groups:
+        group.start, group.end = own_window(span, group.tags, rules)
+    for before, after in pairwise(groups):
+        if before.end > after.start:
+            # Overlapping windows: split between the neighbouring tags, at their midpoint
+            # as far as both windows reach, so each keeps its own tag and they touch.
+            split = _clamp((before.last + after.first) // 2, after.start, before.end)
+            before.end = after.start = split
+    return [
+        Clip(span.take_id, g.start, g.end, tuple(g.tags), moment_id=g.tags[0].id) for g in groups
+    ]
+
+
+def own_window(span: TakeSpan, tags: Sequence[Tag], rules: CutRules) -> tuple[int, int]:
+    """The stretch of ``span`` a moment holding ``tags`` (in time order, at most
+    ``merge_within`` apart) asks for, before any neighbour takes its share: every tag's
+    window together, clamped to the take, at most the moment's limit long. Over the
+    limit, the lag after the tags is kept and the lead before them shortened (a guider
+    taps just after the moment: the start of a long lead matters least).
+    """
+    first = _clamp(tags[0].at_ns, span.start_ns, span.end_ns)
+    low = max(span.start_ns, min(t.at_ns - rules.window(t.label).lead_ns for t in tags))
+    high = min(span.end_ns, max(t.at_ns + rules.window(t.label).lag_ns for t in tags))
+    limit = rules.moment_limit(tags)
+    end = min(high, first + limit)
+    return max(low, end - limit), end

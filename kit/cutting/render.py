@@ -1,11 +1,28 @@
 """Render a cut plan into one MP4 without re-encoding the video.
 
-Video packets are copied as they are: each clip starts on the keyframe at or
-before its planned start (so the moment is never cut short; recordings have a
-keyframe every second) and ends with the frame showing at its planned end.
-Timestamps run on continuously from clip to clip. The audio of each clip is
-decoded and re-encoded (see :mod:`kit.cutting.audio`) so it can be cut to the
-sample where the video cuts: every clip's sound stays on its pictures.
+Video packets are copied as they are. H.264 needs the frames from a keyframe
+on to decode a frame (recordings have a keyframe every second), so each clip
+is copied from the keyframe at or before its first frame, yet the clip itself
+starts on the very frame its plan (or the guider's trim) names:
+
+- the film's first clip: the frames before it get negative timestamps, and
+  the MP4 muxer writes an edit list that skips them, so the film begins on
+  that frame (players honour such an edit list: it is how an encoder's delay
+  is hidden; checked with FFmpeg, ffprobe and Chromium);
+- every later clip: the frames from its keyframe (at most a second) play in
+  the film just before it, between two moments, and the clip (its chapter,
+  ``film_start_ns``) begins on its first frame. A clip that continues the one
+  before it in the same take needs none: the decoder already has its frames.
+  (An edit list with one entry per clip would hide those frames too, but
+  Chromium then seeks wrongly near the end of the clip before: measured.)
+
+A clip holds the frames that start within it: from the frame showing at its
+start to the one before the frame showing at its end, each counted from 1 ms
+before it starts (a time rounded to the millisecond names the frame it meant),
+so two clips that meet at one instant share no frame. Timestamps run on
+continuously from clip to clip. The audio of each clip is decoded and
+re-encoded (see :mod:`kit.cutting.audio`) so it can be cut to the sample
+where the video starts: every clip's sound stays on its pictures.
 
 Where each clip lands in the film is worked out from the takes' MP4 indexes
 before anything is written, so the film carries one chapter per clip and its
@@ -38,6 +55,9 @@ _MOOV_PER_CHAPTER = 1024
 # Takes interleave audio within a frame or two of its video; after this many
 # video packets past a clip's end, its audio is not coming.
 _MAX_READ_PAST_END = 90
+# A frame counts as showing from this long before it starts: a page sends the time of
+# the frame on screen rounded to the millisecond (frames are 33 ms apart at 30 fps).
+FRAME_TOLERANCE_NS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -56,11 +76,15 @@ class FilmClip:
 
     clip: Clip
     source: Source
-    start_ns: int  # kit-clock instant of the clip's first frame (a keyframe, <= the plan's start)
-    end_ns: int  # kit-clock instant where its last frame ends (>= the plan's end)
+    start_ns: int  # kit-clock instant of the clip's first frame (the one showing at its start)
+    end_ns: int  # kit-clock instant where its last frame ends (the next frame's start)
     film_start_ns: int
     film_end_ns: int
     frames: int
+    # How much of its take the film shows just before it, from the keyframe its first frame
+    # needs (0 for the film's first clip, whose lead-in is skipped by an edit list, and for
+    # one continuing the clip before it).
+    lead_in_ns: int = 0
 
     @property
     def take_start_ns(self) -> int:
@@ -98,8 +122,12 @@ class _Extent:
 
     clip: Clip
     source: Source
-    first: int  # index entry of the keyframe it starts on
+    key: int  # index entry of the keyframe the decoder starts from
+    copy: int  # index entry where copying starts (the keyframe, or after the clip before)
+    first: int  # index entry of its first frame
     last: int  # index entry of its last frame
+    key_ts: int
+    copy_ts: int
     start_ts: int
     last_ts: int
     end_ts: int  # where its last frame ends
@@ -107,6 +135,11 @@ class _Extent:
     @property
     def duration_ts(self) -> int:
         return self.end_ts - self.start_ts
+
+    @property
+    def lead_ts(self) -> int:
+        """The frames copied before its first frame, for the decoder."""
+        return self.start_ts - self.copy_ts
 
 
 class _Take:
@@ -176,7 +209,8 @@ def _stream_end(video: Any) -> int:
     return last + max(1, step)
 
 
-def _extent(take: _Take, clip: Clip) -> _Extent:
+def _extent(take: _Take, clip: Clip, before: _Extent | None) -> _Extent:
+    """Where ``clip`` is in its take's index (``before``: the film's clip before it)."""
     video = take.video
     entries = video.index_entries
     count = len(entries)
@@ -187,16 +221,31 @@ def _extent(take: _Take, clip: Clip) -> _Extent:
     def ticks(instant: int) -> int:
         return round(Fraction(instant - take.source.first_frame_ns, NS_PER_S) / tb)
 
-    start, end = ticks(clip.start_ns), ticks(clip.end_ns)
-    first = max(0, entries.search_timestamp(start, backward=True))
-    last = entries.search_timestamp(max(end - 1, start), backward=True, any_frame=True)
+    tolerance = round(Fraction(FRAME_TOLERANCE_NS, NS_PER_S) / tb)
+
+    def showing(ts: int) -> int:
+        """The index entry of the frame showing at ``ts`` (-1 before the first)."""
+        return int(entries.search_timestamp(ts + tolerance, backward=True, any_frame=True))
+
+    first = min(max(0, showing(ticks(clip.start_ns))), count - 1)
+    end = ticks(clip.end_ns)
+    last = count - 1 if end + tolerance >= _stream_end(video) else showing(end) - 1
     last = min(max(last, first), count - 1)
+    key = max(0, entries.search_timestamp(int(entries[first].timestamp), backward=True))
+    copy = key
+    same_take = before is not None and before.source.take_id == take.source.take_id
+    if same_take and before is not None and key <= before.last + 1 <= first:
+        copy = before.last + 1  # the decoder has the frames before: carry on from there
     end_ts = int(entries[last + 1].timestamp) if last + 1 < count else _stream_end(video)
     return _Extent(
         clip=clip,
         source=take.source,
+        key=key,
+        copy=copy,
         first=first,
         last=last,
+        key_ts=int(entries[key].timestamp),
+        copy_ts=int(entries[copy].timestamp),
         start_ts=int(entries[first].timestamp),
         last_ts=int(entries[last].timestamp),
         end_ts=end_ts,
@@ -204,8 +253,8 @@ def _extent(take: _Take, clip: Clip) -> _Extent:
 
 
 def _moov_bound(extents: Sequence[_Extent], rate: int, tb: Fraction) -> int:
-    video = sum(e.last - e.first + 1 for e in extents)
-    seconds = sum(Fraction(e.duration_ts) * tb for e in extents)
+    video = sum(e.last - e.copy + 1 for e in extents)
+    seconds = sum(Fraction(e.end_ts - e.copy_ts) * tb for e in extents)
     audio = int(seconds * rate) // 1024 + 2 * len(extents) + 2
     return _MOOV_FIXED + _MOOV_PER_SAMPLE * (video + audio) + _MOOV_PER_CHAPTER * len(extents)
 
@@ -234,7 +283,9 @@ def render_film(
                 if clip.take_id not in sources:
                     raise CutError(f"the plan names take {clip.take_id}, which has no film")
                 takes[clip.take_id] = _Take(files, sources[clip.take_id])
-        extents = [_extent(takes[c.take_id], c) for c in plan.clips]
+        extents: list[_Extent] = []
+        for c in plan.clips:
+            extents.append(_extent(takes[c.take_id], c, extents[-1] if extents else None))
         film = _write(files, takes, extents, out_rel, title, aac_bitrate, report)
     finally:
         for take in takes.values():
@@ -281,10 +332,8 @@ def _write(
     tb: Fraction = video.time_base
     rate = int(audio.rate) if audio is not None else 48_000
     layout = "stereo" if audio is not None and audio.channels == 2 else "mono"
-    starts = [0]
-    for e in extents:
-        starts.append(starts[-1] + e.duration_ts)
-    total = max(1, starts[-1])
+    placed = _place(extents)
+    total = max(1, placed[-1].end)
     film_clips = []
     with files.replace(out_rel) as f:
         out: Any = av.open(
@@ -304,32 +353,32 @@ def _write(
                 [
                     {
                         "id": i + 1,
-                        "start": starts[i],
-                        "end": starts[i + 1],
+                        "start": at.start,
+                        "end": at.end,
                         "time_base": tb,
                         "metadata": {"title": e.clip.title},
                     }
-                    for i, e in enumerate(extents)
+                    for i, (e, at) in enumerate(zip(extents, placed, strict=True))
                 ]
             )
             try:
-                for i, extent in enumerate(extents):
+                for extent, at in zip(extents, placed, strict=True):
 
-                    def clip_progress(done_ts: int, base: int = starts[i]) -> None:
+                    def clip_progress(done_ts: int, base: int = max(0, at.copy)) -> None:
                         report(0.99 * (base + done_ts) / total)
 
                     _copy_clip(
                         takes[extent.clip.take_id],
                         extent,
+                        at,
                         out,
                         vout,
                         worker,
-                        starts[i],
                         tb,
                         rate,
                         clip_progress,
                     )
-                    film_clips.append(_film_clip(extent, starts[i], tb))
+                    film_clips.append(_film_clip(extent, at, tb))
                 out.mux(worker.close())
             except BaseException:
                 worker.abandon()
@@ -351,16 +400,43 @@ def _ns(ts: int, tb: Fraction) -> int:
     return round(Fraction(ts) * tb * NS_PER_S)
 
 
-def _film_clip(extent: _Extent, film_start_ts: int, tb: Fraction) -> FilmClip:
+@dataclass(frozen=True)
+class _Placed:
+    """Where a clip's packets go in the film (its video time base)."""
+
+    copy: int  # the first copied packet (negative: before the film starts, skipped)
+    start: int  # the clip's first frame
+    end: int
+
+    @property
+    def shown_from(self) -> int:
+        """Where the film starts showing the clip's packets (and playing their sound)."""
+        return max(0, self.copy)
+
+
+def _place(extents: Sequence[_Extent]) -> list[_Placed]:
+    """The film's timeline: clip after clip, each lead-in just before its clip, the first
+    clip's lead-in before the film's start (skipped by the muxer's edit list)."""
+    placed = []
+    cursor = 0
+    for i, e in enumerate(extents):
+        start = cursor + (e.lead_ts if i else 0)
+        placed.append(_Placed(start - e.lead_ts, start, start + e.duration_ts))
+        cursor = start + e.duration_ts
+    return placed
+
+
+def _film_clip(extent: _Extent, at: _Placed, tb: Fraction) -> FilmClip:
     t0 = extent.source.first_frame_ns
     return FilmClip(
         clip=extent.clip,
         source=extent.source,
         start_ns=t0 + _ns(extent.start_ts, tb),
         end_ns=t0 + _ns(extent.end_ts, tb),
-        film_start_ns=_ns(film_start_ts, tb),
-        film_end_ns=_ns(film_start_ts + extent.duration_ts, tb),
+        film_start_ns=_ns(at.start, tb),
+        film_end_ns=_ns(at.end, tb),
         frames=extent.last - extent.first + 1,
+        lead_in_ns=_ns(at.start - at.shown_from, tb),
     )
 
 
@@ -400,29 +476,31 @@ class _AudioFeed:
 def _copy_clip(
     take: _Take,
     extent: _Extent,
+    at: _Placed,
     out: Any,
     vout: Any,
     worker: AudioWorker,
-    film_start_ts: int,
     tb: Fraction,
     rate: int,
     progress: Callable[[int], None],
 ) -> None:
-    """Copy one clip's video packets and hand its audio to the worker, from its keyframe on."""
+    """Copy one clip's video packets (from where its copy starts) and hand the sound of
+    what the film shows of it to the worker."""
     vin, ain = take.video, take.audio
 
     def samples(ts: int) -> int:
         return round(Fraction(ts) * tb * rate)
 
-    film_first = samples(film_start_ts)
-    count = samples(film_start_ts + extent.duration_ts) - film_first
-    audio = ClipAudio(worker.track, samples(extent.start_ts), film_first, count)
-    feed = _AudioFeed(take, audio, worker, rate, take.seek_clip(extent.start_ts))
-    shift = film_start_ts - extent.start_ts
+    shift = at.copy - extent.copy_ts
+    film_first = samples(at.shown_from)
+    count = samples(at.end) - film_first
+    audio = ClipAudio(worker.track, samples(at.shown_from - shift), film_first, count)
+    feed = _AudioFeed(take, audio, worker, rate, take.seek_clip(extent.key_ts))
     video_done = False
     past_end = 0
     reported = 0
-    step = max(1, extent.duration_ts // 50)
+    length = at.end - at.shown_from
+    step = max(1, length // 50)
     for packet in take.container.demux():
         if packet.pts is None:
             continue
@@ -432,19 +510,20 @@ def _copy_clip(
                 past_end += 1
                 if past_end > _MAX_READ_PAST_END:
                     break  # the take's audio ends early: the rest is silence
-            elif packet.pts >= extent.start_ts:
+            elif packet.pts >= extent.copy_ts:
                 packet.stream = vout
                 packet.pts += shift
                 packet.dts = packet.dts + shift if packet.dts is not None else packet.pts
                 if worker.ready:
                     out.mux(worker.drain())
                 out.mux(packet)
-                if packet.pts - film_start_ts - reported >= step:
-                    reported = packet.pts - film_start_ts
+                done = packet.pts - at.shown_from
+                if done - reported >= step:
+                    reported = done
                     progress(reported)
         elif ain is not None and packet.stream_index == ain.index and not feed.done:
             feed.packet(packet)
         if video_done and feed.done:
             break
     worker.finish(audio)
-    progress(extent.duration_ts)
+    progress(length)

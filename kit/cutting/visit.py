@@ -35,9 +35,10 @@ from typing import Any
 from kit.cutting import CutError
 from kit.cutting.child import run_in_child
 from kit.cutting.exports import ExportPaths, TakeInfo, take_infos, write_exports
-from kit.cutting.inputs import cut_inputs, cut_title
+from kit.cutting.inputs import cut_title
 from kit.cutting.manifest import write_manifest
-from kit.cutting.plan import CutPlan, CutRules, TakeSpan, plan_cut
+from kit.cutting.moments import FilmPlan, fingerprint, plan_film
+from kit.cutting.plan import CutPlan, CutRules, TakeSpan
 from kit.cutting.render import Film, Source, render_film
 from kit.cutting.stills import Still, contact_sheet, grab_stills
 from kit.model import Take, TakeState
@@ -99,6 +100,8 @@ class CutResult:
     case_ref: str = ""
     started_wall: str = ""  # the visit's start by the wall clock ("" when the clock was unset)
     takes: dict[str, TakeInfo] = field(default_factory=dict)  # the takes it was cut from
+    moments: FilmPlan | None = None  # every planned moment, as the guider edited them
+    firsts: dict[str, int] = field(default_factory=dict)  # take id -> its first frame's instant
 
 
 def make_media(job: CutJob, *, progress: Progress | None = None) -> CutMedia:
@@ -188,26 +191,33 @@ def cut_visit(
     aac_bitrate: int = 128_000,
     cancel: threading.Event | None = None,
 ) -> CutResult:
-    """Make the rough cut of ``visit_id`` from its ready takes and its tags.
+    """Make the rough cut of ``visit_id`` from its ready takes, its tags and the guider's
+    edits of its moments (trims, order, moments left out).
 
     Raises :class:`~kit.errors.NotFound` for an unknown visit and
     :class:`~kit.cutting.CutError` when the media cannot be made. A visit
-    without tags (or without a ready take) has nothing to cut: the result has
-    no film, and the outputs of an earlier cut are removed.
+    without tags (or without a ready take, or with every moment left out) has
+    nothing to cut: the result has no film, and the outputs of an earlier cut
+    are removed.
     """
     report = progress or (lambda _: None)
     title = _title(store, visit_id)
     takes = _ready_takes(store, visit_id)
     tags = store.db.tags_for_visit(visit_id)
-    inputs = cut_inputs(title, store.db.takes(visit_id), tags, rules)
-    plan = plan_cut([TakeSpan.of(t) for t in takes], tags, rules)
+    edits = store.db.moment_edits(visit_id)
+    inputs = fingerprint(title, store.db.takes(visit_id), tags, rules, edits)
+    moments = plan_film([TakeSpan.of(t) for t in takes], tags, edits, rules)
+    plan = moments.plan
+    firsts = {t.id: t.first_frame_ns or 0 for t in takes}
     for tag in plan.skipped:
         log.info("tag %s is outside every take; it has no clip", tag.id)
     files = store.files
     if not plan.clips:
         _remove_stale(files, layout.cut_dir(visit_id), [])
         _remove_stale(files, layout.in_cut(visit_id, layout.STILLS), [])
-        empty = CutResult(visit_id, inputs, plan, None, (), None, None, 0)
+        empty = CutResult(
+            visit_id, inputs, plan, None, (), None, None, 0, moments=moments, firsts=firsts
+        )
         write_manifest(files, empty)  # "nothing to cut" is a result too: it is up to date
         report(1.0)
         return empty
@@ -264,6 +274,8 @@ def cut_visit(
         case_ref=visit.case_ref,
         started_wall=visit.started_wall,
         takes=infos,
+        moments=moments,
+        firsts=firsts,
     )
     write_manifest(files, result)  # last: whoever finds it finds everything it names
     report(1.0)

@@ -1,4 +1,4 @@
-"""SQLite (WAL) metadata: visits, takes and tags.
+"""SQLite (WAL) metadata: visits, takes, tags and the guider's edits of moments.
 
 One connection, serialised by a lock: writes are tiny and the web server's
 threads share it. Every write commits before the call returns, so an
@@ -17,9 +17,20 @@ from typing import Any
 
 from kit.crypto.fields import open_text, seal_text
 from kit.errors import CorruptMedia, NotFound, Sealed, StateError, StorageError, StorageFull
-from kit.model import UNFINISHED, Access, Consent, ConsentBy, Purpose, Tag, Take, TakeState, Visit
+from kit.model import (
+    UNFINISHED,
+    Access,
+    Consent,
+    ConsentBy,
+    MomentEdit,
+    Purpose,
+    Tag,
+    Take,
+    TakeState,
+    Visit,
+)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 KeyLookup = Callable[[str], bytes | None]
 """A visit's data key, if the kit holds it (:class:`kit.crypto.keyring.Keyring` ``.get``)."""
@@ -80,6 +91,17 @@ CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- The guider's edits of a visit's moments (kit/cutting/moments.py), each under the id of
+-- the moment's first tag when it was made. No text: ids and instants only.
+CREATE TABLE IF NOT EXISTS moment_edits (
+    visit_id TEXT NOT NULL REFERENCES visits(id),
+    moment_id TEXT NOT NULL,
+    start_ns INTEGER,
+    end_ns INTEGER,
+    dropped INTEGER NOT NULL DEFAULT 0,
+    position INTEGER,
+    PRIMARY KEY (visit_id, moment_id)
+);
 """
 
 # Schema 1 called a visit a "session" and had no lifecycle: every session it
@@ -118,6 +140,7 @@ _TAKE_COLUMNS = (
     "dropped_frames, mic_overflows, audio_skew_ppm, error, recovered, keep_until_ns"
 )
 _TAG_COLUMNS = "id, visit_id, take_id, at_ns, label, note, author, created_ns"
+_MOMENT_COLUMNS = "visit_id, moment_id, start_ns, end_ns, dropped, position"
 
 
 @contextmanager
@@ -175,6 +198,7 @@ class Database:
             version = 2
         if version == 2:
             self._conn.executescript(f"BEGIN; {_FROM_SCHEMA_2} PRAGMA user_version=3; COMMIT;")
+        # Schema 3 had no moment edits: the table below is all schema 4 adds.
         self._conn.executescript(_SCHEMA)
         if version != SCHEMA_VERSION:
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -344,8 +368,10 @@ class Database:
         return self.visit(visit_id)
 
     def erase_visit(self, visit_id: str) -> None:
-        """Delete the visit's rows: its tags, takes and itself (overwritten: secure_delete)."""
+        """Delete the visit's rows: its moment edits, tags, takes and itself (overwritten:
+        secure_delete)."""
         with self._tx() as c:
+            c.execute("DELETE FROM moment_edits WHERE visit_id = ?", (visit_id,))
             c.execute("DELETE FROM tags WHERE visit_id = ?", (visit_id,))
             c.execute("DELETE FROM takes WHERE visit_id = ?", (visit_id,))
             cur = c.execute("DELETE FROM visits WHERE id = ?", (visit_id,))
@@ -358,8 +384,9 @@ class Database:
     # a visit's rows as stored (its texts still sealed), for a bundle's index
 
     def visit_rows(self, visit_id: str) -> dict[str, list[dict[str, Any]]]:
-        """The visit's row, its takes' and its tags' (deleted ones left out), exactly as
-        stored: an encrypted visit's texts stay sealed, so the kit needs no key for this."""
+        """The visit's row, its takes', its tags' (deleted ones left out) and its moment
+        edits', exactly as stored: an encrypted visit's texts stay sealed, so the kit needs
+        no key for this."""
         visits = self._query("SELECT * FROM visits WHERE id = ?", (visit_id,))
         if not visits:
             raise NotFound(f"no visit {visit_id!r}")
@@ -367,20 +394,28 @@ class Database:
         tags = self._query(
             "SELECT * FROM tags WHERE visit_id = ? AND deleted = 0 ORDER BY at_ns, id", (visit_id,)
         )
-        return {
+        moments = self._query(
+            "SELECT * FROM moment_edits WHERE visit_id = ? ORDER BY moment_id", (visit_id,)
+        )
+        rows = {
             "visits": [dict(r) for r in visits],
             "takes": [dict(r) for r in takes],
             "tags": [dict(r) for r in tags],
         }
+        if moments:  # a visit never edited keeps the index an older kit made
+            rows["moment_edits"] = [dict(r) for r in moments]
+        return rows
+
+    _ROW_TABLES = ("visits", "takes", "tags", "moment_edits")
 
     def add_visit_rows(self, rows: dict[str, list[dict[str, Any]]]) -> None:
         """Insert rows made by :meth:`visit_rows` (by a kit of this schema or older)."""
         known = {
             table: {r[1] for r in self._query(f"PRAGMA table_info({table})")}
-            for table in ("visits", "takes", "tags")
+            for table in self._ROW_TABLES
         }
         with self._tx() as c:
-            for table in ("visits", "takes", "tags"):
+            for table in self._ROW_TABLES:
                 for row in rows.get(table, []):
                     columns = [k for k in row if k in known[table]]
                     marks = ", ".join("?" for _ in columns)
@@ -550,6 +585,55 @@ class Database:
             cur = c.execute("UPDATE tags SET deleted = 0 WHERE id = ? AND deleted = 1", (tag_id,))
             if cur.rowcount == 0:
                 raise NotFound(f"no deleted tag {tag_id!r}")
+
+    # moment edits
+
+    def moment_edits(self, visit_id: str) -> list[MomentEdit]:
+        """The guider's edits of the visit's moments (in no particular order)."""
+        rows = self._query(
+            f"SELECT {_MOMENT_COLUMNS} FROM moment_edits WHERE visit_id = ? ORDER BY moment_id",
+            (visit_id,),
+        )
+        return [
+            MomentEdit(
+                visit_id=r["visit_id"],
+                moment_id=r["moment_id"],
+                start_ns=r["start_ns"],
+                end_ns=r["end_ns"],
+                dropped=bool(r["dropped"]),
+                position=r["position"],
+            )
+            for r in rows
+        ]
+
+    def put_moment_edits(
+        self, visit_id: str, edits: list[MomentEdit], *, remove: list[str] | None = None
+    ) -> None:
+        """Store ``edits`` (each replacing the row of its moment) and delete the rows of the
+        moments ``remove`` names, in one transaction."""
+        with self._tx() as c:
+            if c.execute("SELECT 1 FROM visits WHERE id = ?", (visit_id,)).fetchone() is None:
+                raise NotFound(f"no visit {visit_id!r}")
+            for moment_id in remove or []:
+                c.execute(
+                    "DELETE FROM moment_edits WHERE visit_id = ? AND moment_id = ?",
+                    (visit_id, moment_id),
+                )
+            for edit in edits:
+                if edit.visit_id != visit_id:
+                    raise ValueError(f"an edit of visit {edit.visit_id} is not of {visit_id}")
+                c.execute(
+                    f"INSERT OR REPLACE INTO moment_edits ({_MOMENT_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        visit_id,
+                        edit.moment_id,
+                        edit.start_ns,
+                        edit.end_ns,
+                        int(edit.dropped),
+                        edit.position,
+                    ),
+                )
 
     # settings (small JSON values the kit's users change, e.g. the tag labels)
 

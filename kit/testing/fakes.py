@@ -9,10 +9,13 @@ tests over this and over the real kit, so the fake cannot answer what the
 real kit never would.
 
 With a ``film`` maker it also cuts, as the daemon does, whenever the library
-says a visit's cut is due and the fake is idle: the clips come from the real
-planner, the films from ``film`` (default: placeholder bytes), the stills
-from the preview frames, and ``cut.json`` is written last, with the inputs'
-fingerprint, laid out where the daemon lays it out.
+says a visit's cut is due and the fake is idle: the moments come from the real
+planner with the guider's edits applied, the films from ``film`` (default:
+placeholder bytes), the stills from the preview frames, and ``cut.json`` is
+written last, with the inputs' fingerprint, laid out where the daemon lays it
+out. With ``real_cut=True`` its takes are real films instead (simulated
+frames with their frame codes, a white frame and a beep each second: see
+:func:`write_sim_take`) and the real cutter makes the cut, in-process.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from kit.audit.log import AuditLog
 from kit.clock import Clock, FakeClock
 from kit.compose import EVENT_LOG_CAPACITY
 from kit.crypto.keyring import Keyring
-from kit.cutting.inputs import cut_inputs, cut_title
-from kit.cutting.plan import CutRules, TakeSpan, plan_cut
+from kit.cutting.plan import CutRules
+from kit.cutting.visit import cut_visit
 from kit.daemon.api import State, Status
 from kit.daemon.events import CutFinished, EventLog, Refused
 from kit.daemon.wallclock import WallClock
@@ -44,8 +47,10 @@ from kit.handoff.jobs import Exports
 from kit.handoff.service import HandOff
 from kit.handoff.signing import Signer
 from kit.handoff.usb import FolderSticks, Sticks
+from kit.hardware.sim.framecode import WHITE, FrameCode, draw_code
 from kit.model import DEFAULT_LABELS, Purpose, Tag, Take, TakeState, Visit
 from kit.store import layout
+from kit.store.files import FileLayer
 from kit.store.store import Store, new_id
 from kit.testing.privacy import EVERY_PURPOSE, consent, key_dir_for, org_key
 from kit.visits.library import Library
@@ -141,6 +146,62 @@ def mp4_film(path: Path, duration_s: float, fps: int = 30) -> None:
             out.mux(packet)
 
 
+def write_sim_take(
+    files: FileLayer, rel: str, duration_ns: int, fps: int = 30, width: int = 320, height: int = 240
+) -> None:
+    """A real take's MP4 at ``rel``, as the simulated camera and microphone would give:
+    frame ``n`` carries its frame code (``n``, its time), every whole second's frame is
+    white and the sound beeps on it (the sync-pulse contract, kit/hardware/sim/pulses.py);
+    H.264 with a keyframe a second and no B-frames, like the Pi's encoder, and AAC."""
+    import av
+
+    frames = max(1, round(duration_ns * fps / 1_000_000_000))
+    rate = 48_000
+    with files.replace(rel) as f:
+        io_open = getattr(f, "av_io_open", None)  # an encrypted file: faststart reads it back
+        out: Any = av.open(
+            f, "w", format="mp4", options={"movflags": "+faststart"}, io_open=io_open
+        )
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {
+            "preset": "ultrafast",
+            "g": str(fps),
+            "keyint_min": str(fps),
+            "sc_threshold": "0",
+            "bf": "0",
+        }
+        audio = out.add_stream("aac", rate=rate, layout="mono")
+        yuv = np.full((height * 3 // 2, width), 128, dtype=np.uint8)
+        for n in range(frames):
+            luma = yuv[:height]
+            luma.fill(WHITE if n % fps == 0 else 60)
+            bar = width // 16
+            x = n * (width - bar) // (2 * fps) % (width - bar)
+            luma[height // 3 :, x : x + bar] = 110
+            draw_code(luma, FrameCode(number=n, t_us=n * 1_000_000 // fps))
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            frame.pts = n
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        count = round(frames * rate / fps)
+        t = np.arange(count) / rate
+        sound = (0.002 * np.random.default_rng(8).standard_normal(count)).astype(np.float32)
+        beep = (t % 1.0) < 0.05
+        sound[beep] += (0.49 * np.sin(2 * np.pi * 1000 * t[beep])).astype(np.float32)
+        for start in range(0, count, 1024):
+            chunk = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(sound[None, start : start + 1024]),
+                format="fltp",
+                layout="mono",
+            )
+            chunk.sample_rate = rate
+            chunk.pts = start
+            out.mux(audio.encode(chunk))
+        out.mux(audio.encode(None))
+        out.close()
+
+
 @dataclass(eq=False)
 class FakeRecording:
     """The recording state machine, faked: what :class:`kit.daemon.api.Recording` promises.
@@ -156,8 +217,11 @@ class FakeRecording:
     _: KW_ONLY
     preview: list[bytes] = field(default_factory=list)
     preview_fps: float = 5.0
-    film: FilmMaker | None = None  # None: it never cuts
+    film: FilmMaker | None = None  # None: it never cuts (unless real_cut)
     fps: int = 30
+    # Real takes (simulated media) cut by the real cutter, in ``store``.
+    real_cut: bool = False
+    store: Store | None = None
     state: State = State.IDLE
     error: str = ""
     minutes_left: float = 94.0
@@ -254,6 +318,10 @@ class FakeRecording:
                     "seconds": round(take.duration_ns / 1e9, 1),
                 },
             )
+            if self.real_cut and take.state == TakeState.READY and self.store is not None:
+                rel = layout.take_mp4(layout.take_dir(take.visit_id, take.id))
+                self.library.files.makedirs(layout.take_dir(take.visit_id, take.id))
+                write_sim_take(self.library.files, rel, take.duration_ns, self.fps)
             self._take = take
             self.state = State.IDLE
             self.library.take_ended(take)
@@ -345,7 +413,8 @@ class FakeRecording:
             with self._lock:
                 if self.state != State.IDLE or self._cut_visit is not None:
                     return
-                visit_id = self.library.cut_due() if self.film is not None else None
+                cuts = self.film is not None or self.real_cut
+                visit_id = self.library.cut_due() if cuts else None
                 if visit_id is None:
                     self.library.seal_ended()
                     return
@@ -354,7 +423,12 @@ class FakeRecording:
                 self.state = State.CUTTING
                 self._publish_status()
             error = self.cut_error
-            if not error:
+            if not error and self.real_cut and self.store is not None:
+                try:
+                    cut_visit(self.store, visit_id, self.library.cut_rules, in_child=False)
+                except KitError as exc:
+                    error = str(exc)
+            elif not error:
                 self._write_cut(visit_id)
             with self._lock:
                 self._cut_visit, self.cut_progress = None, None
@@ -368,14 +442,8 @@ class FakeRecording:
     def _write_cut(self, visit_id: str) -> None:
         assert self.film is not None
         db = self.library.db
-        takes, tags = db.takes(visit_id), db.tags_for_visit(visit_id)
-        spans = [
-            TakeSpan.of(t)
-            for t in takes
-            if t.state is TakeState.READY and t.first_frame_ns is not None and t.end_ns
-        ]
-        rules = CutRules()
-        plan = plan_cut(spans, tags, rules)
+        takes = {t.id: t for t in db.takes(visit_id)}
+        moments = self.library.film_plan(visit_id)
         files = self.library.files
         rel = layout.cut_dir(visit_id)
         out = files.path(rel)
@@ -386,20 +454,27 @@ class FakeRecording:
         stills: list[dict[str, Any]] = []
         vtt = ["WEBVTT", ""]
         film_ns = 0
-        for n, clip in enumerate(plan.clips, start=1):
+        for n, clip in enumerate(moments.plan.clips, start=1):
             start_s = film_ns / 1e9
             tags_film_s = [(film_ns + t.at_ns - clip.start_ns) / 1e9 for t in clip.tags]
             film_ns += clip.duration_ns
+            first = takes[clip.take_id].first_frame_ns or 0
             clips.append(
                 {
                     "number": n,
                     "take_id": clip.take_id,
+                    "take": takes[clip.take_id].seq,
                     "film_start_s": start_s,
                     "film_end_s": film_ns / 1e9,
+                    "take_start_s": (clip.start_ns - first) / 1e9,
+                    "take_end_s": (clip.end_ns - first) / 1e9,
+                    "title": clip.title,
                     "labels": list(clip.labels),
                     "notes": list(clip.notes),
                     "tag_ids": [t.id for t in clip.tags],
                     "tags_film_s": tags_film_s,
+                    "moment_id": clip.moment_id,
+                    "lead_in_s": 0.0,  # the fake's film has no keyframes to start from
                 }
             )
             vtt += [str(n), f"{_vtt(start_s)} --> {_vtt(film_ns / 1e9)}", clip.title, ""]
@@ -432,11 +507,21 @@ class FakeRecording:
             f.write("\n".join(vtt).encode())
         manifest = {
             "visit_id": visit_id,
-            "inputs": cut_inputs(cut_title(db.visit(visit_id)), takes, tags, rules),
+            "inputs": self.library.cut_fingerprint(db.visit(visit_id)),
             "film": layout.in_cut(visit_id, layout.FILM) if has_film else None,
             "duration_s": film_ns / 1e9,
             "fps": float(self.fps) if has_film else None,
             "clips": clips,
+            "moments": [
+                {
+                    "moment_id": m.moment_id,
+                    "number": m.number,
+                    "take_id": m.take_id,
+                    "dropped": m.dropped,
+                    "tag_ids": [t.id for t in m.tags],
+                }
+                for m in moments.moments
+            ],
             "stills": stills,
             "contact_sheet": layout.in_cut(visit_id, layout.CONTACT_SHEET) if has_film else None,
             "exports": {"vtt": layout.export(rel, "vtt")},
@@ -461,6 +546,8 @@ class FakeKit:
         film: FilmMaker | None = None,
         fps: int = 30,
         sticks: Sticks | None = None,
+        rules: CutRules | None = None,
+        real_cut: bool = False,
     ) -> None:
         self.clock = clock or FakeClock()
         self.keyring = Keyring(key_dir_for(data))
@@ -478,7 +565,7 @@ class FakeKit:
             wall=wall,
             audit=self.audit,
             boot_id="fake-boot",
-            cut_rules=CutRules(),
+            cut_rules=rules or CutRules(),
             live_first_frame=lambda take_id: (
                 recording_box[0].live_first_frame(take_id) if recording_box else None
             ),
@@ -487,7 +574,13 @@ class FakeKit:
             recipients=(org_key().public,),
         )
         self.recording = FakeRecording(
-            self.visits, preview=preview or [], preview_fps=preview_fps, film=film, fps=fps
+            self.visits,
+            preview=preview or [],
+            preview_fps=preview_fps,
+            film=film,
+            fps=fps,
+            real_cut=real_cut,
+            store=self.store,
         )
         recording_box.append(self.recording)
         # The hand-off is the real one (bundles, export jobs), with simulated USB sticks:

@@ -4,8 +4,11 @@ Visits (start, rename, end), takes, tags and their edits, the tag pad's
 labels, and the rough cuts with their files. Every change commits to SQLite
 before it returns and is published on the event log, so every phone sees it.
 
+The moments of a visit's film, as the guider trims, orders and drops them, are
+:class:`kit.visits.moments.MomentLibrary`'s part of it.
+
 It also knows which visits' rough cuts are out of date (see
-:mod:`kit.cutting.inputs`): the recording state machine asks
+:func:`kit.cutting.moments.fingerprint`): the recording state machine asks
 :meth:`Library.cut_due` whenever it is idle and makes the cut it names, so a
 cut cancelled by a crash, or a tag added during a cut, is never left out.
 """
@@ -24,8 +27,9 @@ from kit.audit.chain import AuditKind, Auditor, NoAudit
 from kit.clock import NS_PER_S, Clock
 from kit.crypto.keyring import Keyring
 from kit.crypto.keys import new_data_key, wrap
-from kit.cutting.inputs import cut_inputs, cut_title
+from kit.cutting.inputs import cut_title
 from kit.cutting.manifest import read_manifest
+from kit.cutting.moments import fingerprint
 from kit.cutting.plan import CutRules
 from kit.daemon.api import CutManifest, MediaFile, TagEdit
 from kit.daemon.events import (
@@ -57,6 +61,7 @@ from kit.store.database import Database
 from kit.store.files import FileLayer
 from kit.store.store import new_id
 from kit.visits import rules
+from kit.visits.moments import MomentLibrary
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +78,9 @@ def _nothing() -> None:
 
 
 @dataclass(eq=False)
-class Library:
-    """Reads and edits of the kit's visits; implements :class:`kit.daemon.api.VisitLibrary`.
+class Library(MomentLibrary):
+    """Reads and edits of the kit's visits; implements :class:`kit.daemon.api.VisitLibrary`
+    and :class:`kit.visits.moments.Moments`.
 
     ``live_first_frame`` tells where the take being recorded began (a tag of
     it may move up to now); ``on_cut_due`` is called whenever a visit's cut
@@ -480,11 +486,16 @@ class Library:
             self._up_to_date.discard(visit_id)
 
     def _inputs(self, visit: Visit) -> str:
-        return cut_inputs(
+        return self.cut_fingerprint(visit)
+
+    def cut_fingerprint(self, visit: Visit) -> str:
+        """What the visit's cut would be made from now (see :mod:`kit.cutting.moments`)."""
+        return fingerprint(
             cut_title(visit),
             self.db.takes(visit.id),
             self.db.tags_for_visit(visit.id),
             self.cut_rules,
+            self.db.moment_edits(visit.id),
         )
 
     def _changed(self, visit_id: str) -> None:

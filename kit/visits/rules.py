@@ -72,3 +72,21 @@ def moved_at(
         return to_ns
     assert nudge_ns is not None
     return min(high_ns, max(low_ns, at_ns + nudge_ns))
+
+
+MIN_MOMENT_S = 0.5  # a trimmed moment: at least a few frames to see an exchange in
+MAX_TRIMMED_MOMENT_S = 60.0  # and no longer than a minute: a moment, not the take
+
+
+def check_trim(start_ns: int, end_ns: int, low_ns: int, high_ns: int) -> None:
+    """ValueError unless a moment trimmed to ``start_ns..end_ns`` lies inside its take
+    (``low_ns..high_ns``) and lasts from :data:`MIN_MOMENT_S` to :data:`MAX_TRIMMED_MOMENT_S`."""
+    if not low_ns <= start_ns <= high_ns or not low_ns <= end_ns <= high_ns:
+        raise ValueError("a moment cannot start or end outside its take")
+    if end_ns <= start_ns:
+        raise ValueError("a moment must end after it starts")
+    length_s = (end_ns - start_ns) / 1e9
+    if length_s < MIN_MOMENT_S:
+        raise ValueError(f"a moment must last at least {MIN_MOMENT_S:g} s")
+    if length_s > MAX_TRIMMED_MOMENT_S:
+        raise ValueError(f"a moment can last at most {MAX_TRIMMED_MOMENT_S:g} s")

@@ -241,8 +241,10 @@ def test_a_take_with_tags_is_cut_and_an_edit_recuts(driver: Driver) -> None:
     visit_id = _open_visit(d)
     cut = d.visits.cut(visit_id)
     assert cut is not None and cut["up_to_date"] is True
-    assert [c["tag_ids"] for c in cut["clips"]] == [["tag0000001", "tag0000002"]]
-    assert cut["clips"][0]["labels"] == ["Guiding", "Being attentive"]
+    # 3 s apart: two moments (not one merged clip), split between the tags.
+    assert [c["tag_ids"] for c in cut["clips"]] == [["tag0000001"], ["tag0000002"]]
+    assert [c["labels"] for c in cut["clips"]] == [["Guiding"], ["Being attentive"]]
+    assert [c["moment_id"] for c in cut["clips"]] == ["tag0000001", "tag0000002"]
     film = d.visits.cut_file(visit_id, "rough-cut.mp4")
     with film.file:
         plain = film.file.read()
@@ -256,7 +258,7 @@ def test_a_take_with_tags_is_cut_and_an_edit_recuts(driver: Driver) -> None:
     d.settle()
     cut = d.visits.cut(visit_id)
     assert cut is not None and cut["up_to_date"] is True
-    assert cut["clips"][0]["labels"] == ["Guiding"]
+    assert cut["clips"][1]["labels"] == ["Guiding"]
     cuts = [e.data for e in d.events.since(0) if e.kind == "cut"]
     assert cuts[-1] == {"visit_id": visit_id, "error": ""} and len(cuts) == 2
     d.visits.recut(visit_id)

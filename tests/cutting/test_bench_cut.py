@@ -12,7 +12,10 @@ from kit.bench.cut import FFMPEG, BenchOptions, main, report, run_bench
 def test_the_benchmark_runs_on_a_tiny_take(tmp_path: Path) -> None:
     options = BenchOptions(minutes=0.25, tags=3, width=320, height=240, bitrate=500_000, repeat=2)
     result = run_bench(tmp_path, options)
-    assert result.clips == 1  # tags at 2.87, 7.87 and 12.87 s: with 8 s lead, one clip
+    # Tags at 2.87, 7.87 and 12.87 s: overlapping windows, so three adjacent moments
+    # (no longer one merged clip), the whole take between them.
+    assert result.clips == 3
+    assert result.film_s == pytest.approx(15.0)
     assert result.take_s == pytest.approx(15.0)
     assert result.film_bytes > 0 and result.clip_bytes > 0
     assert result.copy_s > 0 and result.cut_wall_s > 0 and result.film_wall_s > 0

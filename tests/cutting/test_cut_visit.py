@@ -2,7 +2,8 @@
 
 One 20 s simulated take (real H.264 + AAC, a keyframe a second, frame numbers
 on every frame, a white frame and a beep every second) is recorded once for
-the module; the cut runs in its low-priority child process like the daemon's.
+the module and cut into three moments (two of them adjacent, one starting
+mid-GOP); the cut runs in its low-priority child process like the daemon's.
 ``kit record``'s visit is encrypted and, once ended and cut, sealed: the test
 reads it as the organisation does, with its key, and measures plain copies.
 """
@@ -41,10 +42,15 @@ FPS = 30
 NOTE = "she waited = he looked up ★ together"
 # Guiding asks for more lead; everything else 3 s before and 2 s after.
 RULES = CutRules(Window(seconds(3), seconds(2)), (("guiding", Window(seconds(4), seconds(2.5))),))
-# Tags at 5 s (Guiding: 1..7.5), 9.5 s (6.5..11.5, merges) and 17.5 s (14.5..19.5).
+# Tags at 5 s (Guiding: 1..7.5), 9.5 s (6.5..11.5: overlapping, so two adjacent moments
+# split midway, at 7.25 s) and 17.5 s (14.5..19.5).
 TAG_ARGS = ["--tag-at", "5:Guiding", "--tag-at", "9.5", "--tag-at", "17.5:Receiving initiatives"]
-PLANNED_S = [(1.0, 11.5), (14.5, 19.5)]
-KEYFRAME_S = [1.0, 14.0]
+PLANNED_S = [(1.0, 7.25), (7.25, 11.5), (14.5, 19.5)]
+# Each starts on the frame showing at its start (7.25 s is within frame 217, 7.2333 s); the
+# third's frames from its keyframe at 14 s play just before it.
+FIRST_FRAME_S = [1.0, 217 / 30, 14.5]
+LEAD_IN_S = [0.0, 0.0, 0.5]
+FILM_START_S = [0.0, 217 / 30 - 1.0, 11.0]
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +127,7 @@ def _take_s(result: CutResult, ns: int) -> float:
     return (ns - result.film.clips[0].source.first_frame_ns) / NS_PER_S
 
 
-def test_clips_follow_the_plan_within_a_keyframe_interval(
+def test_moments_start_and_end_on_their_frames(
     cut: tuple[Store, CutResult, list[float]],
 ) -> None:
     _, result, progress = cut
@@ -129,14 +135,23 @@ def test_clips_follow_the_plan_within_a_keyframe_interval(
     assert film is not None
     planned = [(_take_s(result, c.start_ns), _take_s(result, c.end_ns)) for c in result.plan.clips]
     assert planned == PLANNED_S
-    assert len(film.clips) == 2
-    for clip, keyframe in zip(film.clips, KEYFRAME_S, strict=True):
-        # Starts on the keyframe at or before the planned start, ends with the frame at its end.
-        assert clip.start_ns <= clip.clip.start_ns < clip.start_ns + NS_PER_S
-        assert clip.clip.end_ns <= clip.end_ns < clip.clip.end_ns + NS_PER_S // FPS
-        assert _take_s(result, clip.start_ns) == pytest.approx(keyframe, abs=1e-4)
-        assert abs((clip.end_ns - clip.start_ns) - clip.clip.duration_ns) < NS_PER_S
-    assert [c.film_start_ns for c in film.clips] == [0, film.clips[0].film_end_ns]
+    assert len(film.clips) == 3
+    frame = NS_PER_S // FPS
+    for clip in film.clips:
+        # From the frame showing at the planned start to the one before the frame at its end.
+        assert clip.start_ns <= clip.clip.start_ns < clip.start_ns + frame
+        assert clip.end_ns <= clip.clip.end_ns < clip.end_ns + frame
+    assert [_take_s(result, c.start_ns) for c in film.clips] == pytest.approx(
+        FIRST_FRAME_S, abs=1e-4
+    )
+    assert [c.lead_in_ns / NS_PER_S for c in film.clips] == pytest.approx(LEAD_IN_S, abs=1e-4)
+    assert [c.film_start_ns / NS_PER_S for c in film.clips] == pytest.approx(FILM_START_S, abs=1e-4)
+    # The second carries on from the first: no frame between them, none twice.
+    assert film.clips[0].film_end_ns == film.clips[1].film_start_ns
+    assert film.clips[0].end_ns == film.clips[1].start_ns
+    assert [c.clip.moment_id for c in film.clips] == [
+        t.id for c in result.plan.clips for t in c.tags
+    ]
     assert film.duration_ns == pytest.approx(16 * NS_PER_S, abs=1000)
     assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) > 5
     assert result.peak_rss_bytes < 200 * 2**20
@@ -190,13 +205,16 @@ def test_one_chapter_per_clip_titled_with_its_labels_never_the_note(
         chapters = container.chapters()
         metadata = dict(container.metadata)
     titles = [c["metadata"]["title"] for c in chapters]
-    assert titles == ["Guiding + better than usual", "Receiving initiatives"]
+    assert titles == ["Guiding", "better than usual", "Receiving initiatives"]
     # The guider's note is private: not in the film the family watches, anywhere.
     assert not any(NOTE in str(v) for c in chapters for v in c["metadata"].values())
     assert not any(NOTE in str(v) for v in metadata.values())
     assert NOTE.encode() not in path.read_bytes() and b"she waited" not in path.read_bytes()
     bounds = [(float(c["start"] * _base(c)), float(c["end"] * _base(c))) for c in chapters]
-    assert bounds == [(0, 10.5), (10.5, 16)]
+    # Each chapter begins on its moment's first frame (to the millisecond); MP4 chapters
+    # have no gaps, so the half second of lead-in before the third ends the second.
+    flat = [t for bound in bounds for t in bound]
+    assert flat == pytest.approx([0, 6.233, 6.233, 11.0, 11.0, 16.0], abs=1e-3)
 
 
 def test_stills_show_the_frame_at_each_tag(
@@ -227,11 +245,13 @@ def test_exports_read_back(cut: tuple[Store, CutResult, list[float]]) -> None:
     assert exports is not None and result.film is not None
     timeline = otio.adapters.read_from_string(_text(store, exports.otio), "otio_json")
     video_track = timeline.video_tracks()[0]
-    assert len(video_track) == 2
-    assert timeline.duration().to_seconds() == pytest.approx(16.0)
+    # The moments as an edit of the takes: each from its first frame (no lead-ins).
+    assert len(video_track) == 3
+    assert timeline.duration().to_seconds() == pytest.approx(15.5)
     first = video_track[0]
     assert first.source_range.start_time.to_seconds() == pytest.approx(1.0)
-    assert [m.name for m in first.markers] == ["Guiding", "better than usual"]
+    assert video_track[2].source_range.start_time.to_seconds() == pytest.approx(14.5)
+    assert [m.name for m in first.markers] == ["Guiding"]
     assert first.markers[0].comment == NOTE
     assert first.markers[0].marked_range.start_time.to_seconds() == pytest.approx(5.0)
     media = store.files.path(exports.otio).parent / first.media_reference.target_url
@@ -242,10 +262,11 @@ def test_exports_read_back(cut: tuple[Store, CutResult, list[float]]) -> None:
     events = re.findall(
         r"^(\d{3})  (\S+)\s+(B)\s+C\s+(\S+) (\S+) (\S+) (\S+)$", edl, flags=re.MULTILINE
     )
-    assert [(e[0], e[2]) for e in events] == [("001", "B"), ("002", "B")]
-    assert events[0][3:] == ("00:00:01:00", "00:00:11:15", "01:00:00:00", "01:00:10:15")
-    assert events[1][5:] == ("01:00:10:15", "01:00:16:00")
-    assert len(otio.adapters.read_from_string(edl, "cmx_3600", rate=FPS).video_tracks()[0]) == 2
+    assert [(e[0], e[2]) for e in events] == [("001", "B"), ("002", "B"), ("003", "B")]
+    assert events[0][3:] == ("00:00:01:00", "00:00:07:07", "01:00:00:00", "01:00:06:07")
+    assert events[1][3:] == ("00:00:07:07", "00:00:11:15", "01:00:06:07", "01:00:10:15")
+    assert events[2][3:] == ("00:00:14:15", "00:00:19:15", "01:00:10:15", "01:00:15:15")
+    assert len(otio.adapters.read_from_string(edl, "cmx_3600", rate=FPS).video_tracks()[0]) == 3
     assert len(re.findall(r"^\* LOC: \d\d:\d\d:\d\d:\d\d YELLOW ", edl, flags=re.MULTILINE)) == 3
     consent = re.search(r"^\* CONSENT: (.+)$", edl, flags=re.MULTILINE)
     assert consent is not None and consent.group(1).startswith(
@@ -264,8 +285,9 @@ def test_exports_read_back(cut: tuple[Store, CutResult, list[float]]) -> None:
         r"^(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(.+)$", vtt, flags=re.MULTILINE
     )
     assert cues == [
-        ("00:00:00.000", "00:00:10.500", "Guiding + better than usual"),
-        ("00:00:10.500", "00:00:16.000", "Receiving initiatives"),
+        ("00:00:00.000", "00:00:06.233", "Guiding"),
+        ("00:00:06.233", "00:00:10.500", "better than usual"),
+        ("00:00:11.000", "00:00:16.000", "Receiving initiatives"),
     ]
     assert "she waited" not in vtt  # chapters carry labels only: the note stays private
 

@@ -8,6 +8,7 @@ each second, muxed like a finalised take. Fast, so these run in-process.
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -59,16 +60,24 @@ def test_clips_from_two_takes_and_both_ends_of_a_take(
     film = result.film
     assert film is not None
     spans = [(c.take_start_ns / NS_PER_S, c.take_end_ns / NS_PER_S) for c in film.clips]
-    # [0, 1.4]; [1.9, 4.6] from keyframe 1; [7.0, 8.0] to the take's end.
-    assert spans == [(0.0, 1.4), (1.0, 4.6), (7.0, 8.0)]
+    # [0, 1.4]; [1.9, 4.6] on its very frame; [7.0, 8.0] to the take's end.
+    assert spans == [(0.0, 1.4), (1.9, 4.6), (7.0, 8.0)]
     assert [c.source.take_id for c in film.clips] == [first, second, second]
+    # The second starts mid-GOP: the film shows its take from keyframe 1 s just before it.
+    assert [c.lead_in_ns / NS_PER_S for c in film.clips] == [0.0, 0.9, 0.0]
+    assert [c.film_start_ns / NS_PER_S for c in film.clips] == [0.0, 2.3, 5.0]
     report = analyse_film(store.files.path(film.path))
     expected = [k % 120 for k in [*range(0, 42), *range(30, 138), *range(210, 240)]]
     assert report.numbers == expected
     assert report.video_duration_s == pytest.approx(1.4 + 3.6 + 1.0, abs=1e-3)
     assert report.max_abs_offset_s <= 0.005, report.offsets_s
     with av.open(str(store.files.path(film.path))) as container:
-        assert len(container.chapters()) == 3
+        chapters = container.chapters()
+        assert [float(c["start"] * Fraction(c["time_base"] or 1)) for c in chapters] == [
+            0.0,
+            2.3,
+            5.0,
+        ]
         audio = container.streams.audio[0]
         assert audio.duration is not None and audio.time_base is not None
         assert float(audio.duration * audio.time_base) == pytest.approx(6.0, abs=0.03)

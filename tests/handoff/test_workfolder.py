@@ -171,7 +171,9 @@ def _packets(path: Path) -> list[tuple[str, int | None, str]]:
 
 
 def test_takes_are_stream_copies_with_their_time_and_a_chapter_per_tag(made: Made) -> None:
-    takes = sorted((made.plain / "takes").glob("*/take.mp4"), key=lambda p: p.stat().st_mtime)
+    record = json.loads((made.plain / "visit.json").read_text(encoding="utf-8"))
+    ids = [t["id"] for t in sorted(record["takes"], key=lambda t: t["seq"])]
+    takes = [made.plain / "takes" / take_id / "take.mp4" for take_id in ids]
     expected = [
         (
             "2026-11-30T10:15:30.000000Z",
@@ -223,7 +225,7 @@ def test_the_fcp_xml_reads_back_and_finds_the_takes(made: Made) -> None:
     timeline = otio.adapters.read_from_string(xml, "fcp_xml")
     clips = list(timeline.video_tracks()[0].find_clips())
     assert [c.name for c in clips] == [RUSSIAN, QUOTED, CHINESE]
-    assert [round(c.source_range.start_time.to_seconds(), 3) for c in clips] == [0.0, 4.0, 1.0]
+    assert [round(c.source_range.start_time.to_seconds(), 3) for c in clips] == [0.5, 4.0, 1.5]
     for clip in timeline.find_clips():
         path = Path(unquote(urlparse(clip.media_reference.target_url).path))
         assert path.parent == made.folder and path.is_file()
@@ -252,8 +254,8 @@ def test_the_edl_reads_back_with_opentimelineio_and_pycmx(made: Made) -> None:
     ]
     assert rows == [
         (1, "TAKE001", _name("take 01.mp4"), "01:00:00:00"),
-        (2, "TAKE001", _name("take 01.mp4"), "01:00:03:00"),
-        (3, "TAKE002", _name("take 02.mp4"), "01:00:05:15"),
+        (2, "TAKE001", _name("take 01.mp4"), "01:00:02:15"),
+        (3, "TAKE002", _name("take 02.mp4"), "01:00:05:00"),
     ]
 
 

@@ -155,3 +155,108 @@ def test_one_process_at_a_time_holds_a_data_directory(tmp_path: Path) -> None:
         Store(tmp_path)
     first.close()
     Store(tmp_path).close()  # free again once closed
+
+
+# Schema 3 as a kit before moment edits left it (kit/store/database.py at schema 3).
+_SCHEMA_3 = """
+CREATE TABLE IF NOT EXISTS visits (
+    id TEXT PRIMARY KEY,
+    case_ref TEXT NOT NULL,
+    started_ns INTEGER NOT NULL,
+    boot_id TEXT NOT NULL DEFAULT '',
+    started_wall TEXT NOT NULL DEFAULT '',
+    ended_ns INTEGER,
+    ended_wall TEXT NOT NULL DEFAULT '',
+    consent_by TEXT NOT NULL DEFAULT '',
+    purposes TEXT NOT NULL DEFAULT '',
+    erase_by TEXT NOT NULL DEFAULT '',
+    encrypted INTEGER NOT NULL DEFAULT 0,
+    sealed TEXT NOT NULL DEFAULT ''
+);
+-- At most one visit is open: the one the kit records into.
+CREATE UNIQUE INDEX IF NOT EXISTS one_open_visit ON visits ((ended_ns IS NULL))
+    WHERE ended_ns IS NULL;
+CREATE TABLE IF NOT EXISTS takes (
+    id TEXT PRIMARY KEY,
+    visit_id TEXT NOT NULL REFERENCES visits(id),
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    boot_id TEXT NOT NULL DEFAULT '',
+    first_frame_ns INTEGER,
+    end_ns INTEGER,
+    video_frames INTEGER NOT NULL DEFAULT 0,
+    dropped_frames INTEGER NOT NULL DEFAULT 0,
+    mic_overflows INTEGER NOT NULL DEFAULT 0,
+    audio_skew_ppm REAL,
+    error TEXT NOT NULL DEFAULT '',
+    recovered INTEGER NOT NULL DEFAULT 0,
+    keep_until_ns INTEGER,
+    UNIQUE (visit_id, seq)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    id TEXT PRIMARY KEY,
+    visit_id TEXT NOT NULL REFERENCES visits(id),
+    take_id TEXT REFERENCES takes(id),
+    at_ns INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    author TEXT NOT NULL DEFAULT '',
+    created_ns INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tags_by_take ON tags (take_id, at_ns);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+PRAGMA user_version = 3;
+"""
+
+
+def test_a_schema_3_kit_gains_moment_edits_and_keeps_its_rows(tmp_path: Path) -> None:
+    from kit.model import MomentEdit
+
+    data = tmp_path / "data"
+    data.mkdir()
+    db = sqlite3.connect(data / "kit.db")
+    db.executescript(_SCHEMA_3)
+    db.execute(
+        "INSERT INTO visits (id, case_ref, started_ns, ended_ns) VALUES ('v1', 'F-1', 5, NULL)"
+    )
+    db.execute(
+        "INSERT INTO takes (id, visit_id, seq, state, first_frame_ns, end_ns) "
+        "VALUES ('t1', 'v1', 1, 'ready', 100, 900)"
+    )
+    db.execute(
+        "INSERT INTO tags (id, visit_id, take_id, at_ns, label, created_ns) "
+        "VALUES ('tag00001', 'v1', 't1', 400, 'Guiding', 400)"
+    )
+    db.commit()
+    db.close()
+    store = Store(data)
+    try:
+        assert store.db.visit("v1").case_ref == "F-1"
+        assert [t.id for t in store.db.tags_for_visit("v1")] == ["tag00001"]
+        assert store.db.moment_edits("v1") == []
+        edit = MomentEdit("v1", "tag00001", start_ns=200, end_ns=700, dropped=True, position=0)
+        store.db.put_moment_edits("v1", [edit])
+        assert store.db.moment_edits("v1") == [edit]
+        # A bundle's index carries them; an erased visit leaves none behind.
+        assert store.db.visit_rows("v1")["moment_edits"][0]["moment_id"] == "tag00001"
+        version = store.db._conn.execute("PRAGMA user_version").fetchone()[0]
+        assert version == 4
+    finally:
+        store.close()
+    again = Store(data)  # opening a schema-4 kit changes nothing
+    try:
+        assert again.db.moment_edits("v1") == [edit]
+        again.db.put_moment_edits("v1", [], remove=["tag00001"])
+        assert again.db.moment_edits("v1") == []
+        again.db.put_moment_edits("v1", [edit])
+        again.db.erase_visit("v1")
+        rows = again.db._conn.execute("SELECT COUNT(*) FROM moment_edits").fetchone()[0]
+        assert rows == 0
+        with pytest.raises(NotFound):
+            again.db.put_moment_edits("v1", [edit])
+    finally:
+        again.close()

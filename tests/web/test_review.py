@@ -112,7 +112,7 @@ def test_the_list_of_visits(phone: Phone, kit: FakeKit, visit_id: str) -> None:
     assert first["takes"] == 1
     assert (first["case_ref"], first["state"], first["access"]) == ("Visit 1", "open", "readable")
     assert first["consent"] == consent_json()
-    assert first["cut"] == {"duration_s": 19.0, "clips": 2, "stills": 2, "up_to_date": True}
+    assert first["cut"] == {"duration_s": 18.0, "clips": 2, "stills": 2, "up_to_date": True}
     assert first["cut_error"] == ""
     kit.visits.end_visit(visit_id)  # its cut is made: it is sealed
     later = kit.open_visit("C-2042").id
@@ -140,13 +140,18 @@ def test_one_visit_for_the_review_page(phone: Phone, kit: FakeKit, visit_id: str
         ("Being attentive", 20.0),
     ]
     cut = got["cut"]
-    # The planner's clips: 8 s before each tag (clamped to the take) and 3 s after.
+    # The planner's moments: 8 s before each tag (clamped to the take) and 3 s after, at
+    # most 10 s (the lag kept, the lead shortened).
     assert [(c["film_start_s"], c["film_end_s"]) for c in cut["clips"]] == [
         (0.0, 8.0),
-        (8.0, 19.0),
+        (8.0, 18.0),
     ]
     assert [c["labels"] for c in cut["clips"]] == [["Guiding"], ["Being attentive"]]
-    assert [c["tags_film_s"] for c in cut["clips"]] == [[5.0], [16.0]]
+    assert [c["tags_film_s"] for c in cut["clips"]] == [[5.0], [15.0]]
+    assert [
+        (m["moment_id"], m["number"], m["take_start_s"], m["take_end_s"]) for m in got["moments"]
+    ] == [("tag00000000", 1, 0.0, 8.0), ("tag00000001", 2, 13.0, 23.0)]
+    assert [m["film_start_s"] for m in got["moments"]] == [0.0, 8.0]
     version = cut["version"]
     assert cut["film_url"] == f"/media/{visit_id}/rough-cut.mp4?v={version}"
     assert [s["url"] for s in cut["stills"]] == [
@@ -257,8 +262,8 @@ def test_nudge_a_tag(phone: Phone, kit: FakeKit, visit_id: str) -> None:
     events = kinds(kit, after)
     assert [k for k, _ in events] == ["tag", "status", "cut", "status"]  # edited, then re-cut
     cut = body(phone.get(f"/api/visits/{visit_id}"))["cut"]
-    assert cut["clips"][1]["tags_film_s"] == [pytest.approx(16.0)]  # the clip moved with it
-    assert cut["clips"][1]["film_end_s"] == pytest.approx(19.0)
+    assert cut["clips"][1]["tags_film_s"] == [pytest.approx(15.0)]  # the clip moved with it
+    assert cut["clips"][1]["film_end_s"] == pytest.approx(18.0)
 
 
 def test_a_nudge_stops_at_the_ends_of_the_take(phone: Phone, kit: FakeKit, visit_id: str) -> None:

@@ -1,4 +1,5 @@
-"""The rough cut's files for the review page: the film, its stills, the chapters.
+"""The rough cut's files for the review page: the film, its stills, the chapters; and the
+finished takes, whole, for the review's whole-take view.
 
 Served inline, never as a download: typical VIG consent terms allow no copies
 without written consent. ``Content-Disposition: inline``, ``no-store`` and the
@@ -18,8 +19,10 @@ from flask import Blueprint, Response, request
 from werkzeug.wsgi import wrap_file
 
 from kit.audit.chain import AuditKind
+from kit.daemon.api import MediaFile
 from kit.errors import NotFound
 from kit.store import layout
+from kit.visits.moments import moments_of
 from web.context import ctx, phone
 from web.http import ID_PATTERN
 
@@ -51,6 +54,19 @@ def servable(name: str) -> bool:
     return bool(_NAME.fullmatch(name)) and dot > 0 and name[dot:] in MIMETYPES
 
 
+@bp.get("/media/<visit_id>/takes/<take_id>.mp4")
+def take_file(visit_id: str, take_id: str) -> Response:
+    """A finished take's whole film (the review's whole-take view), inline, with Range
+    support; as the rough cut: readable visits only, with the family's consent to review."""
+    if not ID_PATTERN.fullmatch(visit_id) or not ID_PATTERN.fullmatch(take_id):
+        raise NotFound(f"no take {take_id!r}")
+    opened = moments_of(ctx().visits).take_file(visit_id, take_id)
+    if _from_the_start(request.headers.get("Range")):
+        details = {"visit_id": visit_id, "take_id": take_id, "phone_id": phone().id}
+        ctx().audit.record(AuditKind.FILM_VIEWED, details)
+    return _inline(opened, "video/mp4")
+
+
 @bp.get("/media/<visit_id>/<path:name>")
 def cut_file(visit_id: str, name: str) -> Response:
     """One file of the visit's cut directory, inline, with Range support."""
@@ -60,9 +76,14 @@ def cut_file(visit_id: str, name: str) -> Response:
     if name == layout.FILM and _from_the_start(request.headers.get("Range")):
         # A player asks for the start once per viewing (then ranges further on).
         ctx().audit.record(AuditKind.FILM_VIEWED, {"visit_id": visit_id, "phone_id": phone().id})
+    return _inline(opened, MIMETYPES[name[name.rfind(".") :]])
+
+
+def _inline(opened: MediaFile, mimetype: str) -> Response:
+    """``opened`` as an inline answer that no cache keeps, with Range and If-None-Match."""
     response = Response(
         wrap_file(request.environ, opened.file),
-        mimetype=MIMETYPES[name[name.rfind(".") :]],
+        mimetype=mimetype,
         direct_passthrough=True,
     )
     response.content_length = opened.size  # a range (206) sets its own

@@ -1,25 +1,33 @@
 """Visits: the list, one visit's review page, and their JSON (see web/API.md).
 
 Pages ``/visits`` and ``/visits/<visit_id>``; JSON ``GET/POST /api/visits``,
-``GET/PATCH /api/visits/<id>``, ``POST /api/visits/<id>/end`` and
-``POST /api/visits/<id>/recut``.
+``GET/PATCH /api/visits/<id>``, ``POST /api/visits/<id>/end``,
+``POST /api/visits/<id>/recut``; the film's moments: ``PATCH
+/api/visits/<id>/moments/<moment_id>`` (trim, drop), ``PUT
+/api/visits/<id>/moments/order``; and ``POST /api/visits/<id>/tags`` (a tag
+placed after the fact in a finished take).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, abort, current_app, render_template
 
+from kit.clock import NS_PER_S
 from kit.daemon.api import CutManifest, Status, VisitLibrary
-from kit.errors import CorruptMedia, NotAllowed, NotFound, StorageError
+from kit.errors import CorruptMedia, NotAllowed, NotFound, Sealed, StorageError
 from kit.model import Consent, Purpose, Tag, Take, Visit
 from kit.store import layout
-from kit.visits.rules import MAX_CASE_REF_LEN
+from kit.visits.moments import MomentChange, Moments, MomentView, moments_of
+from kit.visits.rules import MAX_CASE_REF_LEN, MAX_LABEL_LEN, MAX_NOTE_LEN
 from web.context import ctx, phone
-from web.http import ID_PATTERN, ApiError, json_body, only_keys, text
+from web.http import ID_PATTERN, ApiError, ident, json_body, only_keys, text
 from web.views.media import media_url
 
 bp = Blueprint("visits", __name__)
@@ -201,11 +209,118 @@ def visit(visit_id: str) -> dict[str, Any]:
         "visit": {**visit_json(v, status, takes), "number": number},
         "takes": [t.as_json() for t in takes],
         "tags": [_review_tag_json(t, by_id) for t in c.visits.tags(v.id)],
+        "moments": _moments_json(_moments().moments(v.id)),
         "cut": None if manifest is None else _cut_json(c.visits, v, manifest),
         "cut_error": error,
         "labels": c.visits.labels(),
         "status": status.as_json(),
     }
+
+
+def _moments() -> Moments:
+    return moments_of(ctx().visits)
+
+
+def _moments_json(moments: list[MomentView]) -> list[dict[str, Any]]:
+    return [m.as_json() for m in moments]
+
+
+def _take_seconds(body: dict[str, Any], name: str) -> float | None:
+    """A time in a take (seconds, a finite number >= 0), or None (back to the planner's)."""
+    value = body[name]
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ApiError(400, f"{name!r} must be a number of seconds into the take, or null")
+    if value < 0:
+        raise ApiError(400, "a moment cannot start or end outside its take")
+    return float(value)
+
+
+def _take_start_ns(visit_id: str, take_id: str) -> int:
+    """The instant of the take's first frame (404 for a take not of this visit)."""
+    take = next((t for t in ctx().visits.takes(visit_id) if t.id == take_id), None)
+    if take is None:
+        raise NotFound(f"no take {take_id!r} in visit {visit_id}")
+    if take.first_frame_ns is None:
+        raise ApiError(409, "this take has no pictures yet")
+    return take.first_frame_ns
+
+
+@bp.patch("/api/visits/<visit_id>/moments/<moment_id>")
+def edit_moment(visit_id: str, moment_id: str) -> dict[str, Any]:
+    """Trim a moment (``start_s``, ``end_s``: seconds into its take; null puts the planner's
+    back) or drop it from the film (``dropped``); the film is made again."""
+    body = json_body()
+    only_keys(body, {"start_s", "end_s", "dropped"})
+    if not body:
+        raise ApiError(400, "send 'start_s', 'end_s' and/or 'dropped'")
+    v = _visit(ctx().visits, visit_id)
+    ident(moment_id, "a moment id")
+    if not v.readable:
+        raise Sealed("this visit is sealed: only the organisation's key opens it now")
+    library = _moments()
+    moment = next((m for m in library.moments(v.id) if m.moment_id == moment_id), None)
+    if moment is None:
+        raise NotFound(f"no moment {moment_id!r} in visit {v.id}")
+    change: MomentChange = {}
+    for name, key in (("start_s", "start_ns"), ("end_s", "end_ns")):
+        if name in body:
+            seconds = _take_seconds(body, name)
+            at = None
+            if seconds is not None:
+                at = _take_start_ns(v.id, moment.take_id) + round(seconds * NS_PER_S)
+            change[key] = at  # type: ignore[literal-required]
+    if "dropped" in body:
+        if not isinstance(body["dropped"], bool):
+            raise ApiError(400, "'dropped' must be true or false")
+        change["dropped"] = body["dropped"]
+    with refused_values():
+        return {"moments": _moments_json(library.edit_moment(v.id, moment_id, **change))}
+
+
+@bp.put("/api/visits/<visit_id>/moments/order")
+def order_moments(visit_id: str) -> dict[str, Any]:
+    """Put the film's moments in this order (every moment not dropped, once)."""
+    body = json_body()
+    only_keys(body, {"order"})
+    order = body.get("order")
+    if not isinstance(order, list) or not all(isinstance(m, str) for m in order):
+        raise ApiError(400, "'order' must be a list of moment ids")
+    v = _visit(ctx().visits, visit_id)
+    with refused_values():
+        return {"moments": _moments_json(_moments().order_moments(v.id, order))}
+
+
+@bp.post("/api/visits/<visit_id>/tags")
+def add_tag_after(visit_id: str) -> tuple[dict[str, Any], int]:
+    """A tag placed after the fact at a frame of a finished take (the whole-take view)."""
+    body = json_body()
+    only_keys(body, {"id", "take_id", "take_s", "label", "note"})
+    tag_id = ident(body.get("id"), "'id'")
+    take_id = ident(body.get("take_id"), "'take_id'")
+    label = text(body, "label", max_len=MAX_LABEL_LEN)
+    note = text(body, "note", max_len=MAX_NOTE_LEN, required=False, single_line=False)
+    take_s = body.get("take_s")
+    if isinstance(take_s, bool) or not isinstance(take_s, int | float):
+        raise ApiError(400, "'take_s' must be a number of seconds into the take")
+    if not math.isfinite(take_s) or take_s < 0:
+        raise ApiError(400, "a tag must lie inside its take")
+    v = _visit(ctx().visits, visit_id)
+    at = _take_start_ns(v.id, take_id) + round(take_s * NS_PER_S)
+    with refused_values():
+        tag, new = _moments().add_tag_at(v.id, take_id, tag_id, at, label, note, phone().name)
+    takes = {t.id: t for t in ctx().visits.takes(v.id)}
+    return {"tag": _review_tag_json(tag, takes), "new": new}, 201 if new else 200
+
+
+@contextmanager
+def refused_values() -> Iterator[None]:
+    """A value the kit refuses (``ValueError``) is the phone's mistake: a 400."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from exc
 
 
 @bp.patch("/api/visits/<visit_id>")
