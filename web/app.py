@@ -1,7 +1,7 @@
 """The phone page's Flask app: ``create_app(recording, visits, pairing, config)``.
 
-One blueprint per area (pairing, pages, api, events, visits, media, handoff). Every route except
-pairing and static files needs a paired phone (a session cookie); every
+One blueprint per area (pairing, pages, api, events, visits, media, handoff, present).
+Every route except pairing and static files needs a paired phone (a session cookie); every
 state-changing request also needs that phone's CSRF token in the
 ``X-CSRF-Token`` header. Errors on ``/api/`` are JSON ``{"error": ...}``.
 """
@@ -81,7 +81,7 @@ def create_app(
     visits off the kit (kit/handoff: USB sticks, downloads); without it the hand-off's
     routes answer 503.
     """
-    from web.views import api, events, handoff, media, pages
+    from web.views import api, events, handoff, media, pages, present
     from web.views import pairing as pairing_views
     from web.views import visits as visit_views
 
@@ -116,6 +116,7 @@ def create_app(
     app.register_blueprint(visit_views.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(handoff.bp)
+    app.register_blueprint(present.bp)
     app.before_request(_require_paired_phone)
     app.after_request(_security_headers)
     app.register_error_handler(ApiError, _api_error)

@@ -34,6 +34,7 @@ class EventKind(StrEnum):
     REFUSED = "refused"  # a start was refused (e.g. no room on the card)
     PHONES = "phones"  # a phone paired, was renamed or revoked
     EXPORT = "export"  # a copy of a visit to a USB stick: its progress, then its outcome
+    PRESENT = "present"  # a visit's film shown to the family: a remote's command, a screen's state
     RESYNC = "resync"  # from the stream: events were missed; fetch the state again
     HEARTBEAT = "heartbeat"  # from the stream: nothing happened, the link is alive
 
@@ -170,6 +171,47 @@ class ExportProgress:
     def as_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.update(phase=self.phase.value, running=self.running)
+        return data
+
+
+class PresentAction(StrEnum):
+    """What a ``present`` event says (web/views/present.py): a remote's command, which every
+    screen showing the visit follows, or a report."""
+
+    OPEN = "open"  # show this visit: screens waiting (or showing another) come to it
+    CLOSE = "close"  # stop showing it: the screens let go of the film
+    PLAY = "play"  # at ``rate`` if given; a moment plays to its end and stops there
+    PAUSE = "pause"  # on the frame showing
+    RATE = "rate"  # play at ``rate`` (1, 0.5, 0.25) from now on
+    MOMENT = "moment"  # to the start of moment ``moment``
+    NEXT = "next"  # to the start of the moment after the one showing
+    PREVIOUS = "previous"  # to the start of the moment before it
+    STEP = "step"  # paused, ``frames`` frames on (negative: back)
+    STILL = "still"  # show (``still`` true) or hide the still of the moment showing
+    STATE = "state"  # a screen's report: ``time_s``, ``playing``, ``rate``, ``moment``, ``still``
+    STILLS = "stills"  # the still of ``moment`` changed (a bubble put on or taken off)
+
+
+@dataclass(frozen=True)
+class Presenting:
+    """One thing about a visit being shown to the family. ``device`` is the paired phone (or
+    screen) that sent it: an id, never a name (screens receive these). Fields that do not
+    apply to ``action`` are None and left out of the JSON form."""
+
+    KIND: ClassVar[EventKind] = EventKind.PRESENT
+    visit_id: str
+    action: PresentAction
+    device: str
+    moment: int | None = None
+    rate: float | None = None
+    frames: int | None = None
+    still: bool | None = None
+    time_s: float | None = None
+    playing: bool | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        data["action"] = self.action.value
         return data
 
 

@@ -189,7 +189,7 @@ def whole_flow(
         "() => { const i = document.getElementById('preview');"
         " return i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0; }"
     )
-    expect(page.locator("#meter-text")).to_contain_text("mic")
+    expect(page.locator("#meter-text")).to_have_text(re.compile(r"^Sound: "))
     shots(page, "home-preview")
 
     # No visit is open: Record asks for the family's consent first, and records once given.
@@ -212,7 +212,9 @@ def whole_flow(
             r"^C-1041 · Consent: parent · review, supervision · erase by \d{1,2} \w{3} \d{4}$"
         )
     )
-    expect(page.locator("#meter-text")).to_contain_text("dB")  # the microphone is live
+    # The microphone is live: its level in words (the number in the meter's title).
+    expect(page.locator("#meter-text")).to_have_text(re.compile(r"^Sound: (good|quiet|too loud)$"))
+    expect(page.locator("#meter")).to_have_attribute("title", re.compile(r"dBFS$"))
     check_layout(page)
     shots(page, "recording")
 

@@ -198,6 +198,9 @@ def test_edits_on_the_page_are_recut(browser: Any, recorded: Recorded) -> None:
     before = visit(page, recorded)
     figures: dict[str, Any] = {}
 
+    page.locator("#mode").tap()  # the guider's view: notes and edit controls
+    expect(page.locator("#moments > li").first.locator(".edit")).to_be_visible()
+
     def edit(moment: int) -> None:
         page.locator("#moments > li").nth(moment).locator(".edit").tap()
         expect(page.locator("#sheet")).to_be_visible()

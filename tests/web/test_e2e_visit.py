@@ -156,3 +156,86 @@ def test_a_power_cut_seals_the_open_visit(tmp_path: Path) -> None:
         assert (listed[new_id]["access"], listed[new_id]["takes"]) == ("readable", 1)
         log = second.text
         assert "Traceback" not in log, log
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.browser
+def test_the_page_through_a_kit_restart(browser: Any, tmp_path: Path) -> None:
+    """The phone page while the kit dies mid-take (kill -9) and starts again on the same
+    address: it says the kit is out of reach and stops its timer, then shows what the kit
+    reports: the same visit, its take recovered, the take's tags and the film being made,
+    then ready."""
+    import re
+
+    from playwright.sync_api import expect
+
+    from tests.web.browser import PHONE, Shots, tap_label, watch_errors
+
+    shots = Shots("restart")
+    data = tmp_path / "data"
+    argv = ("--width", "640", "--height", "360", "--port", str(_free_port()))
+    first = KitProcess(data, *argv)
+    try:
+        kit = first.wait_ready()
+        HttpPhone(kit.url, kit.code, name="co-worker").start_visit("C-1041")
+        page = browser.new_context(**PHONE).new_page()
+        errors = watch_errors(page)
+        page.goto(kit.url + "/pair")
+        page.locator("#code").fill(kit.code)
+        page.locator("#pair-button").tap()
+        expect(page.locator("#visit-ref")).to_have_text("C-1041")
+        page.locator("#record").tap()
+        expect(page.locator("#home")).to_have_attribute("data-state", "recording")
+        expect(page.locator("#elapsed")).not_to_have_text("0:00", timeout=10_000)
+        for label in ("Guiding", "Better than usual ★"):
+            tap_label(page, label)
+            expect(page.locator("#taglist li:not(.pending)").first).to_contain_text(label)
+            # The tag's place in the take, at once, as the timer shows it (give or take 1 s).
+            shown = page.locator("#taglist li .t").first.inner_text()
+            timer = page.locator("#elapsed").inner_text()
+            assert abs(_seconds(shown) - _seconds(timer)) <= 1, (shown, timer)
+            page.wait_for_timeout(1200)
+        time.sleep(2.0)  # the tags reach the card
+        shots(page, "recording")
+    finally:
+        first.kill()
+
+    expect(page.locator("#conn")).to_contain_text("Kit not reachable", timeout=5000)
+    frozen = page.locator("#elapsed").inner_text()
+    page.wait_for_timeout(1500)
+    assert page.locator("#elapsed").inner_text() == frozen
+    shots(page, "kit-gone")
+
+    with KitProcess(data, *argv) as second:
+        second.wait_ready()
+        expect(page.locator("#conn")).to_be_hidden(timeout=15_000)
+        expect(page.locator("#home")).not_to_have_attribute("data-state", "recording")
+        expect(page.locator("#visit-ref")).to_have_text("C-1041")
+        expect(page.locator("#visit-sub")).to_contain_text("1 take")
+        expect(page.locator("#visit-detail")).to_contain_text(
+            "Take 1 was recovered after the kit restarted", timeout=10_000
+        )
+        expect(page.locator("#tags-title")).to_have_text("Last take (recovered) · 2 tags")
+        shots(page, "after-restart")
+        expect(page.locator("#visit-detail")).to_contain_text(
+            re.compile(r"Film ready · \d moments?"), timeout=60_000
+        )
+        expect(page.locator("#home")).to_have_attribute("data-state", "idle")
+        shots(page, "film-ready")
+        # The browser logs what failed while the kit was gone; nothing else may be logged.
+        gone = ("REFUSED", "EMPTY_RESPONSE", "CONNECTION_RESET", "INCOMPLETE_CHUNKED_ENCODING")
+        assert [e for e in errors if not any(g in e for g in gone)] == []
+        assert "Traceback" not in second.text, second.text
+        page.context.close()
+
+
+def _seconds(clock: str) -> int:
+    minutes, seconds = clock.split(":")
+    return int(minutes) * 60 + int(seconds)

@@ -45,10 +45,25 @@ ROUTES = [
     ("PATCH", f"/api/visits/{VISIT}", True),
     ("POST", f"/api/visits/{VISIT}/end", True),
     ("POST", f"/api/visits/{VISIT}/recut", True),
+    ("PATCH", f"/api/visits/{VISIT}/moments/m0001", True),
+    ("PUT", f"/api/visits/{VISIT}/moments/order", True),
+    ("POST", f"/api/visits/{VISIT}/tags", True),
+    ("GET", f"/media/{VISIT}/takes/take0001.mp4", True),
     ("GET", f"/media/{VISIT}/rough-cut.mp4", True),
     ("GET", "/api/handoff", True),
     ("POST", f"/api/visits/{VISIT}/export", True),
     ("GET", f"/api/visits/{VISIT}/bundle.tar", True),
+    ("GET", "/present", True),
+    ("GET", f"/present/{VISIT}", True),
+    ("GET", f"/present/{VISIT}/remote", True),
+    ("GET", "/api/present", True),
+    ("GET", f"/api/present/{VISIT}", True),
+    ("GET", f"/api/present/{VISIT}/events", True),
+    ("POST", f"/api/present/{VISIT}/command", True),
+    ("POST", f"/api/present/{VISIT}/state", True),
+    ("GET", f"/api/present/{VISIT}/bubbles", True),
+    ("PUT", f"/api/present/{VISIT}/stills/<number>/bubble", True),  # the rule's own name
+    ("DELETE", f"/api/present/{VISIT}/stills/<number>/bubble", True),
     ("GET", "/pair", False),
     ("POST", "/api/pair", False),
     ("GET", "/static/kit.css", False),
@@ -63,6 +78,8 @@ def _rule_key(path: str) -> str:
         .replace(VISIT, "<visit_id>")
         .replace("/static/kit.css", "/static/<path:filename>")
         .replace("/rough-cut.mp4", "/<path:name>")
+        .replace("/m0001", "/<moment_id>")
+        .replace("/take0001.mp4", "/<take_id>.mp4")
     )
 
 

@@ -51,7 +51,7 @@ def kit(tmp_path: Path) -> Iterator[Kit]:
         at = t
         fake.recording.add_tag(f"tag{n:08d}", label, note, "Sam", 0)
     clock.advance(6 * S)
-    fake.recording.stop()  # the fake cuts at once: three moments, 30 s of film
+    fake.recording.stop()  # the fake cuts at once: three moments of at most 10 s, 28 s of film
     pairing = PairingStore(tmp_path / "pairing.db")
     app = fake.app(pairing, {"KIT_HEARTBEAT_S": 2.0, "KIT_UNDO_S": 4.0})
     with served(app) as url:
@@ -112,7 +112,11 @@ def test_the_review_screen(browser: Any, kit: Kit) -> None:
     expect(page.locator("#moments > li")).to_have_count(3)
     expect(page.locator("#moments-title")).to_have_text("3 moments")
     expect(page.locator("#moments > li").nth(0)).to_contain_text("Being attentive")
-    expect(page.locator("#moments > li").nth(0)).to_contain_text("Mum waited for him to look up")
+    # The parent watches beside the guider: none of the guider's own shows until Edit.
+    expect(page.locator("#review")).to_have_attribute("data-mode", "watch")
+    expect(page.locator("#moments")).not_to_contain_text("Mum waited for him to look up")
+    expect(page.locator("#moments")).not_to_contain_text("tagged by")
+    assert page.locator("#moments .edit, #moments .trim, #takes-section:visible").count() == 0
     expect(page.locator("#stills .still")).to_have_count(3)
     expect(page.locator("#segments .segment")).to_have_count(3)
     assert page.locator("#film").get_attribute("controlslist") == "nodownload noremoteplayback"
@@ -123,6 +127,14 @@ def test_the_review_screen(browser: Any, kit: Kit) -> None:
     assert cut is not None
     assert film(page)["duration"] == pytest.approx(cut["duration_s"], abs=0.1)
     shots(page, "review")
+    page.locator("#mode").tap()
+    expect(page.locator("#review")).to_have_attribute("data-mode", "edit")
+    expect(page.locator("#moments > li").nth(0)).to_contain_text("Mum waited for him to look up")
+    expect(page.locator("#moments > li").nth(0)).to_contain_text("tagged by Sam")
+    check_targets(page)
+    shots(page, "edit-mode")
+    page.locator("#mode").tap()
+    expect(page.locator("#moments")).not_to_contain_text("Mum waited for him to look up")
 
     # A moment plays from its start.
     page.locator(".moment-head").nth(1).tap()
@@ -210,6 +222,7 @@ def test_relabel_nudge_delete_and_undo(browser: Any, kit: Kit) -> None:
         expect(page.locator("#review")).to_have_attribute("data-making", "no")
         version = page.locator("#review").get_attribute("data-cut-version")
 
+    page.locator("#mode").tap()  # the guider's Edit mode
     # Relabel moment 2.
     page.locator("#moments > li").nth(1).locator(".edit").tap()
     expect(page.locator("#sheet")).to_be_visible()
@@ -302,7 +315,7 @@ def test_home_to_review_to_visits(browser: Any, kit: Kit) -> None:
     expect(page.locator("#review")).to_have_attribute("data-film", "ready")
     page.locator("#all-visits").tap()
     expect(page.locator(".visit")).to_have_count(1)
-    expect(page.locator(".visit")).to_contain_text("Film ready · 3 moments · 0:30")
+    expect(page.locator(".visit")).to_contain_text("Film ready · 3 moments · 0:28")
     expect(page.locator(".visit")).to_contain_text("1 take · 0:37 filmed · 3 tags")
     check_targets(page, thumb=None)
     shots(page, "visits")
@@ -324,6 +337,9 @@ def test_small_and_large_phones(browser: Any, kit: Kit, width: int, height: int)
     assert not overflow, "the page scrolls sideways"
     shots = Shots(f"review-{width}x{height}")
     shots(page, "review")
+    page.locator("#mode").tap()
+    check_targets(page)
+    shots(page, "edit-mode")
     page.locator("#moments > li").nth(0).locator(".edit").tap()
     check_targets(page)
     shots(page, "sheet")
@@ -411,7 +427,8 @@ def test_seeks_land_within_a_frame_through_the_encrypted_film(browser: Any, kit:
         page.locator("#stills .still").nth(n).tap()
         check(f"still {n + 1}", still["film_s"])
     shots(page, "still")
-    # A tag's instant, from its chip under the moment.
+    # A tag's instant, from its chip under the moment (the guider's Edit mode).
+    page.locator("#mode").tap()
     chip = page.locator("#moments > li").nth(1).locator(".jump")
     chip.tap()
     check("tag chip", float(chip.get_attribute("data-t") or "nan"))

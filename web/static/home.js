@@ -1,10 +1,21 @@
-/* Home: live state, preview and level, Record / hold-to-Stop, the tag pad and the take's tags.
+/* Home: live state, preview and sound, Record / hold-to-Stop, the tag pad and the take's tags.
  *
  * Taps are never lost: each tap is kept in an outbox (and in localStorage)
  * with its performance.now() time and an id made here, and sent until the
  * kit acknowledges it. Every send carries the delay since the tap, so the kit
  * stamps the tap's instant however late the send gets through; the id stops
  * a retried tap being stored twice.
+ *
+ * Times: every status carries the kit clock (`now_ns`) and, once the take's first
+ * frame exists, its start (`started_ns`); the page maps its own clock onto the kit's,
+ * so a tap's place in the take (m:ss) shows at once, before the kit answers, and the
+ * REC timer runs without asking. While the start is not known yet the page asks again
+ * every half second.
+ *
+ * Honesty: when the kit cannot be reached (the preview and every request fail) the page
+ * says so, freezes the REC timer and the sound level at the last thing it knew, and
+ * shows taps as saved here and not yet sent; it sends them when the kit is back, and
+ * shows the visit, its takes and its film as the kit reports them (e.g. after a restart).
  */
 "use strict";
 
@@ -17,48 +28,148 @@
   var DISCARD_S = Number(root.getAttribute("data-discard-s")) || 60;
   var HOLD_MS = 1500; // press-and-hold to stop: long enough not to happen by accident
   var RETRY_MS = [200, 400, 800, 1500, 3000]; // then every 3 s until acknowledged
+  var START_ASK_MS = 500; // recording, the take's start not known yet: ask again this often
+  var PREVIEW_FAILS = 2; // preview polls in a row that fail: the kit is not reachable
+  var SOUND_HOLD_MS = 1500; // the word for the sound follows the loudest of the last 1.5 s
   var OUTBOX_KEY = "kit.outbox.v1";
   var LOST_SEEN_KEY = "kit.keylost.seen.v1"; // the key-lost visit this phone said OK to
   var STATE_NAMES = {
-    idle: "Ready", recording: "REC", finalising: "Saving take…",
-    cutting: "Making the cut", error: "Problem", loading: "Connecting…",
+    idle: "Ready", recording: "REC", finalising: "Saving the take…",
+    cutting: "Making film", error: "Problem", loading: "Connecting…",
   };
 
   var model = {
     status: null, statusAt: 0, take: { id: null, started_ns: null }, visit: null, visitAt: 0,
     labels: [], tags: new Map(), eventId: 0, keyLost: null,
+    detail: null, // GET /api/visits/<open visit>: its takes and film, between takes
+    offsetMs: null, // the kit clock minus the page clock (ms), from the statuses
   };
   var outbox = new Map(); // tag id -> {id, label, note, t, wall, tries, inflight, undone, patch}
   var hiddenIds = new Set(); // deleted here, before the kit confirmed it
   var toast = new Kit.Toast($("toast"));
   var noteButton = $("toast-note");
 
-  /* ---------- state ---------- */
+  /* ---------- can the kit be reached? ---------- */
+
+  var link = { ok: true, stream: true, lastOkAt: performance.now(), previewFails: 0 };
+
+  /* The kit answered (anything at all). */
+  function heard() {
+    link.lastOkAt = performance.now();
+    link.previewFails = 0;
+    if (link.ok) return;
+    link.ok = true;
+    renderLink();
+    resync();
+    flush();
+  }
+
+  /* A request did not get through. */
+  function unreachable() {
+    if (!link.ok) return;
+    link.ok = false;
+    renderLink();
+    renderTags();
+    renderStatus();
+  }
+
+  /* Kit.api, noting whether the kit answered. */
+  function call(method, path, body, options) {
+    return Kit.api(method, path, body, options).then(function (r) {
+      heard();
+      return r;
+    }, function (err) {
+      unreachable();
+      throw err;
+    });
+  }
+
+  function renderLink() {
+    root.setAttribute("data-link", link.ok ? "ok" : "offline");
+    var conn = $("conn");
+    var text = $("conn-text");
+    conn.classList.toggle("offline", !link.ok);
+    if (!link.ok) {
+      text.textContent = state() === "recording" ?
+        "Kit not reachable — it keeps recording; your taps are saved and will be sent." :
+        "Kit not reachable. Keep this phone on the kit's Wi-Fi: the page reconnects by itself.";
+    } else {
+      text.textContent = "Reconnecting to the kit…";
+    }
+    conn.hidden = link.ok && link.stream;
+    renderSound();
+  }
+
+  function showConn(bad) {
+    link.stream = !bad;
+    renderLink();
+  }
+
+  /* ---------- the clocks ---------- */
 
   function state() { return model.status ? model.status.state : "loading"; }
 
-  function elapsedAt(t) {
-    var s = model.status;
-    if (!s || s.state !== "recording") return null;
-    return s.elapsed_s + (t - model.statusAt) / 1000;
+  /* A status's kit clock reading, against this page's clock. The smallest delay seen is the
+   * best guess (the answer took at least that long), unless the kit's clock began again. */
+  function noteKitClock(status, at) {
+    if (status.now_ns == null) return;
+    var offset = status.now_ns / 1e6 - at;
+    if (model.offsetMs == null || offset > model.offsetMs || offset < model.offsetMs - 250) model.offsetMs = offset;
   }
 
+  /* The kit clock (ns) at page instant t (performance.now() ms), or null. */
+  function kitNs(t) { return model.offsetMs == null ? null : (t + model.offsetMs) * 1e6; }
+
+  /* The first frame of the take the page shows (kit clock), or null while not known. */
+  function takeStart() {
+    var s = model.status;
+    if (s && s.state === "recording") {
+      if (s.take_id === model.take.id && model.take.started_ns != null) return model.take.started_ns;
+      return s.started_ns != null ? s.started_ns : null;
+    }
+    return model.take.started_ns;
+  }
+
+  /* Seconds into the take the page shows at page instant t, or null. */
+  function takeSecondsAt(t) {
+    var start = takeStart();
+    var k = kitNs(t);
+    return start == null || k == null ? null : Math.max(0, (k - start) / 1e9);
+  }
+
+  /* The REC timer: seconds into the recording take at page instant t, or null. */
+  function elapsedAt(t) { return state() === "recording" ? takeSecondsAt(t) : null; }
+
+  /* A tap's page instant (from Date.now() for one kept from an earlier page load). */
+  function tapTime(item) { return item.t != null ? item.t : performance.now() - (Date.now() - item.wall); }
+
+  /* Where a tap falls in its take, in seconds, or null. */
+  function tapOffset(item) { return takeSecondsAt(tapTime(item)); }
+
   function tagOffset(tag) {
-    if (model.take.started_ns == null) return null;
-    return (tag.at_ns - model.take.started_ns) / 1e9;
+    var start = takeStart();
+    return start == null ? null : (tag.at_ns - start) / 1e9;
   }
 
   function applyStatus(status) {
+    var hadStart = takeStart();
     model.status = status;
     model.statusAt = performance.now();
+    noteKitClock(status, model.statusAt);
+    if (status.state === "recording" && status.take_id === model.take.id && status.started_ns != null) {
+      model.take.started_ns = status.started_ns;
+    }
     renderStatus();
+    if (takeStart() !== hadStart) renderTags();
   }
 
   function applyState(s) {
     model.eventId = s.event_id;
-    model.take = s.take;
+    model.take = { id: s.take.id, started_ns: s.take.started_ns };
+    var visitChanged = (model.visit ? model.visit.id : null) !== (s.visit ? s.visit.id : null);
     model.visit = s.visit;
     model.visitAt = performance.now();
+    if (visitChanged) model.detail = null;
     model.keyLost = s.key_lost || null;
     model.tags = new Map();
     s.tags.forEach(function (t) { model.tags.set(t.id, t); });
@@ -70,6 +181,7 @@
     renderTags();
     renderVisit();
     renderKeyLost();
+    loadDetail();
   }
 
   /* ---------- dates ---------- */
@@ -97,6 +209,7 @@
     });
     renderHint();
     renderDiscard();
+    renderDetail();
     if (!v) {
       $("visit-ref").textContent = "No visit open";
       $("visit-sub").textContent = "Start one with the family's consent";
@@ -110,6 +223,57 @@
     $("visit-sub").textContent = parts.join(" · ");
   }
 
+  /* Between takes: the open visit's takes and film as the kit has them (after a restart,
+   * the take it recovered, and whether the film is being made). */
+  var detailBusy = false;
+  var detailAgain = false;
+  function loadDetail() {
+    var v = model.visit;
+    if (!v || state() === "recording" || state() === "loading") { model.detail = null; renderDetail(); return; }
+    if (detailBusy) { detailAgain = true; return; }
+    detailBusy = true;
+    call("GET", "/api/visits/" + encodeURIComponent(v.id)).then(function (r) {
+      if (r.ok && model.visit && r.body.visit.id === model.visit.id) model.detail = r.body;
+      renderDetail();
+      renderTags();
+    }, function () { /* not reachable: the banner says so */ }).then(function () {
+      detailBusy = false;
+      if (detailAgain) { detailAgain = false; loadDetail(); }
+    });
+  }
+
+  function filmText(d) {
+    var s = model.status;
+    if (!d.takes.length) return "";
+    if (s && s.state === "cutting" && s.cut_visit_id === d.visit.id) {
+      return "Film: being made" + (s.cut_progress != null ? " " + Math.round(s.cut_progress * 100) + "%" : "…");
+    }
+    if (!Kit.mayReview(d.visit)) return "No film on phones: the family did not agree to a review";
+    if (d.cut_error) return "Film: cannot be read";
+    if (!d.cut) return "Film: not made yet";
+    var clips = (d.cut.clips || []).length;
+    if (!d.cut.up_to_date) return "Film: being brought up to date";
+    if (!clips) return "Film: no moments tagged yet";
+    return "Film ready · " + clips + (clips === 1 ? " moment" : " moments");
+  }
+
+  function recoveredTakes(d) {
+    return d ? d.takes.filter(function (t) { return t.recovered; }).map(function (t) { return t.seq; }) : [];
+  }
+
+  function renderDetail() {
+    var line = $("visit-detail");
+    var d = model.detail;
+    if (!model.visit || !d || state() === "recording") { line.hidden = true; return; }
+    var parts = [];
+    var recovered = recoveredTakes(d);
+    if (recovered.length === 1) parts.push("Take " + recovered[0] + " was recovered after the kit restarted");
+    else if (recovered.length) parts.push("Takes " + recovered.join(", ") + " were recovered after the kit restarted");
+    var film = filmText(d);
+    if (film) parts.push(film);
+    line.textContent = parts.join(" · ");
+    line.hidden = !parts.length;
+  }
   /* The kit lost its key to a power cut or a reboot while the newest visit was open. */
   function renderKeyLost() {
     var v = model.keyLost;
@@ -170,7 +334,7 @@
     if (!rename) {
       // The suggested erase-by date needs the kit's idea of today, which the page's clock
       // may only just have given it.
-      Kit.api("GET", "/api/consent").then(function (r) {
+      call("GET", "/api/consent").then(function (r) {
         if (r.ok && !$("visit-sheet").hidden) applyConsentInfo(r.body);
       }, function () { /* offline: the values the page came with */ });
     }
@@ -220,16 +384,16 @@
     var mode = sheetMode;
     var ref = $("visit-case-ref").value.trim();
     if (!ref) { visitProblem("Type the case reference (no names).", $("visit-case-ref")); return; }
-    var call;
+    var request;
     if (mode === "rename") {
-      call = Kit.api("PATCH", "/api/visits/" + encodeURIComponent(v.id), { case_ref: ref });
+      request = call("PATCH", "/api/visits/" + encodeURIComponent(v.id), { case_ref: ref });
     } else {
       var consent = consentFromForm();
       if (!consent) return;
-      call = Kit.api("POST", "/api/visits", { case_ref: ref, consent: consent });
+      request = call("POST", "/api/visits", { case_ref: ref, consent: consent });
     }
     $("visit-save").disabled = true;
-    call.then(function (r) {
+    request.then(function (r) {
       $("visit-save").disabled = false;
       if (!r.ok && r.status === 409 && mode !== "rename") {
         // A visit is open already: this phone's own earlier try got through (its answer
@@ -272,7 +436,7 @@
     var v = model.visit;
     $("end-sheet").hidden = true;
     if (!v) return;
-    Kit.api("POST", "/api/visits/" + encodeURIComponent(v.id) + "/end").then(function (r) {
+    call("POST", "/api/visits/" + encodeURIComponent(v.id) + "/end").then(function (r) {
       if (!r.ok) notify(r.body.error || "Could not end the visit (" + r.status + ")", 6, null, "bad");
       else notify("Visit ended: " + v.case_ref + ". Once its film is made it is sealed.", 6, null, "good");
       resync();
@@ -294,7 +458,8 @@
     return st !== "loading" && !!model.visit && model.take.id != null;
   }
 
-  function renderDiscard() { $("discard").hidden = !discardable(); }
+  /* Recording: beside Stop. Between takes: in the last take's head. */
+  function renderDiscard() { $("discard-take").hidden = state() === "recording" || !discardable(); }
 
   var pendingDiscard = null; // {what, at}: sent; the kit's take event confirms it
 
@@ -313,7 +478,7 @@
     Kit.vibrate(80);
     notify("Discarding " + what + "…", 8, null, null);
     pendingDiscard = { what: what, at: performance.now() };
-    Kit.api("POST", "/api/discard", { whole: whole }).then(function (r) {
+    call("POST", "/api/discard", { whole: whole }).then(function (r) {
       if (!r.ok) {
         pendingDiscard = null;
         notify("Not discarded: " + (r.body.error || r.status), 10, null, "bad");
@@ -333,13 +498,14 @@
     pendingDiscard = null;
   }
 
+
   var resyncing = null;
   var resyncAgain = false;
   function resync() {
     if (resyncing) { resyncAgain = true; return resyncing; }
-    resyncing = Kit.api("GET", "/api/state").then(function (r) {
+    resyncing = call("GET", "/api/state").then(function (r) {
       if (r.ok) applyState(r.body);
-    }, function () { showConn(true); }).then(function () {
+    }, function () { /* not reachable: the banner says so */ }).then(function () {
       resyncing = null;
       if (resyncAgain) { resyncAgain = false; resync(); }
     });
@@ -348,19 +514,35 @@
 
   /* ---------- rendering ---------- */
 
+  /* 1006 minutes -> "Room for about 16 hours": what the card still holds, in plain words. */
+  function roomText(minutes) {
+    var m = Math.floor(minutes);
+    if (m >= 120) return "Room for about " + Math.floor(m / 60) + " hours";
+    if (m >= 60) return "Room for about 1 hour" + (m >= 70 ? " " + (m - 60) + " minutes" : "");
+    if (m >= 2) return "Room for about " + m + " minutes";
+    return "The card is full";
+  }
+
   function renderStatus() {
     var s = model.status;
     var st = state();
-    root.setAttribute("data-state", st);
+    if (root.getAttribute("data-state") !== st) {
+      root.setAttribute("data-state", st);
+      $("middle").scrollTop = 0; // another screen: from its top
+    }
     var name = STATE_NAMES[st] || st;
     if (st === "cutting" && s.cut_progress != null) name += " " + Math.round(s.cut_progress * 100) + "%";
     $("state-text").textContent = name;
     if (s) {
-      ["storage", "storage-rec"].forEach(function (id) {
-        var storage = $(id);
-        storage.textContent = Math.floor(s.minutes_left) + " min left";
-        storage.classList.toggle("low", !!s.low_storage);
-      });
+      var storage = $("storage");
+      storage.textContent = roomText(s.minutes_left);
+      storage.title = Math.floor(s.minutes_left) + " minutes of recording left on the card";
+      var low = $("storage-low");
+      low.hidden = !s.low_storage;
+      if (s.low_storage) {
+        low.textContent = "The card is nearly full: about " + Math.max(0, Math.floor(s.minutes_left)) +
+          " minutes of recording left.";
+      }
     }
     var error = $("error");
     // "No visit is open" is old news once one is.
@@ -374,9 +556,13 @@
     record.lastChild.textContent = ready ? "Record" : (STATE_NAMES[st] || st);
     renderHint();
     renderDiscard();
+    renderDetail();
     var review = $("review-link");
     review.hidden = !(s && s.visit_id) || st === "recording";
     if (s && s.visit_id) review.href = "/visits/" + encodeURIComponent(s.visit_id);
+    if (st === "recording") KitAwake.engage();
+    else KitAwake.release();
+    renderLink();
     tick();
   }
 
@@ -387,10 +573,17 @@
       "Frame the shot. Record asks for the family's consent first.";
   }
 
+  var startAsk = null;
   function tick() {
-    var e = elapsedAt(performance.now());
-    if (e != null) $("elapsed").textContent = Kit.clock(e);
+    var now = performance.now();
+    // Not reachable: the timer stops at the last moment the kit was heard from.
+    var e = elapsedAt(link.ok ? now : Math.min(now, link.lastOkAt));
+    $("elapsed").textContent = Kit.clock(e == null ? 0 : e);
     if (model.visit && model.visit.elapsed_s != null) renderVisit();
+    if (state() === "recording" && takeStart() == null && !startAsk && link.ok) {
+      // The take's first frame was not there yet when the page asked: ask again.
+      startAsk = setTimeout(function () { startAsk = null; if (takeStart() == null) resync(); }, START_ASK_MS);
+    }
   }
 
   function renderPad() {
@@ -406,36 +599,47 @@
       else if (++seen === plain && plain % 2 === 1) b.className += " span2";
       pad.appendChild(b);
     });
+    pad.setAttribute("data-count", String(model.labels.length));
   }
 
+  /* The take's tags and this phone's unsent taps, newest first (by the kit's clock). */
   function rows() {
     var list = [];
     model.tags.forEach(function (t) {
       if (!hiddenIds.has(t.id) && (model.take.id == null || t.take_id === model.take.id)) {
-        list.push({ id: t.id, label: t.label, note: t.note, author: t.author, at: tagOffset(t), pending: false });
+        list.push({ id: t.id, label: t.label, note: t.note, author: t.author, at: tagOffset(t), order: t.at_ns, pending: false });
       }
     });
     outbox.forEach(function (item) {
       if (!model.tags.has(item.id) && !item.undone && !hiddenIds.has(item.id)) {
+        var k = kitNs(tapTime(item));
         list.push({
           id: item.id, label: item.label, note: item.note, author: root.getAttribute("data-phone"),
-          at: item.t != null ? elapsedAt(item.t) : null, pending: true,
+          at: tapOffset(item), order: k == null ? Infinity : k, pending: true,
         });
       }
     });
-    list.sort(function (a, b) { return (b.at == null ? 1e12 : b.at) - (a.at == null ? 1e12 : a.at); });
+    list.sort(function (a, b) { return b.order - a.order; });
     return list;
   }
 
+  var newestShown = null;
   function renderTags() {
     var list = rows();
     var ol = $("taglist");
     ol.textContent = "";
     var st = state();
     var title = $("tags-title");
-    if (st === "recording") title.textContent = list.length ? "Tags this take · " + list.length : "No tags yet";
-    else title.textContent = list.length ? "Last take · " + list.length + (list.length === 1 ? " tag" : " tags") :
-      discardable() ? "Last take" : "";
+    if (st === "recording") {
+      title.textContent = list.length ? "Tags this take · " + list.length : "No tags yet";
+      $("pad-hint").textContent = list.length ? (list.length === 1 ? "1 tag" : list.length + " tags") +
+        " this take, newest first. Tap a label just after a good moment." : "Tap a label just after a good moment.";
+    } else {
+      var recovered = model.detail && model.detail.takes.some(function (t) { return t.id === model.take.id && t.recovered; });
+      var head = recovered ? "Last take (recovered)" : "Last take";
+      title.textContent = list.length ? head + " · " + list.length + (list.length === 1 ? " tag" : " tags") :
+        discardable() ? head : "";
+    }
     $("tags-section").hidden = st !== "recording" && !list.length && !discardable();
     list.forEach(function (row) {
       var li = Kit.el("li", "tagrow" + (row.pending ? " pending" : ""));
@@ -444,7 +648,8 @@
       var what = Kit.el("span", "what");
       what.appendChild(Kit.el("span", "lbl", row.label));
       if (row.note) what.appendChild(Kit.el("span", "note", row.note));
-      what.appendChild(Kit.el("span", "by", row.pending ? "sending…" : row.author));
+      what.appendChild(Kit.el("span", "by", !row.pending ? row.author :
+        link.ok ? "sending…" : "not sent yet"));
       li.appendChild(what);
       var edit = Kit.el("button", "btn small edit", "Note");
       edit.type = "button";
@@ -456,15 +661,18 @@
       li.appendChild(del);
       ol.appendChild(li);
     });
+    // The newest tag is always in sight: a new one brings the list back to its top.
+    var newest = list.length ? list[0].id : null;
+    if (newest !== newestShown) $("middle").scrollTop = 0;
+    newestShown = newest;
   }
 
-  function showConn(bad) { $("conn").hidden = !bad; }
-
   function describe(id) {
-    var t = model.tags.get(id) || outbox.get(id);
-    if (!t) return "Tag";
-    var at = t.at_ns != null ? tagOffset(t) : (t.t != null ? elapsedAt(t.t) : null);
-    return t.label + (at == null ? "" : " · " + Kit.clock(at));
+    var t = model.tags.get(id);
+    var item = outbox.get(id);
+    if (!t && !item) return "Tag";
+    var at = t ? tagOffset(t) : tapOffset(item);
+    return (t || item).label + (at == null ? "" : " · " + Kit.clock(at));
   }
 
   /* ---------- the outbox: taps until acknowledged ---------- */
@@ -492,7 +700,7 @@
     item.inflight = true;
     clearTimeout(item.timer);
     var delay = item.t != null ? performance.now() - item.t : Date.now() - item.wall;
-    Kit.api("POST", "/api/tags", { id: item.id, label: item.label, note: item.note, delay_ms: Math.max(0, delay) }, { timeoutMs: 5000 })
+    call("POST", "/api/tags", { id: item.id, label: item.label, note: item.note, delay_ms: Math.max(0, delay) }, { timeoutMs: 5000 })
       .then(function (r) {
         item.inflight = false;
         if (r.ok) { acknowledged(item, r.body.tag); return; }
@@ -511,7 +719,6 @@
   }
 
   function retry(item) {
-    showConn(true);
     var wait = RETRY_MS[Math.min(item.tries, RETRY_MS.length - 1)];
     item.tries += 1;
     item.timer = setTimeout(function () { send(item); }, wait);
@@ -522,7 +729,6 @@
   function acknowledged(item, tag) {
     outbox.delete(item.id);
     saveOutbox();
-    showConn(false);
     model.tags.set(tag.id, tag);
     if (item.undone) {
       hiddenIds.add(tag.id);
@@ -537,7 +743,7 @@
   /* Edits and deletions: retried a few times, then reported. */
   function reliable(method, path, body, tries) {
     var n = tries || 0;
-    return Kit.api(method, path, body).then(function (r) {
+    return call(method, path, body).then(function (r) {
       if (r.ok || r.status === 404) return r;
       if (r.status >= 500 && n < 5) return later(method, path, body, n);
       notify("Not done: " + (r.body.error || r.status), 6, null, "bad");
@@ -655,7 +861,7 @@
     var button = $("record");
     button.disabled = true;
     recordPressedAt = performance.now();
-    Kit.api("POST", "/api/start").then(function (r) {
+    call("POST", "/api/start").then(function (r) {
       if (r.ok) { applyStatus(r.body.status); resync(); return; }
       notify(r.body.error || "The kit could not start (" + r.status + ")", 6, null, "bad");
       resync();
@@ -693,7 +899,7 @@
       stop.classList.remove("holding");
       stop.querySelector(".stop-label").lastChild.textContent = "Stopping…";
       Kit.vibrate(80);
-      Kit.api("POST", "/api/stop").then(function (r) {
+      call("POST", "/api/stop").then(function (r) {
         if (!r.ok) notify(r.body.error || "Could not stop (" + r.status + ")", 6, null, "bad");
         resync();
       }, function () { notify("Cannot reach the kit: hold again", 6, null, "bad"); })
@@ -710,13 +916,23 @@
     hintTimer = setTimeout(function () { label.textContent = "Hold to stop"; }, 2000);
   }
 
-  /* ---------- live: events, preview, level ---------- */
 
+  /* ---------- live: events, preview, sound ---------- */
+
+  var opened = false;
   var live = new Kit.Live({
     after: function () { return model.eventId; },
     seen: function (id) { model.eventId = id; },
+    // An event on a stream opened earlier proves little (a dead link can hold a stream
+    // open for a while); a request that gets through, or a stream that opens, does.
     onEvent: function (kind, data) { onEvent(kind, data); },
-    onOpen: function () { flush(); },
+    onOpen: function () {
+      heard();
+      // Back after a break (the kit may have restarted meanwhile): what is true now.
+      if (opened) resync();
+      opened = true;
+      flush();
+    },
     showConn: function (bad) { showConn(bad); },
     reload: function () { return resync(); },
     heartbeatS: HEARTBEAT_S,
@@ -724,16 +940,13 @@
   function connect() { live.connect(); }
 
   function onEvent(kind, data) {
-    // export: a copy to a USB stick, shown on the visits page (4 events a second at most).
-    if (kind === "heartbeat" || kind === "phones" || kind === "export") return;
+    // export: a copy to a USB stick, shown on the visits page; present: the film on a screen.
+    if (kind === "heartbeat" || kind === "phones" || kind === "export" || kind === "present") return;
     if (kind === "status") {
       var old = model.status;
-      if (old && old.state === data.state && old.take_id === data.take_id) {
-        // Status events lack started_ns and now_ns: keep the ones from the last resync.
-        applyStatus(Object.assign({}, old, data));
-      } else {
-        resync(); // a new state or take: fetch its start and tags
-      }
+      applyStatus(data);
+      // A new state or take: fetch its tags (and, between takes, the visit's takes and film).
+      if (!old || old.state !== data.state || old.take_id !== data.take_id) resync();
     } else if (kind === "tag") {
       if (data.action === "deleted") {
         model.tags.delete(data.tag_id);
@@ -763,7 +976,7 @@
       if (pendingDiscard) discardDone();
       resync();
     } else {
-      resync(); // take, cut, resync, and anything new
+      resync(); // visit, cut, resync, and anything new
     }
   }
 
@@ -776,6 +989,7 @@
     var url = "/api/preview.jpg" + (previewSeq == null ? "" : "?after=" + previewSeq);
     fetch(url, { cache: "no-store", credentials: "same-origin" }).then(function (r) {
       if (r.status === 401) { location.href = "/pair"; return null; }
+      heard();
       meter(Number(r.headers.get("X-Level-Dbfs")));
       if (r.status !== 200) return null;
       previewSeq = Number(r.headers.get("X-Frame-Seq"));
@@ -787,7 +1001,10 @@
         img.src = previewUrl;
         $("preview-empty").hidden = true;
       });
-    }).catch(function () { /* the next step tries again */ }).then(function () {
+    }).catch(function () {
+      link.previewFails += 1;
+      if (link.previewFails >= PREVIEW_FAILS) unreachable();
+    }).then(function () {
       setTimeout(previewStep, Math.max(50, 1000 / FPS - (performance.now() - started)));
     });
   }
@@ -797,15 +1014,49 @@
     previewStep();
   }
 
+  /* The sound as a word: the loudest moment of the last 1.5 s, so it does not flicker.
+   * Peaks (dBFS): above -3 is about to distort; below -48 the microphone hears little
+   * (too far, or covered). The number stays in the meter's title and aria-valuetext. */
+  var levels = []; // [page time, dBFS]
+  function soundWord(db) {
+    if (db <= -100) return "off"; // the kit reports -120 or less when it is not listening
+    if (db > -3) return "too loud";
+    if (db < -48) return "quiet";
+    return "good";
+  }
+
   function meter(db) {
     if (!isFinite(db)) return;
-    var pct = Math.max(0, Math.min(1, (db + 60) / 60));
+    var now = performance.now();
+    levels.push([now, db]);
+    while (levels.length && levels[0][0] < now - SOUND_HOLD_MS) levels.shift();
+    renderSound();
+  }
+
+  function renderSound() {
+    var box = $("meter");
+    if (!levels.length) return;
+    var db = levels[levels.length - 1][1];
+    var peak = Math.max.apply(null, levels.map(function (l) { return l[1]; }));
     var fill = $("meter-fill");
+    var text = $("meter-text");
+    if (!link.ok) {
+      // Not reachable: the last level, greyed; no word about a sound this page cannot hear.
+      fill.className = "meter-fill stale";
+      text.textContent = "Sound: not known";
+      box.setAttribute("aria-valuetext", "not known: the kit is not reachable");
+      return;
+    }
+    var pct = Math.max(0, Math.min(1, (db + 60) / 60));
     fill.style.transform = "scaleX(" + pct.toFixed(3) + ")";
-    fill.className = "meter-fill" + (db > -3 ? " clip" : db > -12 ? " hot" : "");
-    $("meter").setAttribute("aria-valuenow", String(Math.round(db)));
-    // The kit reports -120 dBFS or less when it is not listening (e.g. between takes).
-    $("meter-text").textContent = db <= -100 ? "mic: not listening" : db <= -60 ? "mic: silent" : "mic " + Math.round(db) + " dB";
+    var word = soundWord(peak);
+    fill.className = "meter-fill" + (word === "too loud" ? " clip" : db > -12 ? " hot" : "");
+    text.textContent = word === "off" ? "Sound: not listening" : "Sound: " + word;
+    box.setAttribute("data-sound", word);
+    box.setAttribute("aria-valuenow", String(Math.max(-60, Math.round(db))));
+    var number = db <= -100 ? "the microphone is not listening" : word + ", peak " + Math.round(peak) + " dBFS";
+    box.setAttribute("aria-valuetext", number);
+    box.title = number;
   }
 
   /* ---------- wiring ---------- */
@@ -851,6 +1102,7 @@
   $("consent-erase").addEventListener("input", function () { eraseEdited = true; });
   $("consent-purposes").addEventListener("change", function () { $("consent-purposes").classList.remove("missing"); });
   $("discard").addEventListener("click", openDiscard);
+  $("discard-take").addEventListener("click", openDiscard);
   $("discard-last").addEventListener("click", function () { discard(false); });
   $("discard-whole").addEventListener("click", function () { discard(true); });
   $("discard-keep").addEventListener("click", function () { $("discard-sheet").hidden = true; });
@@ -875,7 +1127,7 @@
   model.labels = Array.prototype.map.call($("pad").querySelectorAll("button.tag"), function (b) { return b.getAttribute("data-label"); });
   renderPad();
   loadOutbox();
-  Kit.api("POST", "/api/clock", { phone_time_ms: Date.now() }).catch(function () { /* a label only */ });
+  call("POST", "/api/clock", { phone_time_ms: Date.now() }).catch(function () { /* a label only */ });
   resync().then(function () {
     connect();
     flush();

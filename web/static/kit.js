@@ -1,7 +1,9 @@
 /* Shared helpers for the kit's pages. Plain JS, no build step, no framework.
  *
  * The hotspot serves plain HTTP, which is not a "secure context": no
- * crypto.randomUUID, no clipboard API, no wake lock. Nothing here uses them.
+ * crypto.randomUUID, no clipboard API, no wake lock. Nothing here uses them (the
+ * home screen keeps the screen on with a video where the Wake Lock API is missing:
+ * awake.js).
  */
 "use strict";
 
