@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, current_app, request
 
@@ -36,9 +36,14 @@ def _last_id() -> int:
     return sequence_number(raw, "Last-Event-ID (or 'after', an event id)")
 
 
-@bp.get("/events")
-def events() -> Response:
-    last_id = _last_id()
+def event_stream(last_id: int, show: Callable[[Event], Event | None] | None = None) -> Response:
+    """The kit's event log from ``last_id`` on, as server-sent events to the paired caller.
+
+    ``show`` filters or reduces each event (None: not sent); with a filter, a
+    heartbeat carries the id of the last event looked at, so a reconnect does not
+    look at the skipped ones again. Without one, a heartbeat has no id and never
+    moves the phone's Last-Event-ID.
+    """
     if request.method == "HEAD":
         # No body follows a HEAD, so its hang-up would never be seen: hold no stream for it.
         return Response(mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
@@ -62,17 +67,20 @@ def events() -> Response:
                 if not context.pairing.is_paired(me.id):
                     return  # revoked while listening
                 batch = log.since(last_id, timeout_s=min(_POLL_S, heartbeat_s))
+                sent = False
                 for event in batch:
                     last_id = event.id
-                    yield _frame(event)
+                    shown = event if show is None else show(event)
+                    if shown is not None:
+                        sent = True
+                        yield _frame(shown)
                 now = time.monotonic()
-                if batch:
+                if sent:
                     quiet_since = now
                 elif now - quiet_since >= heartbeat_s:
                     quiet_since = now
-                    # No id: a heartbeat must not move the phone's Last-Event-ID.
                     beat = f'event: {EventKind.HEARTBEAT}\ndata: {{"event_id":{last_id}}}\n\n'
-                    yield beat.encode()
+                    yield (beat if show is None else f"id: {last_id}\n{beat}").encode()
         finally:
             context.streams.close(stream)
 
@@ -81,3 +89,8 @@ def events() -> Response:
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+@bp.get("/events")
+def events() -> Response:
+    return event_stream(_last_id())

@@ -23,11 +23,8 @@ Routes: ``GET /present``, ``GET /present/<id>``, ``GET /present/<id>/remote``,
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,8 +39,9 @@ from kit.model import Purpose, Visit
 from kit.privacy.consent import require
 from kit.store import layout
 from kit.store.files import FileLayer
-from web.context import Stream, ctx, phone
+from web.context import ctx, phone
 from web.http import ID_PATTERN, ApiError, json_body, number, only_keys, sequence_number, text
+from web.views.events import event_stream
 from web.views.media import media_url
 
 log = logging.getLogger("kit.web")
@@ -53,8 +51,6 @@ EXTENSION = "kit.present"  # app.extensions key of the visit on show (OnShow)
 RATES = (1.0, 0.5, 0.25)  # what the remote offers: normal, half and quarter speed
 MAX_STEP_FRAMES = 300  # a frame step of up to 10 s at 30 fps
 MAX_FILM_S = 24 * 3600.0  # a screen's reported time beyond this is nonsense
-RETRY_MS = 2000  # as the kit's own event stream
-_POLL_S = 1.0  # how often a waiting stream checks whether it should end
 
 # A remote's commands and what each carries besides ``action`` (required ones first).
 _COMMANDS: dict[PresentAction, tuple[set[str], set[str]]] = {
@@ -518,62 +514,11 @@ def for_screens(event: Event, visit_id: str) -> Event | None:
     return None
 
 
-def _frame(event: Event) -> bytes:
-    data = json.dumps(event.data, separators=(",", ":"))
-    return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n".encode()
-
-
 @bp.get("/api/present/<visit_id>/events")
 def screen_events(visit_id: str) -> Response:
-    """Server-sent events for the screens and remotes of one visit (see :func:`for_screens`).
-
-    As ``/api/events``: ``after`` or ``Last-Event-ID``, ``retry``, heartbeats, a
-    ``resync`` when too much was missed. A heartbeat carries the id of the last event
-    looked at (skipped ones included), so a reconnect does not look at them again.
-    """
+    """Server-sent events for the screens and remotes of one visit (see :func:`for_screens`):
+    the kit's own stream (web/views/events.py), filtered."""
     visit = _visit(visit_id)
     raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
     last_id = sequence_number(raw, "Last-Event-ID (or 'after', an event id)")
-    if request.method == "HEAD":
-        return Response(mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
-    context = ctx()
-    me = phone()
-    stream = context.streams.open(me.id)
-    if stream is None:
-        raise ApiError(503, "too many live connections", headers={"Retry-After": "5"})
-    heartbeat_s = float(current_app.config["KIT_HEARTBEAT_S"])
-
-    def generate(stream: Stream, last_id: int) -> Iterator[bytes]:
-        events = context.recording.events
-        try:
-            yield f"retry: {RETRY_MS}\n\n".encode()
-            if last_id > events.last_id:  # ids from before a restart of the kit
-                last_id = events.last_id
-                yield _frame(Event(last_id, EventKind.RESYNC, {}))
-            quiet_since = time.monotonic()
-            while not (stream.cancelled.is_set() or context.closing.is_set()):
-                if not context.pairing.is_paired(me.id):
-                    return  # revoked while listening
-                batch = events.since(last_id, timeout_s=min(_POLL_S, heartbeat_s))
-                sent = False
-                for event in batch:
-                    last_id = event.id
-                    shown = for_screens(event, visit.id)
-                    if shown is not None:
-                        sent = True
-                        yield _frame(shown)
-                now = time.monotonic()
-                if sent:
-                    quiet_since = now
-                elif now - quiet_since >= heartbeat_s:
-                    quiet_since = now
-                    beat = json.dumps({"event_id": last_id})
-                    yield f"id: {last_id}\nevent: {EventKind.HEARTBEAT}\ndata: {beat}\n\n".encode()
-        finally:
-            context.streams.close(stream)
-
-    return Response(
-        generate(stream, last_id),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(last_id, lambda event: for_screens(event, visit.id))
