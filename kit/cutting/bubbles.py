@@ -40,8 +40,7 @@ from kit.store import layout
 from kit.store.files import FileLayer
 
 MAX_TEXT = 100  # characters: a bubble is a short sentence, readable across a room
-BUBBLES = "bubbles.json"  # in the visit's cut directory
-_COPY_SUFFIX = ".bubble.jpg"
+BUBBLES = layout.BUBBLES  # in the visit's cut directory
 _JPEG_QUALITY = 92  # for a screen (and perhaps a print): well above what a TV shows
 _SUPERSAMPLE = 3  # shapes drawn 3x and scaled down: smooth edges (Pillow draws no AA)
 _MAX_LINES = 4
@@ -320,10 +319,8 @@ def bubbled_jpeg(jpeg: bytes, bubble: Bubble) -> bytes:
 
 
 def copy_of(still: str) -> str:
-    """Where the bubbled copy of the still ``still`` goes: beside it."""
-    if not still.endswith(".jpg"):
-        raise ValueError(f"not a still: {still!r}")
-    return still.removesuffix(".jpg") + _COPY_SUFFIX
+    """Where the bubbled copy of the still ``still`` goes (:func:`layout.bubbled_still`)."""
+    return layout.bubbled_still(still)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -102,8 +103,6 @@ def bundle_name(visit: Visit) -> str:
 
 
 def _wall_seconds(wall: str) -> int:
-    from datetime import datetime
-
     try:
         return int(datetime.fromisoformat(wall).timestamp())
     except ValueError:
@@ -172,9 +171,9 @@ def make_bundle(
         with path.open("rb") as f:
             size, digest = hash_file(f, step)
         entries.append(Entry(path.relative_to(directory).as_posix(), size, digest, source=path))
-    index = _made(INDEX, _canonical(db.visit_rows(visit_id)))
-    entries.append(index)
-    rows = db.visit_rows(visit_id)["visits"][0]
+    visit_rows = db.visit_rows(visit_id)
+    entries.append(_made(INDEX, _canonical(visit_rows)))
+    rows = visit_rows["visits"][0]
     name = bundle_name(visit)
     manifest = {
         "format": FORMAT,

@@ -16,6 +16,8 @@ visits/<visit>/cut/contact-sheet.jpg        every still with its label and times
 visits/<visit>/cut/rough-cut.otio|.edl      the takes as a timeline, a marker per tag
 visits/<visit>/cut/tags.csv                 every tag of the visit
 visits/<visit>/cut/chapters.vtt             WebVTT chapters of the film
+visits/<visit>/cut/bubbles.json             speech/thought bubbles the guider typed on stills
+visits/<visit>/cut/stills/NN-<tag>.bubble.jpg   a still with its bubble (kit/cutting/bubbles.py)
 
 Paths are relative to the data directory, with "/" separators, as
 :class:`kit.store.files.FileLayer` takes them. In a visit with a ``key.age``
@@ -79,6 +81,16 @@ CONTACT_SHEET = "contact-sheet.jpg"
 def in_cut(visit_id: str, name: str) -> str:
     """``name`` (e.g. :data:`FILM`) in the visit's cut directory."""
     return f"{cut_dir(visit_id)}/{name}"
+
+
+BUBBLES = "bubbles.json"  # in the visit's cut directory
+
+
+def bubbled_still(still: str) -> str:
+    """Where the bubbled copy of the still ``still`` goes: beside it."""
+    if not still.endswith(".jpg"):
+        raise ValueError(f"not a still: {still!r}")
+    return still.removesuffix(".jpg") + ".bubble.jpg"
 
 
 def still(stills: str, number: int, tag_id: str) -> str:
