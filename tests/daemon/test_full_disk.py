@@ -6,7 +6,6 @@ import hashlib
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from kit.testing.kits import org_store, plain_copy, start_visit
 from kit.testing.launch import KitProcess, stored_takes
 from kit.testing.phone import HttpPhone
 from kit.testing.systemd import FakeSystemd, notified
+from tests.tmpfs import small_tmpfs
 
 MB = 1 << 20
 ENV = {
@@ -32,17 +32,8 @@ ENV = {
 
 @pytest.fixture
 def card(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        if os.environ.get("CI"):
-            pytest.fail("the full-disk test needs root to mount a tmpfs, and CI runs as root")
-        pytest.skip("needs root to mount a small tmpfs")
-    mount = tmp_path / "card"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "card", "64m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _set_free(card: Path, filler: Path, guard: StorageGuard, minutes: float) -> None:

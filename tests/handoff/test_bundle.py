@@ -33,6 +33,7 @@ from kit.store.store import Store
 from kit.testing.handoff import record_sealed_visit
 from kit.testing.kits import real_kit
 from kit.testing.privacy import consent, org_key, org_key_file
+from tests.tmpfs import small_tmpfs
 
 KIT = [sys.executable, "-m", "kit"]
 
@@ -298,15 +299,8 @@ def test_a_real_fat32_filesystem(handoff: tuple[HandOff, str], tmp_path: Path) -
 @pytest.fixture
 def tiny_stick(tmp_path: Path) -> Iterator[Path]:
     """A real 256 KiB filesystem (tmpfs, as root), too small for any bundle."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root (CI runs as root)")
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "tiny", "256k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def test_a_full_stick_is_a_clear_error_and_leaves_nothing(

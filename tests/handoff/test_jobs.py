@@ -46,6 +46,7 @@ from kit.testing.handoff import record_sealed_visit
 from kit.testing.kits import real_kit, small_config
 from kit.testing.privacy import consent
 from tests.handoff.test_usb import FakeUdisks, usb_disk
+from tests.tmpfs import small_tmpfs
 
 PHASES = ["hashing", "writing", "verifying", "ejecting", "done"]
 
@@ -328,15 +329,8 @@ def test_a_stick_pulled_out_mid_write(rig: Rig) -> None:
 @pytest.fixture
 def tiny_usb(tmp_path: Path) -> Iterator[Path]:
     """A folder of sticks holding one real 256 KiB filesystem (tmpfs, as root)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root (CI runs as root)")
-    stick = tmp_path / "usb" / "TINY"
-    stick.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(stick)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "usb" / "TINY", "256k") as stick:
         yield stick
-    finally:
-        subprocess.run(["umount", str(stick)], check=True)
 
 
 def test_a_full_stick_says_so_and_leaves_nothing(rig: Rig, tiny_usb: Path) -> None:
