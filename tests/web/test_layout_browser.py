@@ -139,7 +139,10 @@ def _expect_newest(page: Any, label: str, times: set[str]) -> None:
         arg=[label, sorted(times)],
         timeout=1000,
     )
-    hidden = out_of_sight(page, "#taglist li:first-child")
+    # The list may be drawn again (a state refetch) just then: look for up to 1 s more.
+    deadline = time.monotonic() + 1.0
+    while (hidden := out_of_sight(page, "#taglist li:first-child")) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
     assert not hidden, f"the newest tag is out of sight: {hidden}"
 
 
