@@ -23,6 +23,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Stopped:
+    """A take whose recording ended and whose film is still to be made."""
+
+    take: Take
+    stats: RecordingStats
+
+
+@dataclass(frozen=True)
 class Finished:
     """A take after it stopped: its final row and, if recorded here, the live stats."""
 
@@ -167,7 +175,12 @@ class TakeService:
         return self._finaliser.trim(take_id)
 
     def stop(self) -> Finished:
-        """Stop the current take and finalise it into an MP4."""
+        """Stop the current take and finalise it into an MP4 (both steps, in order)."""
+        return self.finish(self.stop_recording())
+
+    def stop_recording(self) -> Stopped:
+        """Stop the hardware and make the raw streams durable; the take is then
+        ``finalising`` and the recorder is free for the next take at once."""
         take = self._current
         if take is None:
             raise StateError("no take is recording")
@@ -175,7 +188,7 @@ class TakeService:
             stats = self._recorder.stop()
         finally:
             self._current = None
-        self._store.db.update_take(
+        take = self._store.db.update_take(
             take.id,
             state=TakeState.FINALISING,
             first_frame_ns=stats.first_frame_ns,
@@ -183,4 +196,8 @@ class TakeService:
             mic_overflows=stats.mic_overflows,
             error=stats.error,
         )
-        return Finished(self._finaliser.finalise(take.id), stats)
+        return Stopped(take, stats)
+
+    def finish(self, stopped: Stopped) -> Finished:
+        """Make a stopped take's film (may run while the next take records)."""
+        return Finished(self._finaliser.finalise(stopped.take.id), stopped.stats)
