@@ -167,6 +167,117 @@ def _pooled_slope(
     return slope
 
 
+# This many blocks in a row off the fitted line are a change, not late callbacks.
+REBASE_AFTER_BLOCKS = 50
+
+
+class _Run:
+    """Running least-squares sums of one contiguous run (Welford's co-moments)."""
+
+    __slots__ = ("cxx", "cxy", "first_ns", "first_sample", "frames", "mx", "my", "n", "x_max")
+
+    def __init__(self, first_sample: int, first_ns: int) -> None:
+        self.first_sample = first_sample
+        self.first_ns = first_ns
+        self.frames = 0
+        self.n = 0
+        self.mx = self.my = self.cxx = self.cxy = 0.0
+        self.x_max = 0.0
+
+    def add(self, x: float, y: float) -> None:
+        self.n += 1
+        dx = x - self.mx
+        self.mx += dx / self.n
+        self.my += (y - self.my) / self.n
+        self.cxx += dx * (x - self.mx)
+        self.cxy += dx * (y - self.my)
+        self.x_max = max(self.x_max, x)
+
+
+class OnlineFit:
+    """The mic's clock fitted to the kit's as blocks arrive: :func:`fit_timeline`'s
+    model (one period, an offset per contiguous run) in constant time per block.
+
+    Runs split exactly as :func:`fit_timeline` splits them. Once a period is
+    known, a stamp more than ``outlier_ns`` off the line (a late callback) is
+    left out of the sums; its samples still count, and after
+    :data:`REBASE_AFTER_BLOCKS` such blocks in a row a new run starts there
+    (the stamps really moved). Used while a take records,
+    to place its audio before the take ends.
+    """
+
+    def __init__(self, rate: int, *, gap_ns: int = GAP_NS, outlier_ns: float = 2_000_000.0) -> None:
+        self._nominal = NS_PER_S / rate
+        self._gap_ns = gap_ns
+        self._outlier_ns = outlier_ns
+        self._runs: list[_Run] = []
+        self._samples = 0
+        self._prev: BlockTime | None = None
+        self._period = self._nominal
+        self._off_line = 0
+
+    @property
+    def samples(self) -> int:
+        """Input samples seen so far."""
+        return self._samples
+
+    def add(self, block: BlockTime) -> None:
+        """Take one block's stamp (blocks in capture order)."""
+        prev = self._prev
+        if (
+            prev is None
+            or block.overflow
+            or abs(block.t_ns - (prev.t_ns + prev.frames * self._nominal)) > self._gap_ns
+        ):
+            self._runs.append(_Run(self._samples, block.t_ns))
+        run = self._runs[-1]
+        x = float(self._samples - run.first_sample)
+        y = float(block.t_ns - run.first_ns)
+        fitted = self._period != self._nominal
+        if run.n < 2 or not fitted or abs(y - self._predict(run, x)) <= self._outlier_ns:
+            run.add(x, y)
+            self._off_line = 0
+        else:
+            self._off_line += 1
+            if self._off_line >= REBASE_AFTER_BLOCKS:
+                # Not a late callback: the stamps moved (the mic's clock changed).
+                # Rebase rather than leave every later block out of the fit.
+                run = _Run(self._samples, block.t_ns)
+                self._runs.append(run)
+                run.add(0.0, 0.0)
+                self._off_line = 0
+        run.frames += block.frames
+        self._samples += block.frames
+        self._prev = block
+        self._period = self._fit_period()
+
+    def _predict(self, run: _Run, x: float) -> float:
+        return run.my + self._period * (x - run.mx)
+
+    def _fit_period(self) -> float:
+        sxx = sum(r.cxx for r in self._runs)
+        sxy = sum(r.cxy for r in self._runs)
+        span = sum(r.x_max for r in self._runs if r.n >= 2)
+        if sxx <= 0.0 or span * self._nominal < MIN_FIT_SPAN_S * NS_PER_S:
+            return self._nominal
+        period = sxy / sxx
+        if abs((self._nominal / period - 1.0) * 1e6) > MAX_SKEW_PPM:
+            return self._nominal
+        return period
+
+    def timeline(self) -> AudioTimeline:
+        """The best estimate so far of where every sample seen sits on the kit clock."""
+        segments = tuple(
+            Segment(
+                first_sample=r.first_sample,
+                frames=r.frames,
+                start_ns=float(r.first_ns) + (r.my - self._period * r.mx if r.n else 0.0),
+            )
+            for r in self._runs
+        )
+        return AudioTimeline(segments, self._period, self._nominal)
+
+
 def source_positions(
     timeline: AudioTimeline, out_start_ns: int, out_rate: int, first: int, count: int
 ) -> npt.NDArray[np.float64]:
@@ -176,8 +287,20 @@ def source_positions(
     clock. Where no input sample covers that instant the position is NaN
     (silence).
     """
+    samples = first + np.arange(count, dtype=np.float64)
+    return positions_at(timeline, out_start_ns, out_rate, samples)
+
+
+def positions_at(
+    timeline: AudioTimeline,
+    out_start_ns: int,
+    out_rate: int,
+    samples: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """:func:`source_positions` for any output sample indices."""
     out_period = NS_PER_S / out_rate
-    t_rel = (first + np.arange(count, dtype=np.float64)) * out_period
+    count = samples.shape[0]
+    t_rel = samples * out_period
     positions = np.full(count, np.nan)
     for seg in timeline.segments:
         local = (t_rel - (seg.start_ns - out_start_ns)) / timeline.period_ns

@@ -26,8 +26,14 @@ import numpy.typing as npt
 from kit.clock import NS_PER_S
 from kit.errors import CorruptMedia
 from kit.recording import alignment
-from kit.recording.recorder import FLAG_KEYFRAME, FLAG_OVERFLOW
-from kit.recording.streamfile import Record, read_header, records, scan
+from kit.recording.streamfile import (
+    FLAG_KEYFRAME,
+    FLAG_OVERFLOW,
+    Record,
+    read_header,
+    records,
+    scan,
+)
 from kit.store import layout
 from kit.store.files import FileLayer
 
@@ -99,7 +105,7 @@ def _video_records(f: BinaryIO, until_ns: int | None) -> Iterator[tuple[Record, 
         yield rec, payload
 
 
-def _template_stream(keyframe: bytes) -> tuple[Any, Any]:
+def template_stream(keyframe: bytes) -> tuple[Any, Any]:
     """An input stream describing the H.264 bitstream (size, profile, SPS/PPS)."""
     import av
 
@@ -211,7 +217,7 @@ def mux_take(
         t0 = first[0].t_ns
         af, reader, timeline, rate, channels = _audio_input(files, take_dir)
         try:
-            template_container, template = _template_stream(first[1])
+            template_container, template = template_stream(first[1])
             out_rel = layout.take_mp4(take_dir)
             with files.replace(out_rel) as out_file:
                 out = open_mp4_output(out_file)

@@ -14,21 +14,20 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from kit.clock import Clock
 from kit.errors import StateError, StorageError, StorageFull
 from kit.hardware.camera import Camera, VideoPacket
 from kit.hardware.microphone import AudioBlock, Microphone
-from kit.recording.streamfile import StreamWriter
+from kit.recording.livefilm import LiveFilm
+from kit.recording.streamfile import FLAG_KEYFRAME, FLAG_OVERFLOW, StreamWriter
 from kit.store import layout
 from kit.store.files import FileLayer
 
 log = logging.getLogger(__name__)
 
-FLAG_KEYFRAME = 1
-FLAG_OVERFLOW = 1
 _STOP = object()
 
 
@@ -46,6 +45,8 @@ class RecordingStats:
     writer_cpu_ns: int
     syncs: int
     error: str
+    # The take's MP4 as it was written during the recording (None: make it from raw).
+    film: LiveFilm | None = field(default=None, compare=False, repr=False)
 
 
 class TakeRecorder:
@@ -60,7 +61,12 @@ class TakeRecorder:
         *,
         fsync_interval_ns: int = 1_000_000_000,
         on_error: Callable[[Exception], None] | None = None,
+        live_film: bool = True,
+        aac_bitrate: int = 128_000,
     ) -> None:
+        self._live_film = live_film
+        self._aac_bitrate = aac_bitrate
+        self._film: LiveFilm | None = None
         self._camera = camera
         self._mic = microphone
         self._files = files
@@ -131,6 +137,8 @@ class TakeRecorder:
         )
         for writer in (video, audio):
             self._files.sync(writer.file)
+        if self._live_film:
+            self._film = LiveFilm(self._files, take_dir, vfmt, afmt, aac_bitrate=self._aac_bitrate)
         self._writer = threading.Thread(
             target=self._write_loop, args=(video, audio), name="take-writer", daemon=True
         )
@@ -143,6 +151,7 @@ class TakeRecorder:
             self._queue.put(_STOP)
             self._writer.join()
             self._writer = None
+            self._end_film()
             raise
 
     def stop(self) -> RecordingStats:
@@ -156,6 +165,7 @@ class TakeRecorder:
             self._queue.put(_STOP)
             self._writer.join()
             self._writer = None
+        film = self._end_film()
         with self._lock:
             return RecordingStats(
                 video_frames=self._video_frames,
@@ -168,7 +178,17 @@ class TakeRecorder:
                 writer_cpu_ns=self._cpu_ns,
                 syncs=self._syncs,
                 error=str(self._error) if self._error else "",
+                film=film,
             )
+
+    def _end_film(self) -> LiveFilm | None:
+        """Tell the live film the take has ended (or, after a failure, to give up)."""
+        film, self._film = self._film, None
+        if film is not None:
+            if self._error is not None:
+                film.drop(f"the recording failed: {self._error}")
+            film.end()
+        return film
 
     def _on_video(self, packet: VideoPacket) -> None:
         self._queue.put(packet)
@@ -233,10 +253,14 @@ class TakeRecorder:
             self._last_frame_ns = packet.pts_ns
             self._video_frames += 1
             self._video_bytes += len(packet.data)
+        if self._film is not None:
+            self._film.feed(packet)
 
     def _write_audio(self, audio: StreamWriter, block: AudioBlock) -> None:
         data = block.samples.astype("<i2", copy=False).tobytes()
         audio.write(block.t_ns, FLAG_OVERFLOW if block.overflow else 0, data)
+        if self._film is not None:
+            self._film.feed(block)
         with self._lock:
             self._audio_frames += block.frames
 

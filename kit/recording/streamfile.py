@@ -21,6 +21,10 @@ from kit.errors import CorruptMedia
 
 log = logging.getLogger(__name__)
 
+# Record flags: a video record that is a keyframe; an audio record after lost samples.
+FLAG_KEYFRAME = 1
+FLAG_OVERFLOW = 1
+
 MAGIC = b"KITSTRM1"
 _HEAD = struct.Struct("<IqII")
 _BODY_PREFIX = struct.Struct("<qI")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from kit.clock import NS_PER_S
 from kit.errors import CorruptMedia, StateError
 from kit.model import Take, TakeState
-from kit.recording.mux import EmptyTake, mux_take, trim_mp4
+from kit.recording.livefilm import FilmDropped, LiveFilm
+from kit.recording.mux import EmptyTake, MuxResult, mux_take, trim_mp4
 from kit.recording.recorder import RecordingStats, TakeRecorder
 from kit.store import layout
 from kit.store.store import Store, new_id
@@ -45,14 +46,32 @@ class Finaliser:
         self._store = store
         self._aac_bitrate = aac_bitrate
 
-    def finalise(self, take_id: str) -> Take:
-        """Mux a stopped (or interrupted) take; the row records the outcome."""
+    def finalise(self, take_id: str, film: LiveFilm | None = None) -> Take:
+        """Finish a stopped (or interrupted) take; the row records the outcome.
+
+        ``film`` is the MP4 the recording wrote as it went: if it was completed
+        (and no discard asks for less), the take is done with it; otherwise the
+        take is muxed from its raw streams.
+        """
         take = self._store.db.take(take_id)
         files = self._store.files
         directory = layout.take_dir(take.visit_id, take.id)
         if take.state == TakeState.RECORDING:
             self._store.db.update_take(take.id, state=TakeState.FINALISING)
         discard = take.keep_until_ns is not None
+        if film is not None:
+            live = self._live(take, film, discard)
+            if live is not None:
+                done = self._store.db.update_take(
+                    take.id,
+                    state=TakeState.READY,
+                    first_frame_ns=live.first_frame_ns,
+                    end_ns=live.end_ns,
+                    video_frames=live.video_frames,
+                    audio_skew_ppm=live.audio_skew_ppm,
+                )
+                self._remove_raw(directory, overwrite=False)
+                return done
         try:
             result = mux_take(
                 files, directory, aac_bitrate=self._aac_bitrate, until_ns=take.keep_until_ns
@@ -79,6 +98,29 @@ class Finaliser:
         )
         self._remove_raw(directory, overwrite=discard)
         return done
+
+    def _live(self, take: Take, film: LiveFilm, discard: bool) -> MuxResult | None:
+        """The live film's result, or None if the take must be muxed from raw."""
+        if discard:
+            film.drop("a discard leaves out the end of the take")
+        try:
+            result = film.wait()
+        except FilmDropped as exc:
+            log.info("take %s: %s; making its film from the raw streams", take.id, exc)
+            return None
+        if discard:
+            # It was finished before the discard reached it: it holds what the family
+            # asked to leave out. The raw streams make the film of what is kept.
+            self._store.files.remove(result.mux.path, overwrite=True)
+            return None
+        if result.mux.gaps:
+            log.warning("take %s has %d gaps in its video", take.id, result.mux.gaps)
+        log.info(
+            "take %s: film made while recording (sound placed within %.2f ms)",
+            take.id,
+            result.refine_error_ns / 1e6,
+        )
+        return result.mux
 
     def _remove_raw(self, directory: str, *, overwrite: bool) -> None:
         for raw in (layout.raw_video(directory), layout.raw_audio(directory)):
@@ -200,4 +242,5 @@ class TakeService:
 
     def finish(self, stopped: Stopped) -> Finished:
         """Make a stopped take's film (may run while the next take records)."""
-        return Finished(self._finaliser.finalise(stopped.take.id), stopped.stats)
+        film = stopped.stats.film
+        return Finished(self._finaliser.finalise(stopped.take.id, film), stopped.stats)
