@@ -43,6 +43,7 @@ class AuditKind(StrEnum):
     SEALED = "visit.sealed"
     DISCARDED = "take.discarded"
     ERASED = "visit.erased"
+    LABEL_DOWNLOADED = "label.downloaded"  # it holds the Wi-Fi passphrase and pairing link
     LOG_REPAIRED = "log.repaired"  # a torn last line (a power cut mid-write) was cut off
 
 

@@ -61,6 +61,9 @@ SYNC_INTERVAL_NS = 2 * NS_PER_S
 # made from the raw streams after stop) rather than let memory grow.
 MAX_BACKLOG = 3_000
 
+# Sound held in memory waiting to be placed; more than this means broken stamps.
+MAX_HELD_S = 30
+
 _END = object()
 
 
@@ -83,15 +86,17 @@ class _Samples:
         self._channels = channels
         self._blocks: deque[tuple[int, int, npt.NDArray[np.int16]]] = deque()  # first, t_ns, data
         self.total = 0
+        self.held = 0
 
     def append(self, block: AudioBlock) -> None:
         self._blocks.append((self.total, block.t_ns, block.samples))
         self.total += block.frames
+        self.held += block.frames
 
     def forget_before(self, t_ns: int) -> None:
         """Drop blocks captured wholly before ``t_ns``."""
         while len(self._blocks) > 1 and self._blocks[1][1] < t_ns:
-            self._blocks.popleft()
+            self.held -= self._blocks.popleft()[2].shape[0]
 
     def read(self, begin: int, end: int) -> npt.NDArray[np.float32]:
         """Samples ``[begin, end)`` as float32 in -1..1, zeros where none are held."""
@@ -290,6 +295,9 @@ class _Writer:
         self._fit.add(alignment.BlockTime(block.t_ns, block.frames, block.overflow))
         self._samples.append(block)
         self._newest_audio_ns = block.t_ns
+        if self._samples.held > MAX_HELD_S * self._rate:
+            # Sound stamped far ahead of the picture is never placed, only held.
+            raise FilmDropped("the sound's timestamps run far ahead of the picture's")
 
     def video(self, packet: VideoPacket) -> None:
         if self._pending is not None:

@@ -151,21 +151,23 @@ class TakeRecorder:
             self._queue.put(_STOP)
             self._writer.join()
             self._writer = None
-            self._end_film()
+            self._end_film(failed=True)
             raise
 
     def stop(self) -> RecordingStats:
         """Stop the camera, then the microphone; return once everything is durable."""
         if self._writer is None:
             raise StateError("no take is recording")
+        stopped = False
         try:
             self._camera.stop_recording()
+            stopped = True
         finally:
             self._mic.stop()
             self._queue.put(_STOP)
             self._writer.join()
             self._writer = None
-        film = self._end_film()
+            film = self._end_film(failed=not stopped)
         with self._lock:
             return RecordingStats(
                 video_frames=self._video_frames,
@@ -181,12 +183,12 @@ class TakeRecorder:
                 film=film,
             )
 
-    def _end_film(self) -> LiveFilm | None:
+    def _end_film(self, *, failed: bool = False) -> LiveFilm | None:
         """Tell the live film the take has ended (or, after a failure, to give up)."""
         film, self._film = self._film, None
         if film is not None:
-            if self._error is not None:
-                film.drop(f"the recording failed: {self._error}")
+            if self._error is not None or failed:
+                film.drop(f"the recording failed: {self._error or 'the camera did not stop'}")
             film.end()
         return film
 

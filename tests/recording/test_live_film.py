@@ -285,3 +285,24 @@ def test_live_result_carries_the_film_path(tmp_path: Path) -> None:
     assert isinstance(result, LiveResult)
     assert result.mux.path == "take/take.mp4"
     assert files.exists(result.mux.path)
+
+
+def test_sound_stamped_far_ahead_of_the_picture_is_not_held_for_the_whole_take(
+    tmp_path: Path,
+) -> None:
+    files, film = _film(tmp_path)
+    gop = _one_second_of_video()
+    hour = 3600 * NS_PER_S
+    silence = np.zeros((BLOCK, 1), dtype=np.int16)
+    for k in range(40 * FPS):
+        t = T0 + k * NS_PER_S // FPS
+        for _ in range(RATE // FPS // BLOCK + 1):
+            film.feed(AudioBlock(samples=silence, t_ns=t + hour))
+        data, key = gop[k % FPS]
+        film.feed(VideoPacket(data=data, pts_ns=t, keyframe=key))
+        while film.backlog > 200:
+            time.sleep(0.002)
+    film.end()
+    with pytest.raises(FilmDropped, match="far ahead"):
+        film.wait()
+    assert list(Path(files.path("take")).iterdir()) == []
