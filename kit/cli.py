@@ -101,6 +101,48 @@ def _add_sim(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=int, help="video frame rate")
 
 
+def _add_check_options(p: argparse.ArgumentParser) -> None:
+    """``kit check``'s options (kit/check/run.py: options_from_args reads them)."""
+    _add_common(p)
+    p.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the report as JSON (- : stdout)"
+    )
+    p.add_argument(
+        "--field",
+        action="store_true",
+        help="field-trial figures: a 5-minute take, 1000 fsyncs (see --take-seconds)",
+    )
+    p.add_argument(
+        "--take-seconds",
+        type=_seconds,
+        metavar="S",
+        help="length of the measured take (default 60; 300 with --field)",
+    )
+    p.add_argument(
+        "--fsync-count",
+        type=int,
+        metavar="N",
+        help="64 KiB write+fsync pieces to time (default 100; 1000 with --field)",
+    )
+    p.add_argument(
+        "--av-clap",
+        action="store_true",
+        help="measure the A/V offset: clap once with a flash in front of the kit when told",
+    )
+    p.add_argument(
+        "--clap-seconds", type=_seconds, default=8.0, metavar="S", help=argparse.SUPPRESS
+    )
+    p.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="check outside the kit service's sandbox (by default: inside it, via systemd-run)",
+    )
+    p.add_argument(
+        "--unit", type=Path, metavar="FILE", help="the unit whose sandbox to use (kit.service)"
+    )
+    p.add_argument("--in-sandbox", metavar="UNIT", help=argparse.SUPPRESS)
+
+
 def _add_handoff_parsers(sub: Any) -> None:
     """The commands that take visits off the kit and check them on the way."""
     visits = sub.add_parser("visits", help="list the visits on this kit")
@@ -207,10 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=_port, help="web port (default: web.port; 0: any free one)")
 
     check = sub.add_parser("check", help="hardware self-test of a real kit; prints a report")
-    _add_common(check)
-    check.add_argument(
-        "--json", type=Path, metavar="FILE", help="also write the report as JSON (- : stdout)"
-    )
+    _add_check_options(check)
 
     bench = sub.add_parser("bench", help="run a benchmark and print its figures")
     bench.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
@@ -248,7 +287,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     cfg = sub.add_parser("config", help="print the effective configuration as TOML-like JSON")
     _add_common(cfg)
+    _add_first_boot_parser(sub)
     return parser
+
+
+def _add_first_boot_parser(sub: Any) -> None:
+    from kit.provision.wifi import DEFAULT_WIFI_FILE
+
+    boot = sub.add_parser(
+        "first-boot",
+        help="make the kit's secrets (once) and its label (label.png, label.pdf) in its data",
+    )
+    _add_common(boot)
+    boot.add_argument(
+        "--wifi-file",
+        type=Path,
+        default=DEFAULT_WIFI_FILE,
+        help=f"the hotspot's network name and passphrase (default: {DEFAULT_WIFI_FILE})",
+    )
+    boot.add_argument("--name", help="the kit's name on the label (default: its network name)")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -434,7 +491,7 @@ def _cmd_run(args: argparse.Namespace, config: Config) -> int:
 def _cmd_check(args: argparse.Namespace, config: Config) -> int:
     from kit import check
 
-    return check.main(config, args.json)
+    return check.main(config, args.json, options=check.options_from_args(args))
 
 
 BENCHMARKS = {
@@ -443,6 +500,7 @@ BENCHMARKS = {
     "cut": "kit.bench.cut",
     "crypto": "kit.bench.crypto",
     "handoff": "kit.bench.handoff",
+    "crash": "kit.bench.crash",
 }
 
 
@@ -517,6 +575,23 @@ def _cmd_audit(args: argparse.Namespace, config: Config) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _cmd_first_boot(args: argparse.Namespace, config: Config) -> int:
+    from kit.provision.firstboot import first_boot, page_url
+
+    report = first_boot(
+        Path(config.storage.data_dir),
+        args.wifi_file,
+        page_url(config.web.port),
+        kit_name=args.name,
+    )
+    for path in report.written:
+        print(f"wrote {path}")
+    for path in report.kept:
+        print(f"kept  {path}")
+    print(f"signing key fingerprint: {report.fingerprint}")
+    return EXIT_OK
 
 
 def _cmd_config(args: argparse.Namespace, config: Config) -> int:
@@ -680,6 +755,7 @@ COMMANDS = {
     "export": _cmd_export,
     "verify": _cmd_verify,
     "offload": _cmd_offload,
+    "first-boot": _cmd_first_boot,
 }
 
 

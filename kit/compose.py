@@ -32,7 +32,7 @@ from kit.hardware.factory import Hardware
 from kit.model import Take, Visit
 from kit.privacy.retention import Retention, today
 from kit.recording.recorder import TakeRecorder
-from kit.recording.takes import Finaliser, TakeService
+from kit.recording.takes import Finaliser, Stopped, TakeService
 from kit.store import layout
 from kit.store.store import Store
 from kit.visits.library import Library
@@ -88,8 +88,9 @@ class Kit:
         return recovered
 
     def close(self) -> None:
-        """Stop cutting and exporting, close the camera and the database (after the worker
-        has stopped)."""
+        """Stop finalising, cutting and exporting, close the camera and the database (after
+        the worker has stopped)."""
+        self.worker.close()
         self.exports.close()
         if self.cutter is not None:
             self.cutter.close()
@@ -109,12 +110,14 @@ def compose(
     free: Callable[[], int] | None = None,
     keyring: Keyring | None = None,
     sticks: Sticks | None = None,
+    before_finish: Callable[[Stopped], None] | None = None,
 ) -> Kit:
     """Build one kit on ``config.storage.data_dir``; nothing starts until the caller says.
 
     ``keyring`` defaults to one in ``privacy.key_dir`` (warning if that is not RAM;
     ``kit run`` on real hardware passes one that insists). ``sticks`` defaults to
-    :func:`usb_sticks`.
+    :func:`usb_sticks`. ``before_finish`` runs in the finaliser's thread before each
+    stopped take's film is made (tests hold a take there, to record the next meanwhile).
     """
     keyring = keyring or Keyring(Path(config.privacy.key_dir))
     store = Store(Path(config.storage.data_dir), keyring.get)
@@ -134,6 +137,7 @@ def compose(
         clock,
         fsync_interval_ns=round(config.storage.fsync_interval_s * NS_PER_S),
         on_error=lambda exc: post(RecorderFailed(exc)),
+        aac_bitrate=config.audio.aac_bitrate,
     )
     finaliser = Finaliser(store, aac_bitrate=config.audio.aac_bitrate)
     takes = TakeService(store, recorder, finaliser, boot_id)
@@ -182,6 +186,7 @@ def compose(
         audit=audit,
         discard_ns=round(config.privacy.discard_s * NS_PER_S),
         sweep=retention.sweep,
+        before_finish=before_finish,
     )
     worker_box.append(worker)
     parts = (store, events, wall, audit, recorder, finaliser, takes, library, worker, cutter)

@@ -26,7 +26,22 @@ DEFAULT_CONFIG_FILE = Path("/etc/kit/kit.toml")
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """The video stream. 720p30 is what a Pi 4's hardware encoder does comfortably."""
+    """The video stream. 720p30 is what a Pi 4's hardware encoder does comfortably.
+
+    The room settings apply where the camera module has the control (libcamera's
+    ``camera_controls``), and are ignored elsewhere:
+
+    * ``focus``: ``"auto"`` keeps a Camera Module 3 focusing continuously; a
+      distance in metres (``"2.5"``, quoted in TOML) fixes the lens there. Without
+      either, libcamera leaves the lens at its default position, about 1 m: too
+      close for a family on a sofa 2-3 m away.
+    * ``mains_hz``: the mains frequency of the lights (50 in Europe, 60 in the
+      Americas), so exposure avoids their flicker (a 100 or 120 Hz period); 0 leaves
+      libcamera's default (no flicker avoidance).
+    * ``full_field``: record from the sensor mode that sees the whole field of view
+      at ``fps`` (2x2 binned), not the mode libcamera picks by size, which on a
+      Camera Module 2 at 720p is a centre crop.
+    """
 
     width: int = 1280
     height: int = 720
@@ -35,6 +50,38 @@ class CameraConfig:
     preview_width: int = 320
     preview_height: int = 180
     preview_fps: float = 5.0
+    focus: str = "auto"
+    mains_hz: int = 50
+    full_field: bool = True
+
+
+# A fixed focus may be this near or far (metres). Camera Module 3 focuses from about
+# 0.1 m; beyond ~100 m every lens position reads as infinity (0.01 dioptres).
+FOCUS_RANGE_M = (0.1, 100.0)
+MAINS_HZ = (0, 50, 60)
+
+
+def focus_distance_m(focus: str) -> float | None:
+    """``camera.focus`` as a distance in metres, or None for continuous autofocus.
+
+    Accepts ``"auto"`` or a number of metres, optionally followed by ``m``
+    (``"2.5"``, ``"2.5 m"``). Raises ConfigError for anything else or a distance
+    outside :data:`FOCUS_RANGE_M`.
+    """
+    text = focus.strip().lower()
+    if text == "auto":
+        return None
+    number = text.removesuffix("m").strip()
+    try:
+        metres = float(number)
+    except ValueError:
+        metres = math.nan
+    low, high = FOCUS_RANGE_M
+    if not low <= metres <= high:  # NaN fails both comparisons
+        raise ConfigError(
+            f'camera.focus {focus!r} is neither "auto" nor a distance of {low:g}..{high:g} m'
+        )
+    return metres
 
 
 @dataclass(frozen=True)
@@ -48,6 +95,11 @@ class AudioConfig:
     # Pi 3's Python callback keeps up (measured: ~40 us per callback on a Pi 4).
     blocksize: int = 480
     aac_bitrate: int = 128_000
+
+
+# The sample rates the kit records and encodes (AAC), best first. A microphone
+# that cannot record at ``audio.rate`` records at the first of these it can.
+AUDIO_RATES = (48_000, 44_100, 32_000, 16_000)
 
 
 @dataclass(frozen=True)
@@ -347,16 +399,17 @@ def load_config(
     config = Config()
     explicit = path is not None or "KIT_CONFIG" in env
     file = path or Path(env.get("KIT_CONFIG", str(DEFAULT_CONFIG_FILE)))
-    if file.exists():
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
-        except OSError as exc:  # a directory, or a file the kit may not read
-            raise ConfigError(f"cannot read the config file {file}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"config file {file} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    except OSError as exc:  # a directory, a folder or file the kit may not read, EIO
+        raise ConfigError(f"cannot read the config file {file}: {exc.strerror}") from None
+    else:
         config = _apply(config, data, str(file))
-    elif explicit:
-        raise ConfigError(f"config file {file} does not exist")
     config = _apply(config, _from_env(env), "environment")
     if overrides:
         config = _apply(config, overrides, "command line")
@@ -372,8 +425,12 @@ def _validate(config: Config) -> None:
         raise ConfigError("camera width and height must be even (H.264 4:2:0)")
     if not 1 <= cam.fps <= 120:
         raise ConfigError(f"camera.fps {cam.fps} is out of range 1..120")
-    if audio.rate not in {16_000, 32_000, 44_100, 48_000}:
-        raise ConfigError(f"audio.rate {audio.rate} is not one of 16000, 32000, 44100, 48000")
+    focus_distance_m(cam.focus)
+    if cam.mains_hz not in MAINS_HZ:
+        raise ConfigError(f"camera.mains_hz {cam.mains_hz} is not one of 50, 60 or 0 (off)")
+    if audio.rate not in AUDIO_RATES:
+        rates = ", ".join(str(rate) for rate in sorted(AUDIO_RATES))
+        raise ConfigError(f"audio.rate {audio.rate} is not one of {rates}")
     if audio.channels not in {1, 2}:
         raise ConfigError("audio.channels must be 1 or 2")
     if not 0 < config.web.port < 65536:

@@ -121,3 +121,43 @@ def test_organisation_keys_from_toml_and_env(tmp_path: Path) -> None:
     assert (config.privacy.recipients, config.privacy.key_dir) == ((one,), "/run/x")
     config = load_config(path=None, environ={"KIT_PRIVACY_RECIPIENTS": f" {one}, {two} "})
     assert config.privacy.recipients == (one, two)
+
+
+def test_camera_room_settings_from_toml_and_env(tmp_path: Path) -> None:
+    file = tmp_path / "kit.toml"
+    file.write_text('[camera]\nfocus = "2.5"\nmains_hz = 60\nfull_field = false\n')
+    config = load_config(file, environ={})
+    assert (config.camera.focus, config.camera.mains_hz, config.camera.full_field) == (
+        "2.5",
+        60,
+        False,
+    )
+    env = load_config(path=None, environ={"KIT_CAMERA_FOCUS": "auto", "KIT_CAMERA_MAINS_HZ": "0"})
+    assert (env.camera.focus, env.camera.mains_hz) == ("auto", 0)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"KIT_CAMERA_FOCUS": "near"},
+            'camera.focus .* neither "auto" nor a distance of 0.1..100 m',
+        ),
+        ({"KIT_CAMERA_FOCUS": "0.05"}, "camera.focus"),
+        ({"KIT_CAMERA_FOCUS": "nan"}, "camera.focus"),
+        ({"KIT_CAMERA_FOCUS": "inf"}, "camera.focus"),
+        ({"KIT_CAMERA_MAINS_HZ": "55"}, "camera.mains_hz 55 is not one of 50, 60 or 0"),
+        ({"KIT_CAMERA_FULL_FIELD": "maybe"}, "camera.full_field: expected true or false"),
+        ({"KIT_AUDIO_RATE": "22050"}, "audio.rate 22050 is not one of 16000, 32000, 44100, 48000"),
+    ],
+)
+def test_camera_room_settings_out_of_range_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(path=None, environ=env)
+
+
+def test_a_focus_distance_in_toml_must_be_quoted(tmp_path: Path) -> None:
+    file = tmp_path / "kit.toml"
+    file.write_text("[camera]\nfocus = 2.5\n")
+    with pytest.raises(ConfigError, match=r"camera\.focus: expected text"):
+        load_config(file, environ={})

@@ -1,7 +1,8 @@
 """The phone page's Flask app: ``create_app(recording, visits, pairing, config)``.
 
-One blueprint per area (pairing, pages, api, events, visits, media, handoff, present).
-Every route except pairing and static files needs a paired phone (a session cookie); every
+One blueprint per area (pairing, pages, api, events, visits, media, handoff, present,
+connectivity, label). Every route except pairing, phones' connectivity checks and static
+files needs a paired phone (a session cookie); every
 state-changing request also needs that phone's CSRF token in the
 ``X-CSRF-Token`` header. Errors on ``/api/`` are JSON ``{"error": ...}``.
 """
@@ -28,7 +29,7 @@ from kit.handoff.jobs import Exports
 from kit.model import DEFAULT_LABELS
 from web.context import COOKIE, CSRF_HEADER, PhoneTimeHook, Streams, WebContext, ctx
 from web.http import ApiError
-from web.pairing import PairingLocked, PairingStore, WrongSecret
+from web.pairing import PairingClosed, PairingLocked, PairingStore, WrongSecret
 
 log = logging.getLogger("kit.web")
 
@@ -81,7 +82,7 @@ def create_app(
     visits off the kit (kit/handoff: USB sticks, downloads); without it the hand-off's
     routes answer 503.
     """
-    from web.views import api, events, handoff, media, pages, present
+    from web.views import api, connectivity, events, handoff, label, media, pages, present
     from web.views import pairing as pairing_views
     from web.views import visits as visit_views
 
@@ -117,6 +118,8 @@ def create_app(
     app.register_blueprint(media.bp)
     app.register_blueprint(handoff.bp)
     app.register_blueprint(present.bp)
+    app.register_blueprint(connectivity.bp)  # phones' connectivity checks: open, any Host
+    app.register_blueprint(label.bp)
     app.before_request(_require_paired_phone)
     app.after_request(_security_headers)
     app.register_error_handler(ApiError, _api_error)
@@ -180,7 +183,7 @@ def _require_paired_phone() -> BaseResponse | None:
     endpoint = request.endpoint or ""
     if request.method not in SAFE_METHODS and not _same_origin():
         raise ApiError(403, "cross-site request refused")
-    if endpoint == "static" or endpoint.startswith("pairing."):
+    if endpoint == "static" or endpoint.startswith(("pairing.", "connectivity.")):
         return None
     token = request.cookies.get(COOKIE, "")
     phone = ctx().pairing.phone_for_token(token) if token else None
@@ -201,7 +204,12 @@ def _same_origin() -> bool:
     if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
         return False
     origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
+    if origin is None:
+        return True
+    try:
+        return urlsplit(origin).netloc == request.host
+    except ValueError:  # e.g. "http://[x": no browser sends it; not the kit's own origin
+        return False
 
 
 def _security_headers(response: Response) -> Response:
@@ -230,6 +238,7 @@ def _api_error(exc: ApiError) -> Response:
 # The kit's errors as HTTP statuses (first match wins); anything else is a 500.
 _KIT_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (WrongSecret, 401),
+    (PairingClosed, 403),
     (NotAllowed, 403),  # the family's consent does not cover it, or no organisation key
     (StateError, 409),
     (NotFound, 404),

@@ -1,18 +1,29 @@
 """Which phones may use the kit: the per-kit secret, pairing, and paired phones.
 
-A kit has one random secret, made on first start and kept in a small SQLite
-file of its own (mode 0600) in the data directory. Two things are derived
-from it and printed on the kit's label:
+A kit has one random secret, made at first boot and kept in a small SQLite
+file of its own (mode 0600) in the data directory. Two kinds of credentials
+come from it:
 
-* the pairing **key**, carried by the pairing link the label's QR code
-  encodes (``http://10.42.0.1:8080/pair?k=<key>``), and
-* the 6-digit pairing **code**, for typing by hand.
+* the **label's** pairing key (carried by the link the label's QR code
+  encodes, ``http://10.42.0.1:8080/pair?k=<key>``) and 6-digit code. They
+  never change, so they are printed on the kit's case, and they pair only
+  while pairing is *open*: until the first phone is paired, and for
+  ``open_s`` (10 minutes) after the kit starts. Whoever can switch the kit
+  off and on can pair; a label read off a kit in a family's home cannot.
+* the **current** key and code that a paired phone shows in Settings to pair
+  another device. They change every ``window_s`` (10 minutes; the previous
+  one is still accepted) and after each use, and differ at every start.
 
-A phone that shows either gets a random session token (kept by the phone in
-an HttpOnly cookie; only its SHA-256 is stored) and a CSRF token. Wrong keys
-or codes count as failures: after ``max_failures`` of them in a row, pairing
-is locked for ``lockout_s`` seconds, even for the right code. The lock lives
-in memory on the injected monotonic ``clock``, so tests never sleep.
+A phone that shows a valid key or code gets a random session token (kept by
+the phone in an HttpOnly cookie; only its SHA-256 is stored) and a CSRF
+token. Wrong keys or codes count against the client that sent them: after
+``max_failures`` in a row, that client is locked out for ``lockout_s``
+seconds, even for the right code; other clients are not. A budget of
+``global_failures`` wrong attempts per lock-out period across all clients
+guards against one device posing as many: past it, codes (not keys, which
+cannot be guessed) are refused for everyone until the period ends. The
+locks live in memory on the injected monotonic ``clock``, so tests never
+sleep.
 
 Paired phones are cached in memory (a kit has a handful), so checking a
 request costs a dict lookup, not a query.
@@ -71,6 +82,17 @@ class PairingLocked(PairingError, PermissionError):
         self.retry_after_s = retry_after_s
 
 
+class PairingClosed(PairingError, PermissionError):
+    """The label's key or code, shown while pairing is closed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the label pairs phones only in the first 10 minutes after the kit is "
+            "switched on: switch it off and on, or use the code a paired phone shows "
+            "in Settings"
+        )
+
+
 @dataclass(frozen=True)
 class Phone:
     """A paired phone. ``csrf`` must accompany every state-changing request it makes."""
@@ -92,6 +114,10 @@ class Phone:
         }
 
 
+def _same(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
 def _sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -110,14 +136,25 @@ class PairingStore:
         clock: Callable[[], float] = time.monotonic,
         max_failures: int = 5,
         lockout_s: float = 300.0,
+        global_failures: int = 30,
+        open_s: float = 600.0,
+        window_s: float = 600.0,
     ) -> None:
         self._clock = clock
         self._max_failures = max_failures
         self._lockout_s = lockout_s
+        self._global_failures = global_failures
+        self._window_s = window_s
         self._lock = threading.Lock()
-        self._failures = 0
-        self._locked_until = 0.0
+        self._failures: dict[str, int] = {}
+        self._locked_until: dict[str, float] = {}
+        self._recent: list[float] = []  # instants of wrong attempts, every client
+        self._codes_locked_until = 0.0
         self._last_seen: dict[str, float] = {}
+        self._started = clock()
+        self._open_until = self._started + open_s
+        self._salt = secrets.token_bytes(16)  # current codes differ at every start
+        self._uses = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -151,30 +188,71 @@ class PairingStore:
         with self._lock:
             self._conn.close()
 
-    # what the label shows
+    # the label's credentials (never change)
+
+    @property
+    def label_key(self) -> str:
+        """The key the label's link carries (22 URL-safe characters)."""
+        return self._derive(b"vig-kit pairing link")
+
+    @property
+    def label_code(self) -> str:
+        """The 6-digit code printed on the label."""
+        return self._digits(b"vig-kit pairing code")
+
+    def label_link(self, base_url: str) -> str:
+        """The label's pairing link for ``base_url`` (e.g. ``http://10.42.0.1:8080``)."""
+        return f"{base_url.rstrip('/')}/pair?k={self.label_key}"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the label pairs now (no phone yet, or just after start)."""
+        with self._lock:
+            return self._is_open(self._clock())
+
+    # the current credentials (what a paired phone shows)
 
     @property
     def key(self) -> str:
-        """The pairing key the QR code's link carries (22 URL-safe characters)."""
-        mac = hmac.new(self._secret, b"vig-kit pairing link", hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac).decode()[:22]
+        """The current pairing key (for the link Settings shows)."""
+        with self._lock:
+            return self._current(self._window(self._clock()))[0]
 
     @property
     def code(self) -> str:
-        """The 6-digit pairing code for typing by hand."""
-        mac = hmac.new(self._secret, b"vig-kit pairing code", hashlib.sha256).digest()
-        return f"{int.from_bytes(mac[:8], 'big') % 10**CODE_DIGITS:0{CODE_DIGITS}d}"
+        """The current 6-digit code (Settings shows it)."""
+        with self._lock:
+            return self._current(self._window(self._clock()))[1]
 
     def link(self, base_url: str) -> str:
-        """The pairing link for ``base_url`` (e.g. ``http://10.42.0.1:8080``)."""
+        """The current pairing link for ``base_url``."""
         return f"{base_url.rstrip('/')}/pair?k={self.key}"
+
+    def _window(self, now: float) -> int:
+        return int((now - self._started) // self._window_s)
+
+    def _current(self, window: int) -> tuple[str, str]:
+        context = b"vig-kit current %d %d" % (window, self._uses) + self._salt
+        return self._derive(context + b" link"), self._digits(context + b" code")
+
+    def _derive(self, context: bytes) -> str:
+        mac = hmac.new(self._secret, context, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode()[:22]
+
+    def _digits(self, context: bytes) -> str:
+        mac = hmac.new(self._secret, context, hashlib.sha256).digest()
+        return f"{int.from_bytes(mac[:8], 'big') % 10**CODE_DIGITS:0{CODE_DIGITS}d}"
+
+    def _is_open(self, now: float) -> bool:
+        return now < self._open_until or not any(not p.revoked for _, p in self._by_id.values())
 
     # pairing
 
-    def locked_for(self) -> float:
-        """Seconds until pairing is allowed again (0 when it is allowed)."""
+    def locked_for(self, client: str = "") -> float:
+        """Seconds until ``client`` may try a code again (0 when it may)."""
         with self._lock:
-            return max(0.0, self._locked_until - self._clock())
+            now = self._clock()
+            return max(0.0, self._locked_until.get(client, 0.0) - now)
 
     def pair(
         self,
@@ -184,47 +262,83 @@ class PairingStore:
         name: str = "",
         user_agent: str = "",
         paired_at: str = "",
+        client: str = "",
     ) -> tuple[Phone, str]:
-        """Pair a phone that shows the key or the code; returns it and its session token.
+        """Pair a phone that shows a valid key or code; returns it and its session token.
 
-        Raises :class:`PairingLocked` while locked out and :class:`WrongSecret`
-        for a wrong key or code (which counts towards the lock-out).
+        ``client`` tells the senders apart (their address). Raises
+        :class:`PairingLocked` while that client (or, for codes, everyone) is
+        locked out, :class:`PairingClosed` for the label's key or code while
+        pairing is closed, and :class:`WrongSecret` for a wrong key or code
+        (which counts towards the lock-outs).
         """
         with self._lock:
             now = self._clock()
-            if now < self._locked_until:
-                raise PairingLocked(self._locked_until - now)
-            ok = (key is not None and hmac.compare_digest(key.encode(), self.key.encode())) or (
-                code is not None and hmac.compare_digest(code.encode(), self.code.encode())
+            locked = max(
+                self._locked_until.get(client, 0.0),
+                self._codes_locked_until if code is not None else 0.0,
             )
-            if not ok:
-                self._failures += 1
-                if self._failures >= self._max_failures:
-                    self._failures = 0
-                    self._locked_until = now + self._lockout_s
+            if now < locked:
+                raise PairingLocked(locked - now)
+            if not self._matches(key, code, now):
+                if self._matches_label(key, code):
+                    raise PairingClosed
+                self._count_failure(client, now)
                 raise WrongSecret("that is not this kit's pairing code")
-            self._failures = 0
-            token = secrets.token_urlsafe(32)
-            digest = _sha256(token)
-            pid = secrets.token_hex(4)
-            clean = " ".join(name.split())[:NAME_MAX]
-            phone = Phone(
-                id=pid,
-                name=clean or f"Phone {len(self._by_id) + 1}",
-                csrf=secrets.token_urlsafe(24),
-                user_agent=user_agent[:300],
-                paired_at=paired_at[:40],
+            self._failures.pop(client, None)
+            if not self._matches_label(key, code):
+                self._uses += 1  # a current key or code pairs once
+            return self._add_phone(name, user_agent, paired_at, now)
+
+    def _matches(self, key: str | None, code: str | None, now: float) -> bool:
+        window = self._window(now)
+        valid = [self._current(w) for w in (window, window - 1) if w >= 0]
+        if self._is_open(now):
+            valid.append((self.label_key, self.label_code))
+        return any(_same(key, k) or _same(code, c) for k, c in valid)
+
+    def _matches_label(self, key: str | None, code: str | None) -> bool:
+        return _same(key, self.label_key) or _same(code, self.label_code)
+
+    def _count_failure(self, client: str, now: float) -> None:
+        failures = self._failures.get(client, 0) + 1
+        if failures >= self._max_failures:
+            failures = 0
+            self._locked_until[client] = now + self._lockout_s
+        self._failures[client] = failures
+        self._recent = [t for t in self._recent if now - t < self._lockout_s] + [now]
+        if len(self._recent) >= self._global_failures:
+            self._recent.clear()
+            self._codes_locked_until = now + self._lockout_s
+        if len(self._failures) > 1000:  # a flood of addresses: forget the oldest
+            for stale in list(self._failures)[:500]:
+                del self._failures[stale]
+        self._locked_until = {c: t for c, t in self._locked_until.items() if t > now}
+
+    def _add_phone(
+        self, name: str, user_agent: str, paired_at: str, now: float
+    ) -> tuple[Phone, str]:
+        token = secrets.token_urlsafe(32)
+        digest = _sha256(token)
+        pid = secrets.token_hex(4)
+        clean = " ".join(name.split())[:NAME_MAX]
+        phone = Phone(
+            id=pid,
+            name=clean or f"Phone {len(self._by_id) + 1}",
+            csrf=secrets.token_urlsafe(24),
+            user_agent=user_agent[:300],
+            paired_at=paired_at[:40],
+        )
+        with full_card_is_storage_full():
+            self._conn.execute(
+                "INSERT INTO phones (id, token_sha256, csrf, name, user_agent, paired_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (pid, digest, phone.csrf, phone.name, phone.user_agent, phone.paired_at),
             )
-            with full_card_is_storage_full():
-                self._conn.execute(
-                    "INSERT INTO phones (id, token_sha256, csrf, name, user_agent, paired_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (pid, digest, phone.csrf, phone.name, phone.user_agent, phone.paired_at),
-                )
-            self._by_id[pid] = (digest, phone)
-            self._by_token[digest] = phone
-            self._last_seen[pid] = now
-            return phone, token
+        self._by_id[pid] = (digest, phone)
+        self._by_token[digest] = phone
+        self._last_seen[pid] = now
+        return phone, token
 
     # paired phones
 

@@ -349,7 +349,7 @@ def serve_and_run(
     from web.app import create_app
 
     with served(create_app(recording, visits, pairing), threads=threads) as url:
-        return run(url, pairing.code, **options)
+        return run(url, pairing.label_code, **options)  # the kit just started: pairing is open
 
 
 def report(result: Result, where: str) -> str:

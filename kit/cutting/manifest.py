@@ -118,7 +118,9 @@ def manifest(result: CutResult) -> dict[str, Any]:
             }
             for s in result.stills
         ],
+        # the first page (the whole sheet up to 18 stills); every page is in contact_sheets
         "contact_sheet": result.contact_sheet,
+        "contact_sheets": list(result.contact_sheets),
         "exports": (
             {"otio": exports.otio, "edl": exports.edl, "csv": exports.csv, "vtt": exports.vtt}
             if exports

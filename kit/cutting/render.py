@@ -268,8 +268,14 @@ def render_film(
     title: str = "",
     aac_bitrate: int = 128_000,
     progress: Progress | None = None,
+    placed: Callable[[tuple[FilmClip, ...]], None] | None = None,
 ) -> Film:
-    """Stream-copy ``plan``'s clips into ``out_rel`` (atomically) with a chapter per clip."""
+    """Stream-copy ``plan``'s clips into ``out_rel`` (atomically) with a chapter per clip.
+
+    ``placed`` is called with where every clip will be, in its take and in the film,
+    once that is known from the takes' indexes and before anything is copied (so the
+    stills can be taken alongside).
+    """
     if not plan.clips:
         raise CutError("the plan has no clips: nothing to cut")
     report = progress or (lambda _: None)
@@ -286,7 +292,7 @@ def render_film(
         extents: list[_Extent] = []
         for c in plan.clips:
             extents.append(_extent(takes[c.take_id], c, extents[-1] if extents else None))
-        film = _write(files, takes, extents, out_rel, title, aac_bitrate, report)
+        film = _write(files, takes, extents, out_rel, title, aac_bitrate, report, placed)
     finally:
         for take in takes.values():
             take.close()
@@ -325,6 +331,7 @@ def _write(
     title: str,
     aac_bitrate: int,
     report: Progress,
+    on_placed: Callable[[tuple[FilmClip, ...]], None] | None,
 ) -> Film:
     import av
 
@@ -334,7 +341,9 @@ def _write(
     layout = "stereo" if audio is not None and audio.channels == 2 else "mono"
     placed = _place(extents)
     total = max(1, placed[-1].end)
-    film_clips = []
+    film_clips = tuple(_film_clip(e, at, tb) for e, at in zip(extents, placed, strict=True))
+    if on_placed is not None:
+        on_placed(film_clips)
     with files.replace(out_rel) as f:
         out: Any = av.open(
             f,
@@ -378,7 +387,6 @@ def _write(
                         rate,
                         clip_progress,
                     )
-                    film_clips.append(_film_clip(extent, at, tb))
                 out.mux(worker.close())
             except BaseException:
                 worker.abandon()
@@ -387,7 +395,7 @@ def _write(
             out.close()
     return Film(
         path=out_rel,
-        clips=tuple(film_clips),
+        clips=film_clips,
         # The nominal rate (a take with dropped frames averages less).
         fps=Fraction(video.base_rate or video.average_rate or 30),
         width=int(video.width),

@@ -1,31 +1,37 @@
-"""Stills: one full-resolution JPEG per tag, and a contact sheet of them for the shared review.
+"""Stills: one full-resolution JPEG per tag, taken in one forward pass over each take.
 
 The still of a tag is the frame showing at the tag's instant (the last frame
-that began at or before it), decoded from the nearest keyframe before it. Each
-carries EXIF: the tag's wall-clock time as ``DateTimeOriginal`` (UTC, with its
-offset) when the kit's clock was set, and a caption (moment number, label, take
-and time) as ``ImageDescription`` and ``UserComment``. The contact sheet puts
-every still on one image with its number, label and times, lettered with
-DejaVu Sans through Pillow (see :mod:`kit.cutting.font`).
+that began at or before it, clamped into its take). H.264 needs the frames
+from the keyframe before it to decode it, so each take is opened once and its
+stills are taken in the take's order, not the film's: the pass seeks forward
+to the keyframe of the next still's one-second GOP (the frames between are
+never read), decodes on to the still's frame, and goes on decoding from there
+when the next still is in the same GOP. No frame is decoded twice and the take
+is read front to back once, however many tags there are and in whatever order
+the film shows them. Each still is written as soon as it is decoded, so the
+pass holds one frame at a time.
 
-The guider's notes are private: they are in no still, caption or sheet.
+Each carries EXIF: the tag's wall-clock time as ``DateTimeOriginal`` (UTC,
+with its offset) when the kit's clock was set, and a caption (moment number,
+label, take and time) as ``ImageDescription`` and ``UserComment``. The
+contact sheet of them is made in pages (:mod:`kit.cutting.sheet`).
+
+The guider's notes are private: they are in no still or caption.
 """
 
 from __future__ import annotations
 
-import io
-import math
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from PIL import ExifTags, Image, ImageDraw
+from PIL import ExifTags, Image
 
 from kit.clock import NS_PER_S
 from kit.cutting import CutError
-from kit.cutting.font import face
 from kit.cutting.render import FilmClip, Source
 from kit.model import Tag
 from kit.store import layout
@@ -35,16 +41,9 @@ Progress = Callable[[float], None]
 
 # JPEG quantiser 2 of 31: near the best quality, because stills get printed.
 _JPEG_OPTIONS = {"qmin": "2", "qmax": "2"}
-# The sheet is for looking at on a screen: Pillow's quality 90 is plenty.
-_SHEET_QUALITY = 90
-_SHEET_COLUMNS = 3
-_THUMB_W = 480
-_PAD = 16
-CAPTION_SIZE = 16  # pixels: two lines of it under each still
-TITLE_SIZE = 22
-BACKGROUND = (24, 24, 24)
-TEXT = (235, 235, 235)
-DIM = (170, 170, 170)
+# Decoding from a keyframe takes up to a second of frames: two frame threads (niced: a
+# recording still comes first), and no more, for memory.
+_DECODE_THREADS = 2
 
 # EXIF's UserComment starts with its character code: UCS-2 in the file's byte order.
 _UNICODE_COMMENT = b"UNICODE\x00"
@@ -124,35 +123,40 @@ def with_exif(jpeg: bytes, caption: str, taken: datetime | None) -> bytes:
     return _SOI + b"".join([*jfif, app1, *others]) + jpeg[at:]
 
 
+class JpegEncoder:
+    """Video frames as JPEG bytes (full range 4:2:0), one encoder for them all.
+
+    One encoder, not one per still: each encoder allocates its own output buffer (~5 MB
+    for 720p), and glibc, having given back the first such buffer freed, keeps the next
+    ones on its heap, where they fragment it: measured, a pass of 200 stills grew the
+    process by ~0.5 MB a still with an encoder each, and stayed flat with one.
+    """
+
+    def __init__(self) -> None:
+        self._encoder: Any = None
+        self._count = 0
+
+    def encode(self, frame: Any) -> bytes:
+        import av
+
+        encoder = self._encoder
+        if encoder is None or (encoder.width, encoder.height) != (frame.width, frame.height):
+            encoder = av.CodecContext.create("mjpeg", "w")
+            encoder.width, encoder.height = frame.width, frame.height
+            encoder.pix_fmt = "yuvj420p"
+            encoder.time_base = Fraction(1, 30)
+            encoder.options = dict(_JPEG_OPTIONS)
+            self._encoder = encoder
+        picture = frame.reformat(format="yuvj420p")
+        picture.pts, picture.time_base = self._count, encoder.time_base
+        self._count += 1
+        # Every JPEG stands alone: the encoder hands each frame's back at once.
+        return b"".join(bytes(p) for p in encoder.encode(picture))
+
+
 def encode_jpeg(frame: Any) -> bytes:
     """A video frame as JPEG bytes (full range 4:2:0)."""
-    import av
-
-    encoder = av.CodecContext.create("mjpeg", "w")
-    encoder.width, encoder.height = frame.width, frame.height
-    encoder.pix_fmt = "yuvj420p"
-    encoder.time_base = Fraction(1, 30)
-    encoder.options = dict(_JPEG_OPTIONS)
-    picture = frame.reformat(format="yuvj420p")
-    picture.pts = 0
-    return b"".join(bytes(p) for p in [*encoder.encode(picture), *encoder.encode(None)])
-
-
-def _frame_at(container: Any, source: Source, instant: int) -> tuple[Any, int]:
-    """The decoded frame showing at ``instant`` (clamped into the take) and its own instant."""
-    video = container.streams.video[0]
-    entries = video.index_entries
-    if len(entries) == 0:
-        raise CutError(f"take {source.take_id} has no indexed video frames")
-    tb = video.time_base
-    ts = round(Fraction(instant - source.first_frame_ns, NS_PER_S) / tb)
-    index = entries.search_timestamp(ts, backward=True, any_frame=True)
-    target = int(entries[min(max(index, 0), len(entries) - 1)].timestamp)
-    container.seek(target, stream=video, backward=True)
-    for frame in container.decode(video):
-        if frame.pts is not None and frame.pts >= target:
-            return frame, source.first_frame_ns + round(Fraction(frame.pts) * tb * NS_PER_S)
-    raise CutError(f"take {source.take_id} has no decodable frame at {ts * tb:.3f} s")
+    return JpegEncoder().encode(frame)
 
 
 def wall_time(take_started: datetime | None, offset_ns: int) -> datetime | None:
@@ -162,6 +166,67 @@ def wall_time(take_started: datetime | None, offset_ns: int) -> datetime | None:
     return take_started + timedelta(microseconds=offset_ns // 1000)
 
 
+@dataclass
+class PassStats:
+    """What the stills' passes did (for tests and the benchmark)."""
+
+    opens: int = 0  # takes opened (one per take with a still)
+    seeks: int = 0  # forward seeks to a keyframe (at most one per GOP with a still)
+    decoded: int = 0  # video frames decoded (none twice)
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """A still to take: its tag, and its frame in the take's video time base."""
+
+    number: int
+    clip: FilmClip
+    tag: Tag
+    pts: int  # the frame showing at the tag
+    key_pts: int  # the keyframe it is decoded from
+
+
+def _wanted(
+    video: Any, source: Source, items: Sequence[tuple[int, FilmClip, Tag]]
+) -> list[_Wanted]:
+    """The stills of one take, in the take's order (frame, then film order)."""
+    entries = video.index_entries
+    count = len(entries)
+    if count == 0:
+        raise CutError(f"take {source.take_id} has no indexed video frames")
+    tb = Fraction(video.time_base)
+    found = []
+    for number, clip, tag in items:
+        ts = round(Fraction(tag.at_ns - source.first_frame_ns, NS_PER_S) / tb)
+        index = min(max(entries.search_timestamp(ts, backward=True, any_frame=True), 0), count - 1)
+        pts = int(entries[index].timestamp)
+        key = max(0, entries.search_timestamp(pts, backward=True))
+        found.append(_Wanted(number, clip, tag, pts, int(entries[key].timestamp)))
+    return sorted(found, key=lambda w: (w.pts, w.number))
+
+
+def _frames(container: Any, wanted: Sequence[_Wanted], stats: PassStats) -> Iterator[Any]:
+    """The decoded frame of each of ``wanted`` (sorted by frame), in one forward pass."""
+    video = container.streams.video[0]
+    decoding: Iterator[Any] | None = None
+    last: Any = None  # the latest frame decoded
+    for w in wanted:
+        if decoding is None or last is None or w.key_pts > last.pts:
+            # Its GOP lies ahead: skip there (the seek flushes the decoder).
+            container.seek(w.key_pts, stream=video, backward=True)
+            stats.seeks += 1
+            decoding, last = container.decode(video), None
+        while last is None or last.pts < w.pts:
+            frame = next(decoding, None)
+            if frame is None:
+                tb = video.time_base
+                raise CutError(f"a take has no decodable frame at {w.pts * tb:.3f} s")
+            stats.decoded += 1
+            if frame.pts is not None:
+                last = frame
+        yield last  # the frame showing at the tag (or the next, were it undecodable)
+
+
 def grab_stills(
     files: FileLayer,
     film_clips: Sequence[FilmClip],
@@ -169,57 +234,62 @@ def grab_stills(
     *,
     walls: Mapping[str, datetime] | None = None,
     progress: Progress | None = None,
+    stats: PassStats | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[Still]:
     """One JPEG per tag of ``film_clips``, named ``NN-<tag id>.jpg`` in film order.
 
     ``walls`` maps a take id to the wall-clock time (UTC) of its first frame, where
-    the kit knew it: the stills' EXIF dates come from it.
+    the kit knew it: the stills' EXIF dates come from it. Each take is opened once and
+    read forward once (see the module's docstring); ``stats`` counts what that took.
+    Setting ``cancel`` stops it between two stills (raising :class:`CutError`).
     """
     import av
 
     report = progress or (lambda _: None)
+    counted = stats if stats is not None else PassStats()
     known = walls or {}
-    wanted = [(clip, tag) for clip in film_clips for tag in clip.clip.tags]
+    by_take: dict[str, list[tuple[int, FilmClip, Tag]]] = {}
+    number = 0
+    for clip in film_clips:
+        for tag in clip.clip.tags:
+            number += 1
+            by_take.setdefault(clip.source.take_id, []).append((number, clip, tag))
+    total = max(1, number)
     files.makedirs(out_dir)
     stills: list[Still] = []
-    containers: dict[str, Any] = {}
-    handles: list[Any] = []
-    try:
-        for number, (clip, tag) in enumerate(wanted, start=1):
-            source = clip.source
-            if source.take_id not in containers:
-                handle = files.read(source.path)
-                handles.append(handle)
-                container = av.open(handle)
-                # Decoding from the keyframe may take up to a second of frames: use two
-                # cores (niced: a recording still comes first), and no more, for memory.
-                codec = container.streams.video[0].codec_context
-                codec.thread_type = "FRAME"
-                codec.thread_count = 2
-                containers[source.take_id] = container
-            frame, frame_ns = _frame_at(containers[source.take_id], source, tag.at_ns)
-            inside = clip.start_ns <= frame_ns < clip.end_ns
-            still = Still(
-                tag=tag,
-                number=number,
-                source=source,
-                path=layout.still(out_dir, number, tag.id),
-                frame_ns=frame_ns,
-                film_ns=clip.film_ns(frame_ns) if inside else None,
-                width=frame.width,
-                height=frame.height,
-                taken=wall_time(known.get(source.take_id), tag.at_ns - source.first_frame_ns),
-            )
-            with files.replace(still.path) as f:
-                f.write(with_exif(encode_jpeg(frame), still.caption, still.taken))
-            stills.append(still)
-            report(number / len(wanted))
-    finally:
-        for container in containers.values():
-            container.close()
-        for handle in handles:
-            handle.close()
-    return stills
+    jpeg = JpegEncoder()
+    for items in by_take.values():
+        source = items[0][1].source
+        with files.read(source.path) as handle, av.open(handle) as opened:
+            counted.opens += 1
+            container: Any = opened
+            video = container.streams.video[0]
+            video.codec_context.thread_type = "FRAME"
+            video.codec_context.thread_count = _DECODE_THREADS
+            wanted = _wanted(video, source, items)
+            tb = Fraction(video.time_base)
+            for w, frame in zip(wanted, _frames(container, wanted, counted), strict=True):
+                if cancel is not None and cancel.is_set():
+                    raise CutError("the stills were cancelled")
+                frame_ns = source.first_frame_ns + round(Fraction(frame.pts) * tb * NS_PER_S)
+                inside = w.clip.start_ns <= frame_ns < w.clip.end_ns
+                still = Still(
+                    tag=w.tag,
+                    number=w.number,
+                    source=source,
+                    path=layout.still(out_dir, w.number, w.tag.id),
+                    frame_ns=frame_ns,
+                    film_ns=w.clip.film_ns(frame_ns) if inside else None,
+                    width=frame.width,
+                    height=frame.height,
+                    taken=wall_time(known.get(source.take_id), w.tag.at_ns - source.first_frame_ns),
+                )
+                with files.replace(still.path) as f:
+                    f.write(with_exif(jpeg.encode(frame), still.caption, still.taken))
+                stills.append(still)
+                report(len(stills) / total)
+    return sorted(stills, key=lambda s: s.number)
 
 
 def clock_text(ns: int) -> str:
@@ -231,103 +301,3 @@ def clock_text(ns: int) -> str:
     if hours:
         return f"{hours}:{minutes:02d}:{sec:02d}.{tenth}"
     return f"{minutes}:{sec:02d}.{tenth}"
-
-
-@dataclass(frozen=True)
-class SheetLayout:
-    """Where everything goes on a contact sheet (pixels, top left origin)."""
-
-    count: int
-    columns: int
-    thumb_w: int
-    thumb_h: int
-    header_h: int
-    width: int
-    height: int
-
-    @property
-    def cell_w(self) -> int:
-        return self.thumb_w + _PAD
-
-    @property
-    def cell_h(self) -> int:
-        return self.thumb_h + _PAD // 2 + 2 * face(CAPTION_SIZE).line_height + _PAD
-
-    def thumb_xy(self, index: int) -> tuple[int, int]:
-        """The top left of the ``index``-th still (from 0)."""
-        return (
-            _PAD + (index % self.columns) * self.cell_w,
-            self.header_h + (index // self.columns) * self.cell_h,
-        )
-
-    def caption_xy(self, index: int, line: int) -> tuple[int, int]:
-        """The top left of caption line ``line`` (0: number and label, 1: times)."""
-        x, y = self.thumb_xy(index)
-        return x, y + self.thumb_h + _PAD // 2 + line * face(CAPTION_SIZE).line_height
-
-    @property
-    def title_xy(self) -> tuple[int, int]:
-        return _PAD, _PAD // 2
-
-
-def _even(value: float) -> int:
-    return max(2, int(value) // 2 * 2)
-
-
-def sheet_layout(count: int, still_w: int, still_h: int, *, titled: bool) -> SheetLayout:
-    """The layout of a sheet of ``count`` stills of ``still_w`` x ``still_h``."""
-    columns = min(_SHEET_COLUMNS, count)
-    rows = math.ceil(count / columns)
-    thumb_w = _even(min(_THUMB_W, still_w))
-    thumb_h = _even(thumb_w * still_h / still_w)
-    header_h = face(TITLE_SIZE, bold=True).line_height + _PAD if titled else _PAD
-    probe = SheetLayout(count, columns, thumb_w, thumb_h, header_h, 0, 0)
-    return SheetLayout(
-        count,
-        columns,
-        thumb_w,
-        thumb_h,
-        header_h,
-        _even(columns * probe.cell_w + _PAD),
-        _even(header_h + rows * probe.cell_h + _PAD),
-    )
-
-
-def still_times(still: Still) -> str:
-    """A still's second caption line: where it is in its take and in the film."""
-    times = f"take {still.source.seq} at {clock_text(still.take_ns)}"
-    if still.film_ns is not None:
-        times += f", film {clock_text(still.film_ns)}"
-    return times
-
-
-def contact_sheet(
-    files: FileLayer, stills: Sequence[Still], out_rel: str, *, title: str = ""
-) -> str:
-    """Write one JPEG showing every still with its number, label and times (no notes)."""
-    if not stills:
-        raise CutError("no stills for a contact sheet")
-    plan = sheet_layout(len(stills), stills[0].width, stills[0].height, titled=bool(title))
-    sheet = Image.new("RGB", (plan.width, plan.height), BACKGROUND)
-    pen = ImageDraw.Draw(sheet)
-    caption = face(CAPTION_SIZE)
-    if title:
-        heading = face(TITLE_SIZE, bold=True)
-        heading.draw(pen, plan.title_xy, heading.fit(title, plan.width - 2 * _PAD), TEXT)
-    for i, still in enumerate(stills):
-        with files.read(still.path) as f:
-            picture = Image.open(io.BytesIO(f.read()))
-            # Decode the JPEG at a half, quarter or eighth of its size: all a thumbnail needs.
-            picture.draft("RGB", (plan.thumb_w, plan.thumb_h))
-            thumb = picture.convert("RGB").resize(
-                (plan.thumb_w, plan.thumb_h), Image.Resampling.BICUBIC
-            )
-        sheet.paste(thumb, plan.thumb_xy(i))
-        label = caption.fit(f"{still.number}. {still.tag.label}", plan.thumb_w)
-        caption.draw(pen, plan.caption_xy(i, 0), label, TEXT)
-        caption.draw(pen, plan.caption_xy(i, 1), caption.fit(still_times(still), plan.thumb_w), DIM)
-    out = io.BytesIO()
-    sheet.save(out, "JPEG", quality=_SHEET_QUALITY)
-    with files.replace(out_rel) as f:
-        f.write(out.getvalue())
-    return out_rel

@@ -1,16 +1,18 @@
 """Cut a visit: plan, render, stills, contact sheet and exports, in one call.
 
 This is what the daemon (after a take) and ``kit cut`` call. Planning and
-the exports are cheap and run here; rendering and the stills decode and
-encode media, so they run in a low-priority child process (see
-:mod:`kit.cutting.child`) unless ``in_child=False`` (tests, benchmarks).
+the exports are cheap and run here; the film, the stills and the contact
+sheet decode and encode media, so they are made (:mod:`kit.cutting.media`) in
+a low-priority child process (:mod:`kit.cutting.child`) unless
+``in_child=False`` (tests, benchmarks).
 
 Outputs, below the visit's directory::
 
     cut/rough-cut.mp4      the film: the tagged moments, a chapter each
     cut/stills/NN-<tag>.jpg one full-resolution still per tag, in film order, with EXIF
                            (the tag's wall-clock time, a caption: label and times)
-    cut/contact-sheet.jpg  every still with its label and times (never the note)
+    cut/contact-sheet-NN.jpg the contact sheet, in pages of up to 18 stills: each still
+                           with its label and times (never the note)
     cut/rough-cut.otio     OpenTimelineIO timeline of the takes, a marker per tag
     cut/rough-cut.edl      the same as a CMX 3600 EDL
     cut/tags.csv           every tag of the visit
@@ -19,17 +21,12 @@ Outputs, below the visit's directory::
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import logging
 import resource
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from kit.cutting import CutError
@@ -37,10 +34,12 @@ from kit.cutting.child import run_in_child
 from kit.cutting.exports import ExportPaths, TakeInfo, take_infos, write_exports
 from kit.cutting.inputs import cut_title
 from kit.cutting.manifest import write_manifest
+from kit.cutting.media import CutJob, CutMedia, make_media
 from kit.cutting.moments import FilmPlan, fingerprint, plan_film
 from kit.cutting.plan import CutPlan, CutRules, TakeSpan
-from kit.cutting.render import Film, Source, render_film
-from kit.cutting.stills import Still, contact_sheet, grab_stills
+from kit.cutting.render import Film, Source
+from kit.cutting.sheet import is_page_name
+from kit.cutting.stills import PassStats, Still
 from kit.model import Take, TakeState
 from kit.store import layout
 from kit.store.files import FileLayer
@@ -49,37 +48,6 @@ from kit.store.store import Store
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float], None]
-
-# Shares of the progress bar, from `kit bench cut` (60 minutes of 1080p, 10 tags)
-# on this project's CI machine: film 0.7-0.9 s, stills 0.3-0.65 s, sheet ~0.1 s.
-_FILM_SHARE = 0.65
-_STILLS_SHARE = 0.28
-
-
-@dataclass(frozen=True)
-class CutJob:
-    """Everything the child needs to make the media (plain, picklable data)."""
-
-    root: str
-    visit_id: str
-    plan: CutPlan
-    sources: tuple[Source, ...]
-    title: str
-    aac_bitrate: int
-    # The visit's data key, for the child (pickled over its pipe, never on disk).
-    key: bytes | None = field(default=None, repr=False)
-    # Take id -> the wall-clock time (UTC) of its first frame, where known (the stills' EXIF).
-    walls: tuple[tuple[str, datetime], ...] = ()
-
-
-@dataclass(frozen=True)
-class CutMedia:
-    """What the child made, and how long each part took (seconds, wall)."""
-
-    film: Film
-    stills: tuple[Still, ...]
-    contact_sheet: str
-    timings: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,7 +59,7 @@ class CutResult:
     plan: CutPlan
     film: Film | None  # None when there was nothing to cut
     stills: tuple[Still, ...]
-    contact_sheet: str | None
+    contact_sheet: str | None  # its first page (the only one, up to 18 stills)
     exports: ExportPaths | None
     peak_rss_bytes: int  # of the process that made the media (0 if none was made)
     timings: tuple[tuple[str, float], ...] = ()  # (part, wall seconds): film, stills, ...
@@ -102,56 +70,8 @@ class CutResult:
     takes: dict[str, TakeInfo] = field(default_factory=dict)  # the takes it was cut from
     moments: FilmPlan | None = None  # every planned moment, as the guider edited them
     firsts: dict[str, int] = field(default_factory=dict)  # take id -> its first frame's instant
-
-
-def make_media(job: CutJob, *, progress: Progress | None = None) -> CutMedia:
-    """Render the film, the stills and the contact sheet (runs in the child)."""
-    report = progress or (lambda _: None)
-    key = job.key
-    files = FileLayer(
-        Path(job.root), keys=lambda visit_id: key if visit_id == job.visit_id else None
-    )
-    started = time.perf_counter()
-    film = render_film(
-        files,
-        job.plan,
-        {s.take_id: s for s in job.sources},
-        layout.in_cut(job.visit_id, layout.FILM),
-        title=job.title,
-        aac_bitrate=job.aac_bitrate,
-        progress=lambda f: report(_FILM_SHARE * f),
-    )
-    film_done = time.perf_counter()
-    _release_memory()
-    stills = grab_stills(
-        files,
-        film.clips,
-        layout.in_cut(job.visit_id, layout.STILLS),
-        walls=dict(job.walls),
-        progress=lambda f: report(_FILM_SHARE + _STILLS_SHARE * f),
-    )
-    stills_done = time.perf_counter()
-    sheet = contact_sheet(
-        files, stills, layout.in_cut(job.visit_id, layout.CONTACT_SHEET), title=job.title
-    )
-    timings = (
-        ("film", film_done - started),
-        ("stills", stills_done - film_done),
-        ("contact sheet", time.perf_counter() - stills_done),
-    )
-    return CutMedia(film, tuple(stills), sheet, timings)
-
-
-def _release_memory() -> None:
-    """Hand the film's freed buffers back to the system before the stills decode.
-
-    glibc keeps freed memory in its arenas (the audio thread has one of its own),
-    so without this the stills would stack their ~80 MB on the film's ~60 MB
-    (measured in-process on a 60-minute 1080p take: peak RSS 139 MB instead of 151 MB).
-    """
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim with
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    contact_sheets: tuple[str, ...] = ()  # every page of the contact sheet, in order
+    stills_pass: PassStats = field(default_factory=PassStats)  # what taking the stills took
 
 
 def _ready_takes(store: Store, visit_id: str) -> list[Take]:
@@ -170,14 +90,21 @@ def _title(store: Store, visit_id: str) -> str:
     return cut_title(store.db.visit(visit_id))
 
 
-def _remove_stale(files: FileLayer, directory: str, keep: Sequence[str]) -> None:
-    """Delete files in ``directory`` a previous cut made that this one did not."""
+def _remove_stale(
+    files: FileLayer,
+    directory: str,
+    keep: Sequence[str],
+    only: Callable[[str], bool] = lambda _name: True,
+) -> None:
+    """Delete files in ``directory`` (those whose name passes ``only``) a previous cut
+    made that this one did not."""
     full = files.path(directory)
     if not full.is_dir():
         return
     kept = {files.path(rel) for rel in keep}
     for entry in sorted(full.iterdir()):
-        if entry.is_file() and not entry.name.startswith(".") and entry not in kept:
+        stale = entry.is_file() and not entry.name.startswith(".") and entry not in kept
+        if stale and only(entry.name):
             files.remove(layout.entry(directory, entry.name))
 
 
@@ -252,8 +179,10 @@ def cut_visit(
         stills={s.tag.id: s.path for s in media.stills},
     )
     _remove_stale(files, layout.in_cut(visit_id, layout.STILLS), [s.path for s in media.stills])
+    # A cut with fewer pages than the last (or the single sheet of a cut made before pages).
+    _remove_stale(files, layout.cut_dir(visit_id), media.contact_sheets, is_page_name)
     exports_s = time.perf_counter() - started - media_s
-    made = sum(t for _, t in media.timings)
+    made = media.wall_s
     timings = (
         ("child start and finish", max(0.0, media_s - made)) if in_child else ("", 0.0),
         *media.timings,
@@ -265,7 +194,7 @@ def cut_visit(
         plan=plan,
         film=media.film,
         stills=media.stills,
-        contact_sheet=media.contact_sheet,
+        contact_sheet=media.contact_sheets[0],
         exports=exports,
         peak_rss_bytes=peak,
         timings=tuple(t for t in timings if t[0]),
@@ -276,6 +205,8 @@ def cut_visit(
         takes=infos,
         moments=moments,
         firsts=firsts,
+        contact_sheets=media.contact_sheets,
+        stills_pass=media.stills_pass,
     )
     write_manifest(files, result)  # last: whoever finds it finds everything it names
     report(1.0)

@@ -27,7 +27,16 @@ from kit.model import Consent, Tag, Take, Visit
 
 
 class State(StrEnum):
-    """The recording state machine's states."""
+    """What the kit is doing, in one word (:attr:`Status.state`).
+
+    The hardware is idle, recording or in error; a film being made (a take's,
+    finalised in the background, or a visit's rough cut) goes on beside it. The
+    one word names the most important of these: ``recording`` while a take
+    records (whatever is being made meanwhile), then ``error``, then
+    ``finalising`` while a stopped take's film is still being made, then
+    ``cutting``, else ``idle``. :attr:`Status.finalising` and
+    :attr:`Status.cut_visit_id` say what is being made, whatever the state.
+    """
 
     IDLE = "idle"
     RECORDING = "recording"
@@ -53,6 +62,9 @@ class Status:
     error: str = ""
     cut_progress: float | None = None  # 0..1 while a rough cut is being made
     cut_visit_id: str | None = None  # the visit being cut
+    # The stopped takes whose films are still being made (oldest first), also while the
+    # next take records: a new take may start at once after a stop.
+    finalising: tuple[str, ...] = ()
 
     @property
     def elapsed_s(self) -> float:
@@ -75,6 +87,7 @@ class Status:
             "error": self.error,
             "cut_progress": self.cut_progress,
             "cut_visit_id": self.cut_visit_id,
+            "finalising_take_ids": list(self.finalising),
         }
 
 
@@ -106,15 +119,19 @@ class Recording(Protocol):
         ...
 
     def start(self, source: str = "phone") -> None:
-        """Ask for a take to start in the open visit (one is opened if none is).
+        """Ask for a take to start in the open visit (refused if none is open).
 
         Returns once the request is queued; the outcome arrives as ``status``
-        (or ``refused``) events.
+        (or ``refused``) events. A take may start while the previous one's film
+        is still being made (``status.finalising``).
         """
         ...
 
     def stop(self, source: str = "phone") -> None:
-        """Ask for the take being recorded to stop (returns once the request is queued)."""
+        """Ask for the take being recorded to stop (returns once the request is queued).
+
+        The recording stops at once; its film is made in the background (the take
+        is then in ``status.finalising``) and a ``take`` event says when it is."""
         ...
 
     def add_tag(

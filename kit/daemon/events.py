@@ -27,11 +27,12 @@ class EventKind(StrEnum):
 
     STATUS = "status"  # the state machine's snapshot (kit.daemon.api.Status)
     VISIT = "visit"  # a visit started, was renamed or ended
-    TAKE = "take"  # a take ended (ready, empty or failed)
+    TAKE = "take"  # a take's film was made (ready, empty or failed), or it was discarded
     TAG = "tag"  # a tag was added, edited, deleted or restored
     CUT = "cut"  # a rough cut finished (or failed)
     LABELS = "labels"  # the tag pad's labels changed
     REFUSED = "refused"  # a start was refused (e.g. no room on the card)
+    DEVICE = "device"  # the camera or the microphone was lost, came back, or is missing
     PHONES = "phones"  # a phone paired, was renamed or revoked
     EXPORT = "export"  # a copy of a visit to a USB stick: its progress, then its outcome
     PRESENT = "present"  # a visit's film shown to the family: a remote's command, a screen's state
@@ -127,6 +128,40 @@ class LabelsChanged:
 class Refused(_Fields):
     KIND: ClassVar[EventKind] = EventKind.REFUSED
     reason: str
+
+
+class Device(StrEnum):
+    CAMERA = "camera"
+    MICROPHONE = "microphone"
+
+
+class DeviceState(StrEnum):
+    """What happened to a device (:class:`DeviceChanged`)."""
+
+    LOST = "lost"  # the microphone stopped during a take: the take goes on, picture only
+    BACK = "back"  # the microphone works again: the take has sound from here on
+    FAILED = "failed"  # the camera stopped during a take: the take was stopped and kept
+    MISSING = "missing"  # not there at a start (the camera: refused; the microphone: picture only)
+
+
+@dataclass(frozen=True)
+class DeviceChanged:
+    """A capture device's trouble, as the phone says it (``message``, one line). The status's
+    ``error`` carries it too while it lasts, for a phone that was not listening."""
+
+    KIND: ClassVar[EventKind] = EventKind.DEVICE
+    device: Device
+    state: DeviceState
+    message: str
+    take_id: str | None = None  # the take it happened in, if any
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "device": self.device.value,
+            "state": self.state.value,
+            "message": self.message,
+            "take_id": self.take_id,
+        }
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """The messages the daemon's worker handles: posted by the button, the phone,
-the recorder, the cutter and the signal handlers; handled in order by one thread."""
+the recorder, the finaliser, the cutter and the signal handlers; handled in order by
+one thread."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from kit.recording.takes import Finished
 
 
 @dataclass(frozen=True)
@@ -43,12 +46,18 @@ class Tick:
 
 @dataclass(frozen=True)
 class RecorderFailed:
+    """The take recorder's ``on_error``: a failure that stops the take, everything recorded
+    up to then kept (the card is full; the camera stopped: ``CameraStalled``), or a device
+    report that does not (``MicrophoneLost``, ``MicrophoneBack``: the take goes on, picture
+    only meanwhile). Reports name their take (kit.recording.recorder.DeviceReport)."""
+
     error: Exception
 
 
 @dataclass(frozen=True)
 class HardwareProblem:
-    """A device failed outside a take (e.g. no camera at start-up): show it, stay up."""
+    """A device failed outside a take (e.g. no camera at start-up): show it, stay up (a
+    start tries the camera again, and is refused with a clear message while it is missing)."""
 
     message: str
 
@@ -71,5 +80,17 @@ class CutDone:
 
 
 @dataclass(frozen=True)
+class Finalised:
+    """The background finaliser is done with a stopped take: its film is made
+    (``finished``: the take's final row, ready, empty or failed), or finishing raised
+    ``error`` (the row is left as it was, for recovery)."""
+
+    take_id: str
+    finished: Finished | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Shutdown:
-    """Stop (finalising any take) and end the worker loop."""
+    """Stop the take recording (if any), wait for the films being made (within the
+    worker's allowance; what is left is recovery's), and end the worker loop."""

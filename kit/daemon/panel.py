@@ -1,7 +1,8 @@
 """The kit's one button and one LED (gpiozero), and the LED's patterns.
 
 The patterns are pure data: one per state, told apart across a room without
-reading anything. The button only posts a press (or, held down for
+reading anything; recording while the previous take's film is still being made
+has a pattern of its own, so both show. The button only posts a press (or, held down for
 ``privacy.discard_hold_s``, a discard); it never does work itself.
 """
 
@@ -21,6 +22,9 @@ class Light(StrEnum):
 
     READY = "ready"  # slow breathe
     RECORDING = "recording"  # solid
+    # Solid with a short dark blink every second: recording, and a film is still being
+    # made meanwhile (the previous take's, or the visit's rough cut).
+    RECORDING_BUSY = "recording_busy"
     BUSY = "busy"  # fast blink: finalising or cutting
     LOW_STORAGE = "low_storage"  # double blink
     ERROR = "error"  # long on, three quick flashes
@@ -46,6 +50,9 @@ def _breathe(period_s: float = 3.2) -> tuple[tuple[float, float], ...]:
 PATTERNS: dict[Light, tuple[tuple[float, float], ...]] = {
     Light.READY: _breathe(),
     Light.RECORDING: ((1.0, 1.0),),
+    # Mostly on, so it still reads "recording" across a room; one dark dip a second tells
+    # it from solid, and 0.8 s on from the fast blink (0.1 s) and the error (three flashes).
+    Light.RECORDING_BUSY: ((1.0, 0.8), (0.0, 0.2)),
     Light.BUSY: ((1.0, 0.1), (0.0, 0.1)),
     Light.LOW_STORAGE: ((1.0, 0.15), (0.0, 0.15), (1.0, 0.15), (0.0, 1.05)),
     Light.ERROR: (

@@ -2,8 +2,10 @@
 
 Order matters: unfinished takes are recovered before anything else, the web
 server and the button come up next, and READY=1 goes to systemd only when the
-kit can record. SIGTERM posts a shutdown: a take in progress is finalised
-before the process exits. In ``--simulate`` mode the button is gpiozero's
+kit can record. SIGTERM posts a shutdown: a take in progress is stopped, and
+the films still being made (its own, and any the finaliser was busy with) are
+waited for, within FINALISE_ALLOWANCE_NS; what is left then is finalised at the
+next start from its raw streams. In ``--simulate`` mode the button is gpiozero's
 MockFactory and SIGUSR1 presses it (press and release), SIGUSR2 holds it
 down for the discard, so tests and demos drive the very same button path as
 a real kit.
@@ -12,6 +14,7 @@ a real kit.
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import threading
 import time
@@ -20,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from kit.clock import NS_PER_S, MonotonicClock
+from kit.clock import NS_PER_S, Clock, MonotonicClock
 from kit.compose import Kit, compose
 from kit.config import Config
 from kit.crypto.keyring import Keyring
@@ -29,19 +32,22 @@ from kit.daemon.events import EventKind
 from kit.daemon.messages import HardwareProblem, Shutdown, Sweep
 from kit.daemon.notify import Notifier, watchdog_interval_ns
 from kit.daemon.panel import Panel
-from kit.daemon.worker import Worker
+from kit.daemon.worker import SHUTDOWN_WAIT_NS, Worker
 from kit.errors import ConfigError, KitError
 from kit.handoff.usb import FolderSticks
+from kit.hardware.camera import CameraBlocked
 from kit.hardware.factory import Hardware, is_raspberry_pi
 from kit.store import layout
 from kit.system import boot_id
 
 log = logging.getLogger(__name__)
 
-# How long finalising may take after SIGTERM. Measured: a 10-minute 720p take
-# muxes in under 2 s on this project's x86 CI machine; a Pi 4 is ~5-10x slower,
-# and hour-long takes are rare; 5 minutes covers an hour on a Pi 4.
-FINALISE_ALLOWANCE_NS = 300 * NS_PER_S
+# How long finalising may take after SIGTERM (and, at start-up, recovery). Measured: a
+# 10-minute 720p take muxes in under 2 s on this project's x86 CI machine; a Pi 4 is
+# ~5-10x slower, and hour-long takes are rare; 5 minutes covers an hour on a Pi 4. The
+# worker waits SHUTDOWN_WAIT_NS of it for the films being made, then leaves the rest to
+# the next start; the margin is for closing the web server, the cutter and the store.
+FINALISE_ALLOWANCE_NS = SHUTDOWN_WAIT_NS + 20 * NS_PER_S
 RETENTION_PERIOD_S = 3600
 
 
@@ -95,9 +101,10 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: shutting down", signal.Signals(signum).name)
-        if worker.state in (State.RECORDING, State.FINALISING):
-            # Finalising a long take can outlast TimeoutStopSec: ask systemd for more.
-            notifier.extend_timeout(FINALISE_ALLOWANCE_NS)
+        # Finalising a long take can outlast TimeoutStopSec: ask systemd for more. Always
+        # (an idle kit exits at once anyway): a signal handler must not take the worker's
+        # lock, which the interrupted main thread (the worker's) may be holding.
+        notifier.extend_timeout(FINALISE_ALLOWANCE_NS)
         worker.post(Shutdown())
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -109,13 +116,13 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
             signal.SIGUSR2, lambda *_: _hold_mock_button(pin_factory, gpio.button_pin, hold)
         )
 
-    _open_camera(hardware, worker)
+    _open_camera(hardware, worker, on_blocked=[kit.close, *([panel.close] if panel else [])])
     _announce_sticks(kit)
     server = _WebServer(config, kit, port)
     server.start()
     worker.begin()
     threading.Thread(target=_sweep_hourly, args=(worker,), name="retention", daemon=True).start()
-    watchdog = _Watchdog(notifier, worker, clock)
+    watchdog = Watchdog(notifier, worker, clock)
     watchdog.start()
     threading.Thread(
         target=_report_status, args=(notifier, worker), name="status", daemon=True
@@ -178,9 +185,25 @@ def _sweep_hourly(worker: Worker) -> None:
             time.sleep(1)
 
 
-def _open_camera(hardware: Hardware, worker: Worker) -> None:
+def _allow_many_connections() -> None:
+    """Raise the open-files limit to its ceiling (up to what the web server may use):
+    every connection a phone, or a stranger, holds open is a file descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = WEB_CONNECTION_LIMIT + 1024 if hard == resource.RLIM_INFINITY else hard
+    want = min(want, WEB_CONNECTION_LIMIT + 1024)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def _open_camera(hardware: Hardware, worker: Worker, on_blocked: list[Callable[[], None]]) -> None:
     try:
         hardware.camera.open()
+    except CameraBlocked:
+        # systemd grants device access when it starts the unit: only a new process
+        # gets the camera the unit was started too early for. Exit; systemd restarts.
+        for close in on_blocked:
+            close()
+        raise
     except KitError as exc:
         # Stay up: the phone page shows the problem, the LED shows an error, and
         # a press (or Record) retries once the camera is back.
@@ -207,6 +230,8 @@ def _panel(
         return None
 
 
+# Connections the phone page serves at once (see _WebServer).
+WEB_CONNECTION_LIMIT = 2000
 HOTSPOT_ADDRESS = "10.42.0.1"  # NetworkManager's shared-mode address (image-build/)
 
 
@@ -222,6 +247,8 @@ class _WebServer:
 
     def __init__(self, config: Config, kit: Kit, port: int | None) -> None:
         from waitress import create_server
+
+        _allow_many_connections()
 
         from web.app import create_app
         from web.pairing import PairingStore
@@ -246,6 +273,14 @@ class _WebServer:
                 threads=8,
                 # The app refuses big bodies with a 413; this stops waitress buffering them.
                 max_request_body_size=1_000_000,
+                # A stranger on the Wi-Fi holding connections open must not crowd out the
+                # phones: room for many (waitress's default is 100), idle ones closed
+                # after 30 s, poll() rather than select() (which stops at 1,024 fds).
+                connection_limit=WEB_CONNECTION_LIMIT,
+                channel_timeout=30,
+                cleanup_interval=10,
+                asyncore_use_poll=True,
+                max_request_header_size=64 * 1024,
             )
         except OSError as exc:  # the port in use, or an address this machine does not have
             self._pairing.close()
@@ -255,9 +290,9 @@ class _WebServer:
         self.port = int(self._server.effective_port)
         base = f"http://{_display_host(config.web.host)}:{self.port}"
         log.info(
-            "pair a phone: open %s or type the code %s",
-            self._pairing.link(base),
-            self._pairing.code,
+            "pair a phone in the next 10 minutes: open %s or type the code %s (the label's)",
+            self._pairing.label_link(base),
+            self._pairing.label_code,
         )
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
 
@@ -276,6 +311,9 @@ class _WebServer:
 def status_line(status: dict[str, Any]) -> str:
     """The one-line state systemd shows (``systemctl status kit``)."""
     line = f"{status['state']}, {status['minutes_left']:.0f} min of storage left"
+    saving = len(status.get("finalising_take_ids") or ())
+    if saving and status["state"] != State.FINALISING:
+        line += f", {saving} take{'s' if saving > 1 else ''} being finalised"
     if status.get("low_storage"):
         line += " (low)"
     if status.get("error"):
@@ -294,27 +332,42 @@ def _report_status(notifier: Notifier, worker: Worker) -> None:
                 continue
             data = event.data
             # Minutes left change every tick; only a change of state is news.
-            key = (data["state"], data.get("error"), data.get("low_storage"))
+            key = (
+                data["state"],
+                data.get("error"),
+                data.get("low_storage"),
+                len(data.get("finalising_take_ids") or ()),
+            )
             if key != last:
                 notifier.status(status_line(data))
                 last = key
 
 
-class _Watchdog:
-    """Pings systemd's watchdog while the worker is healthy.
+class Watchdog:
+    """Pings systemd's watchdog while the kit is healthy: the worker thread has handled
+    an event (it ticks every half second) within the watchdog interval, and no film being
+    made in the background is stuck (:meth:`Worker.finalise_stalled`).
 
-    The worker ticks every half second; a mux of a long take can keep it busy
-    for longer, so "healthy" is: the worker thread is alive and either
-    finalising or has handled an event within the watchdog interval.
+    A stuck film stops the pings only while no take records: a restart would cut the
+    take being recorded short (the guider may not notice), so it comes once that take
+    has stopped. After the restart, recovery makes the stuck film again from its raw
+    streams (and finishes the take that stopped meanwhile).
     """
 
-    def __init__(self, notifier: Notifier, worker: Worker, clock: MonotonicClock) -> None:
+    def __init__(
+        self,
+        notifier: Notifier,
+        worker: Worker,
+        clock: Clock,
+        interval_ns: int | None = None,
+    ) -> None:
         self._notifier = notifier
         self._worker = worker
         self._clock = clock
-        self._interval = watchdog_interval_ns()
+        self._interval = watchdog_interval_ns() if interval_ns is None else interval_ns
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
+        self._said = ""
 
     def start(self) -> None:
         if self._interval is not None:
@@ -323,15 +376,32 @@ class _Watchdog:
     def stop(self) -> None:
         self._stop.set()
 
+    def check(self) -> bool:
+        """Ping if the kit is healthy; whether it did."""
+        if self._interval is None:
+            return False
+        worker = self._worker
+        quiet = self._clock.now() - worker.heartbeat_ns
+        problem = ""
+        if quiet >= self._interval:
+            problem = f"the worker has been stuck for {quiet / NS_PER_S:.1f} s"
+        else:
+            stall = worker.finalise_stalled()
+            if stall is not None and worker.state != State.RECORDING:
+                problem = stall
+        if problem:
+            if problem != self._said:
+                log.error("%s: no more watchdog pings, so systemd restarts the kit", problem)
+            self._said = problem
+            return False
+        self._said = ""
+        self._notifier.watchdog()
+        return True
+
     def _run(self) -> None:
         assert self._interval is not None
         period = self._interval / NS_PER_S / 3
         while not self._stop.wait(period):
-            worker = self._worker
-            quiet = self._clock.now() - worker.heartbeat_ns
-            if worker.finished:
+            if self._worker.finished:
                 return
-            if quiet < self._interval or worker.state == State.FINALISING:
-                self._notifier.watchdog()
-            else:
-                log.error("the worker has been stuck for %.1f s", quiet / NS_PER_S)
+            self.check()

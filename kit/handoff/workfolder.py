@@ -335,9 +335,15 @@ def _write(visit: _Visit, takes: Mapping[str, _Take], building: Path, target: Pa
     if visit.record:
         shutil.copyfile(visit.directory / "visit.json", building / "visit.json")
     stills = _stills(visit, building)
-    sheet = visit.directory / "cut" / layout.CONTACT_SHEET
-    if cut.get("contact_sheet") and sheet.is_file():
-        shutil.copyfile(sheet, building / f"{prefix} contact sheet.jpg")
+    # The contact sheet comes in pages (one page: "contact sheet.jpg", as before).
+    pages = cut.get("contact_sheets") or (
+        [cut["contact_sheet"]] if cut.get("contact_sheet") else []
+    )
+    for number, rel in enumerate(pages, start=1):
+        source = visit.directory / "cut" / Path(str(rel)).name
+        if source.is_file():
+            name = "contact sheet.jpg" if len(pages) == 1 else f"contact sheet {number:02d}.jpg"
+            shutil.copyfile(source, building / f"{prefix} {name}")
     film = _film(cut, takes, in_cut, f"{prefix} rough cut.mp4")
     film_source = visit.directory / "cut" / layout.FILM
     if film is not None and film_source.is_file():

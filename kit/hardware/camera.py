@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
+
+from kit.errors import HardwareError
+
+# H.264 NAL unit types (ITU-T H.264 table 7-1) the kit looks for.
+NAL_IDR = 5
+NAL_SPS = 7
+NAL_PPS = 8
+NAL_AUD = 9
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,45 @@ class VideoPacket:
     keyframe: bool
 
 
+def nal_types(data: bytes) -> list[int]:
+    """The NAL unit types in an Annex-B access unit, in order.
+
+    The type is the low five bits of the byte after each start code; the two
+    bits above it (``nal_ref_idc``) differ between encoders, so an SPS starts
+    ``67`` from libx264 but ``27`` from the Pi 4's hardware encoder.
+    """
+    types = []
+    at = data.find(b"\x00\x00\x01")
+    while at >= 0 and at + 3 < len(data):
+        types.append(data[at + 3] & 0x1F)
+        at = data.find(b"\x00\x00\x01", at + 3)
+    return types
+
+
+def starts_with_sps(data: bytes) -> bool:
+    """Whether an access unit begins (after any delimiter) with a sequence parameter set,
+    so a decoder can start there."""
+    types = [t for t in nal_types(data) if t != NAL_AUD]
+    return bool(types) and types[0] == NAL_SPS
+
+
+class CameraBlocked(HardwareError):
+    """The kernel refuses the camera's device nodes (EPERM), and only a new process gets in.
+
+    Under systemd, ``DeviceAllow=char-video4linux`` and the like are resolved
+    to device numbers when the unit starts; a unit started before udev loaded
+    the camera's drivers is left without them for its whole life. The daemon
+    should exit non-zero on this error so that ``Restart=on-failure`` starts a
+    process that may use the camera.
+    """
+
+    retry_by_restart: ClassVar[bool] = True
+
+    def __init__(self, message: str, nodes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.nodes = nodes
+
+
 VideoSink = Callable[[VideoPacket], None]
 """Receives packets on the camera's thread; must return quickly."""
 
@@ -46,6 +93,13 @@ class Camera(Protocol):
     fresh encode whose first packet is a keyframe with SPS/PPS, delivered to
     ``sink`` on a camera thread; ``stop_recording`` returns once the last
     packet has been delivered.
+
+    A camera that fails while recording stops delivering; the recorder stops the
+    take after :data:`kit.recording.recorder.CAMERA_STALL_NS` without a frame.
+    ``stop_recording`` may then raise :class:`kit.errors.HardwareError` (the take
+    is kept all the same), but must deliver nothing afterwards. ``close`` then
+    ``open`` starts the camera afresh; ``open`` raises ``HardwareError`` while it
+    is gone (a start is then refused).
     """
 
     @property

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit.clock import NS_PER_MS, Clock
-from kit.config import Config
+from kit.config import Config, focus_distance_m
 from kit.hardware.camera import Camera, VideoFormat
 from kit.hardware.microphone import AudioFormat, Microphone
 from kit.hardware.sim.pulses import SyncPulses
@@ -70,6 +70,9 @@ def pi_hardware(config: Config, clock: Clock) -> Hardware:
         bitrate=cam.bitrate,
         preview_size=(cam.preview_width, cam.preview_height),
         preview_fps=cam.preview_fps,
+        focus_m=focus_distance_m(cam.focus),
+        mains_hz=cam.mains_hz,
+        full_field=cam.full_field,
     )
     microphone = SoundDeviceMicrophone(
         audio_format(config),

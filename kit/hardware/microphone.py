@@ -52,10 +52,22 @@ def peak_dbfs(samples: npt.NDArray[np.int16]) -> float:
 
 
 class Microphone(Protocol):
-    """A microphone that streams blocks to a sink between ``start`` and ``stop``."""
+    """A microphone that streams blocks to a sink between ``start`` and ``stop``.
+
+    A microphone that goes away (a USB one pulled out) simply stops delivering:
+    the recorder notices (kit.recording.recorder.MIC_LOST_NS) and records picture
+    only. ``stop`` must still return then (raising :class:`kit.errors.HardwareError`
+    if it could not stop cleanly), and ``start`` raises ``HardwareError``
+    (``DeviceNotFound``) while it is gone and works again once it is back: the
+    recorder calls ``stop`` then ``start`` every second until sound comes again.
+    """
 
     @property
-    def format(self) -> AudioFormat: ...
+    def format(self) -> AudioFormat:
+        """What the microphone records. Read just before ``start``, it is what that
+        start delivers (a device may not record at the configured rate); a start
+        that cannot keep to it raises instead."""
+        ...
 
     @property
     def overflows(self) -> int:

@@ -8,6 +8,28 @@ each block and a time-info struct. Its clock is not ours: on ALSA
 difference is meaningful to us: how long ago, as of the status read, the
 block's first sample left the ADC. So the block's instant on the kit clock is
 ``now - (currentTime - inputBufferAdcTime)``, read at the top of the callback.
+
+The microphone is a raw ALSA ``hw:`` device: no resampling between it and us,
+so it records only at its native rates. When it cannot do ``audio.rate``
+(PortAudio's ``paInvalidSampleRate``, from ``Pa_IsFormatSupported``), it
+records at its own default rate (PortAudio's ALSA host API finds that with
+resampling off, so it is native) or another the kit encodes, and
+:attr:`SoundDeviceMicrophone.format` says so *before* ``start``: the recorder
+writes that rate into the raw audio stream's header, and the mux and the live
+film resample by timestamps onto the video clock at whatever rate the header
+says. ``plughw:`` would resample inside ALSA instead, but PortAudio does not
+list it and sounddevice cannot open a device by ALSA name.
+
+A USB microphone pulled out mid-take ends its stream: PortAudio's ALSA
+callback thread stops on the device's error, the stream goes inactive and
+sounddevice calls ``finished_callback`` (PortAudio has no error callback:
+PortAudio#143). Or the callbacks just stop coming. Either way no block
+arrives, which is what the recorder watches for (kit.recording.recorder); it
+then stops this microphone and starts it again every second until it is
+back. PortAudio lists devices once, at initialisation, so the list still
+holds the pulled-out device: after a stream ended by itself (or a stop or a
+start failed), the next start re-scans the devices first, and finds the
+microphone again once it is plugged back in.
 """
 
 from __future__ import annotations
@@ -21,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from kit.clock import NS_PER_S, Clock
+from kit.config import AUDIO_RATES
 from kit.errors import DeviceNotFound, HardwareError, StateError
 from kit.hardware.microphone import AudioBlock, AudioFormat, AudioSink, peak_dbfs
 
@@ -36,6 +59,9 @@ DEFAULT_LATENCY_S = 0.1
 # host API's times are not usable; see adc_instant.
 _MAX_AGE_S = 1.0
 
+# portaudio.h's paInvalidSampleRate: the one error that makes another rate worth a try.
+PA_INVALID_SAMPLE_RATE = -9997
+
 
 @dataclass(frozen=True)
 class InputDevice:
@@ -44,6 +70,17 @@ class InputDevice:
     index: int
     name: str
     channels: int
+    default_rate: float = 0.0  # PortAudio's default_samplerate (0: unknown)
+
+
+def candidate_rates(wanted: int, device_default: float) -> list[int]:
+    """The rates to try, in order: ``wanted``, the device's own default if the kit
+    encodes it, then the kit's other rates (:data:`kit.config.AUDIO_RATES`)."""
+    rates = [wanted]
+    if round(device_default) in AUDIO_RATES:
+        rates.append(round(device_default))
+    rates.extend(AUDIO_RATES)
+    return list(dict.fromkeys(rates))
 
 
 def adc_instant(now_ns: int, current_time: float, adc_time: float, frames: int, rate: int) -> int:
@@ -107,6 +144,15 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The device and format the next stream records with."""
+
+    device: InputDevice
+    format: AudioFormat
+    blocksize: int
+
+
 class SoundDeviceMicrophone:
     """A PortAudio input stream of 16-bit blocks, each stamped with its first sample's ADC time."""
 
@@ -118,24 +164,50 @@ class SoundDeviceMicrophone:
         device: str | int | None,
         blocksize: int,
         latency_s: float = DEFAULT_LATENCY_S,
+        backend: Any = None,
     ) -> None:
-        self._format = audio_format
+        """``backend`` is the sounddevice module (imported at first use when None) or a
+        stand-in with its API."""
+        self._wanted = audio_format
         self._clock = clock
         self._device = device
         self._blocksize = blocksize
         self._latency = latency_s
+        self._backend = backend
         self._stream: Any = None
+        self._running: AudioFormat | None = None
+        self._promised: AudioFormat | None = None
         self._sink: AudioSink | None = None
         self._overflows = 0
         self._pending_overflow = False
         self._level = -120.0
         self._fallback_stamps = 0
         self._callback_errors = 0
+        self._stopping = False
+        # The device list may be stale: a stream ended by itself (the microphone went
+        # away), or a start or stop failed. The next plan re-scans first.
+        self._rescan_first = False
         self.device_name = ""
 
     @property
     def format(self) -> AudioFormat:
-        return self._format
+        """What the running stream records, or what the next one will.
+
+        That is the configured format unless the device cannot record at its
+        rate; then the rate :meth:`start` will use (it asks the device, so call
+        this just before ``start``). When the device cannot be found or asked,
+        the configured format, and ``start`` raises the reason.
+        """
+        running = self._running
+        if running is not None:
+            return running
+        try:
+            promised = self._plan(self._sounddevice()).format
+        except HardwareError as exc:
+            log.debug("microphone format unknown until it starts: %s", exc)
+            promised = self._wanted
+        self._promised = promised
+        return promised
 
     @property
     def overflows(self) -> int:
@@ -148,27 +220,42 @@ class SoundDeviceMicrophone:
     def start(self, sink: AudioSink) -> None:
         if self._stream is not None:
             raise StateError("the microphone is already running")
-        sd = _sounddevice()
-        fmt = self._format
-        chosen = self._choose(sd)
+        sd = self._sounddevice()
+        try:
+            plan = self._plan(sd)
+        except HardwareError:
+            self._rescan_first = True
+            raise
+        promised, self._promised = self._promised, None
+        if promised is not None and promised != plan.format:
+            # The recorder has already written the promised rate into the take.
+            raise HardwareError(
+                f"the microphone changed: it records {plan.format.rate} Hz now, not "
+                f"{promised.rate} Hz as it said; start again"
+            )
+        fmt, chosen = plan.format, plan.device
         self._sink = sink
         self._overflows = 0
         self._pending_overflow = False
         self._fallback_stamps = 0
         self._callback_errors = 0
+        self._running = fmt
         try:
             stream = sd.InputStream(
                 samplerate=fmt.rate,
                 channels=fmt.channels,
                 dtype="int16",
-                blocksize=self._blocksize,
+                blocksize=plan.blocksize,
                 device=chosen.index,
                 latency=self._latency,
                 callback=self._callback,
+                finished_callback=self._finished,
             )
             stream.start()
         except (sd.PortAudioError, ValueError) as exc:
             self._sink = None
+            self._running = None
+            self._rescan_first = True
             raise HardwareError(
                 f"cannot record {fmt.rate} Hz x{fmt.channels} from [{chosen.index}] "
                 f"{chosen.name}: {exc}"
@@ -181,7 +268,7 @@ class SoundDeviceMicrophone:
             chosen.name,
             fmt.rate,
             fmt.channels,
-            self._blocksize,
+            plan.blocksize,
             stream.latency * 1000,
         )
 
@@ -190,31 +277,96 @@ class SoundDeviceMicrophone:
         if stream is None:
             return
         # Pa_StopStream returns once the callback thread has finished, so no
-        # block reaches the sink after this.
+        # block reaches the sink after this. A stream whose device went away may
+        # refuse to stop; it is closed all the same (Pa_CloseStream aborts it).
+        self._stopping = True
         try:
-            stream.stop()
-            stream.close()
+            try:
+                stream.stop()
+            finally:
+                stream.close()
         except Exception as exc:
+            self._rescan_first = True
             raise HardwareError(f"the microphone did not stop cleanly: {exc}") from exc
         finally:
+            self._stopping = False
             self._sink = None
+            self._running = None
         if self._fallback_stamps:
             log.warning(
                 "microphone: %d blocks had no usable ADC time; stamped one block back",
                 self._fallback_stamps,
             )
 
+    def _sounddevice(self) -> Any:
+        if self._backend is None:
+            self._backend = _sounddevice()
+        return self._backend
+
+    def _plan(self, sd: Any) -> _Plan:
+        """The device to record from and the rate it records at."""
+        chosen = self._choose(sd)
+        rate = self._rate(sd, chosen)
+        fmt = AudioFormat(rate=rate, channels=self._wanted.channels)
+        # Blocks keep their duration (10 ms by default) at whatever rate.
+        blocksize = max(1, round(self._blocksize * rate / self._wanted.rate))
+        return _Plan(chosen, fmt, blocksize)
+
+    def _rate(self, sd: Any, device: InputDevice) -> int:
+        """The first rate of :func:`candidate_rates` the device records natively."""
+        wanted = self._wanted
+        refused = []
+        for rate in candidate_rates(wanted.rate, device.default_rate):
+            try:
+                sd.check_input_settings(
+                    device=device.index, channels=wanted.channels, dtype="int16", samplerate=rate
+                )
+            except sd.PortAudioError as exc:
+                code = exc.args[1] if len(exc.args) > 1 else None
+                if code != PA_INVALID_SAMPLE_RATE:
+                    raise HardwareError(
+                        f"cannot record from [{device.index}] {device.name}: {exc}"
+                    ) from exc
+                refused.append(rate)
+                continue
+            except ValueError as exc:  # sounddevice's own checks (device, channels)
+                raise HardwareError(
+                    f"cannot record from [{device.index}] {device.name}: {exc}"
+                ) from exc
+            if refused:
+                log.warning(
+                    "microphone [%d] %s cannot record at %s Hz: recording at %d Hz",
+                    device.index,
+                    device.name,
+                    "/".join(map(str, refused)),
+                    rate,
+                )
+            return rate
+        raise HardwareError(
+            f"microphone [{device.index}] {device.name} records at none of "
+            f"{', '.join(map(str, refused))} Hz (its default: {device.default_rate:g} Hz)"
+        )
+
     def _choose(self, sd: Any) -> InputDevice:
+        if self._rescan_first and self._stream is None:
+            # The microphone went away: the list PortAudio made still holds it.
+            log.info("the microphone went away; re-scanning audio devices")
+            self._rescan(sd)
+            return self._choose_from(sd)
         try:
             return self._choose_from(sd)
         except DeviceNotFound:
-            # PortAudio lists devices once, at import: a microphone plugged in
-            # later needs a re-scan (the maintainer's advice in
-            # python-sounddevice#125). No stream of ours is open here.
             log.info("microphone not found; re-scanning audio devices")
-            sd._terminate()
-            sd._initialize()
+            self._rescan(sd)
             return self._choose_from(sd)
+
+    def _rescan(self, sd: Any) -> None:
+        """Make PortAudio list the devices again. It lists them once, at import: a
+        microphone plugged in later needs a re-scan (the maintainer's advice in
+        python-sounddevice#125). Terminating closes every stream: none of ours is open."""
+        self._rescan_first = False
+        sd._terminate()
+        sd._initialize()
 
     def _choose_from(self, sd: Any) -> InputDevice:
         try:
@@ -223,12 +375,24 @@ class SoundDeviceMicrophone:
         except sd.PortAudioError as exc:
             raise HardwareError(f"cannot list audio devices: {exc}") from exc
         devices = [
-            InputDevice(i, str(info["name"]), int(info["max_input_channels"]))
+            InputDevice(
+                i,
+                str(info["name"]),
+                int(info["max_input_channels"]),
+                float(info.get("default_samplerate") or 0.0),
+            )
             for i, info in enumerate(infos)
             if info["max_input_channels"] > 0
         ]
         default = default_index if isinstance(default_index, int) and default_index >= 0 else None
-        return choose_input_device(devices, self._device, default, self._format.channels)
+        return choose_input_device(devices, self._device, default, self._wanted.channels)
+
+    def _finished(self) -> None:
+        # On PortAudio's thread, when the stream goes inactive: after our stop, or by itself
+        # when the device failed (a USB microphone pulled out).
+        if not self._stopping:
+            self._rescan_first = True
+            log.warning("the microphone's stream ended by itself (was it unplugged?)")
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         # On PortAudio's thread: read the clock first, copy, hand over. An
@@ -236,7 +400,8 @@ class SoundDeviceMicrophone:
         now = self._clock.now()
         try:
             adc = float(time_info.inputBufferAdcTime)
-            t_ns = adc_instant(now, float(time_info.currentTime), adc, frames, self._format.rate)
+            rate = self._running.rate if self._running is not None else self._wanted.rate
+            t_ns = adc_instant(now, float(time_info.currentTime), adc, frames, rate)
             if adc == 0.0:
                 self._fallback_stamps += 1
             # paInputOverflow: "data prior to one or more samples in the input

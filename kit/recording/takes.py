@@ -7,13 +7,16 @@ removed only after the MP4 is durable and the row says ``ready``.
 
 from __future__ import annotations
 
+import errno
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import sqlite3
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from kit.clock import NS_PER_S
-from kit.errors import CorruptMedia, StateError
-from kit.model import Take, TakeState
+from kit.errors import StateError, StorageFull
+from kit.model import UNFINISHED, Take, TakeState
 from kit.recording.livefilm import FilmDropped, LiveFilm
 from kit.recording.mux import EmptyTake, MuxResult, mux_take, trim_mp4
 from kit.recording.recorder import RecordingStats, TakeRecorder
@@ -21,6 +24,27 @@ from kit.store import layout
 from kit.store.store import Store, new_id
 
 log = logging.getLogger(__name__)
+
+WAITING_FOR_ROOM = "the card is full: the film is made when there is room"
+# Room beyond the raw streams' size before a waiting take is tried again (the film
+# is about as big as its video; the rest is headroom for the database and the audio).
+ROOM_MARGIN_BYTES = 16 * 1024 * 1024
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the card being full."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(cause, StorageFull) or "database or disk is full" in str(cause):
+            return True
+        if "No space left on device" in str(cause):  # FFmpeg's wrapping of a file's error
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 @dataclass(frozen=True)
@@ -83,7 +107,12 @@ class Finaliser:
                 return self._store.db.update_take(take.id, state=TakeState.DISCARDED, error="")
             log.info("take %s has no video: %s", take.id, exc)
             return self._store.db.update_take(take.id, state=TakeState.EMPTY, error=str(exc))
-        except (CorruptMedia, OSError, ValueError) as exc:
+        except Exception as exc:
+            if out_of_space(exc):
+                # Not a failure of the take: its raw streams are whole. It stays
+                # unfinished, so it is made again when there is room (or at start).
+                log.warning("take %s: the card is full; its film waits for room", take.id)
+                return self._waiting(take)
             log.exception("take %s could not be finalised; its raw files are kept", take.id)
             return self._store.db.update_take(take.id, state=TakeState.FAILED, error=str(exc))
         if result.gaps:
@@ -98,6 +127,43 @@ class Finaliser:
         )
         self._remove_raw(directory, overwrite=discard)
         return done
+
+    def clear_leftovers(self, skip: str | None = None) -> int:
+        """Remove what an interruption left beside takes that are done (but ``skip``):
+        raw streams a kill between "ready" and their removal kept (overwritten where a
+        discard covers them: they may hold what the family asked to destroy), and any
+        half-written temporary file. Needs no key. Returns how many files went."""
+        files, removed = self._store.files, 0
+        for visit in self._store.db.visits():
+            for take in self._store.db.takes(visit.id):
+                if take.id == skip:
+                    continue
+                directory = layout.take_dir(take.visit_id, take.id)
+                leftovers = [f".{Path(layout.take_mp4(directory)).name}.partial"]
+                if take.state not in UNFINISHED:
+                    leftovers += [Path(layout.raw_video(directory)).name]
+                    leftovers += [Path(layout.raw_audio(directory)).name]
+                for name in leftovers:
+                    rel = f"{directory}/{name}"
+                    if files.exists(rel):
+                        log.warning("take %s: removing %s an interruption left", take.id, name)
+                        files.remove(rel, overwrite=take.keep_until_ns is not None)
+                        removed += 1
+            cut = files.path(layout.cut_dir(visit.id))
+            for temp in sorted(cut.glob(".*.partial")) if cut.is_dir() else []:
+                log.warning("visit %s: removing %s an interruption left", visit.id, temp.name)
+                temp.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _waiting(self, take: Take) -> Take:
+        """Mark ``take`` as waiting for room on the card (as far as the card lets us)."""
+        try:
+            return self._store.db.update_take(
+                take.id, state=TakeState.FINALISING, error=WAITING_FOR_ROOM
+            )
+        except sqlite3.OperationalError:  # the database cannot grow either
+            return replace(take, state=TakeState.FINALISING, error=WAITING_FOR_ROOM)
 
     def _live(self, take: Take, film: LiveFilm, discard: bool) -> MuxResult | None:
         """The live film's result, or None if the take must be muxed from raw."""
@@ -150,7 +216,9 @@ class Finaliser:
         self, skip: str | None = None, progress: Callable[[int, int], None] | None = None
     ) -> list[Take]:
         """Finalise every take a crash or power cut left unfinished (but ``skip``);
-        ``progress(done, total)`` after each take."""
+        ``progress(done, total)`` after each take. First, clear what an interruption
+        left beside finished takes."""
+        self.clear_leftovers(skip)
         unfinished = []
         for take in self._store.db.unfinished_takes():
             if take.id == skip:
@@ -170,7 +238,10 @@ class Finaliser:
         recovered = []
         for take in unfinished:
             log.warning("recovering take %s left %s by an interruption", take.id, take.state)
-            self._store.db.update_take(take.id, recovered=True)
+            try:
+                self._store.db.update_take(take.id, recovered=True)
+            except sqlite3.OperationalError as exc:  # a full card: finalise says so below
+                log.warning("take %s: could not mark it recovered: %s", take.id, exc)
             recovered.append(self.finalise(take.id))
             if progress is not None:
                 progress(len(recovered), total)
@@ -216,6 +287,33 @@ class TakeService:
         """Apply a discard recorded on a finished take (see :meth:`Finaliser.trim`)."""
         return self._finaliser.trim(take_id)
 
+    def unfinished(self) -> list[str]:
+        """Takes whose films are not made yet, but the one recording (by id)."""
+        current = self._current.id if self._current is not None else None
+        return [t.id for t in self._store.db.unfinished_takes() if t.id != current]
+
+    def waiting(self, free_bytes: int, busy: Collection[str] = ()) -> list[Stopped]:
+        """Takes left unfinished here (a full card, a row the card could not update)
+        whose raw streams the free space can now make a film of; not the take being
+        recorded, nor those in ``busy``. Each is marked ``finalising``."""
+        ready = []
+        files = self._store.files
+        for take in self._store.db.unfinished_takes():
+            current = self._current is not None and take.id == self._current.id
+            if current or take.id in busy or not self._store.db.visit(take.visit_id).readable:
+                continue
+            directory = layout.take_dir(take.visit_id, take.id)
+            raw = [layout.raw_video(directory), layout.raw_audio(directory)]
+            need = sum(files.path(r).stat().st_size for r in raw if files.exists(r))
+            if need + ROOM_MARGIN_BYTES > free_bytes:
+                continue
+            try:
+                marked = self._store.db.update_take(take.id, state=TakeState.FINALISING)
+            except sqlite3.OperationalError:  # still no room for the row itself
+                continue
+            ready.append(Stopped(marked, RecordingStats.unknown()))
+        return ready
+
     def stop(self) -> Finished:
         """Stop the current take and finalise it into an MP4 (both steps, in order)."""
         return self.finish(self.stop_recording())
@@ -227,6 +325,9 @@ class TakeService:
         if take is None:
             raise StateError("no take is recording")
         try:
+            # First, so that nothing (End visit, say) sees a take still recording once
+            # the stop has begun; a failed stop leaves it for the recovery.
+            self._store.db.update_take(take.id, state=TakeState.FINALISING)
             stats = self._recorder.stop()
         finally:
             self._current = None

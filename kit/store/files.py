@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, cast
 
-from kit.crypto.chunked import EncryptedFile
+from kit.crypto.chunked import CHUNK_SIZE, EncryptedFile
 from kit.errors import Sealed, StorageError
 from kit.store import layout
 
@@ -74,12 +74,23 @@ class FileLayer:
         return self.path(layout.wrapped_key(visit_id)).exists()
 
     def makedirs(self, rel: str) -> None:
+        """Create ``rel`` and any missing parents, each made durable in its parent
+        (a power cut must not lose a visit's folder while its files survive)."""
         full = self.path(rel)
-        full.mkdir(parents=True, exist_ok=True)
-        self._fsync_dir(full.parent)
+        missing = []
+        folder = full
+        while not folder.is_dir():
+            missing.append(folder)
+            folder = folder.parent
+        for made in reversed(missing):
+            made.mkdir(exist_ok=True)
+            self._fsync_dir(made.parent)
+        if not missing:
+            self._fsync_dir(full.parent)
 
-    def append(self, rel: str) -> BinaryIO:
-        """Open ``rel`` for appending (created if missing)."""
+    def append(self, rel: str, *, chunk_size: int = CHUNK_SIZE) -> BinaryIO:
+        """Open ``rel`` for appending (created if missing). An encrypted file made here
+        gets ``chunk_size`` chunks (an existing one keeps its own)."""
         full = self.path(rel)
         key = self.key_for(rel)
         existed = full.exists()
@@ -93,7 +104,7 @@ class FileLayer:
                     enc = EncryptedFile.open(raw, key, writable=True)
                     enc.seek(0, os.SEEK_END)
                 else:
-                    enc = EncryptedFile.create(raw, key)
+                    enc = EncryptedFile.create(raw, key, chunk_size=chunk_size)
             except BaseException:
                 raw.close()
                 raise

@@ -1,4 +1,4 @@
-"""Fake I/O sources for the health probes: real small classes, no mock.patch."""
+"""Fake I/O sources for the check's probes: real small classes, no mock.patch."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kit.check.board import BoardSample
+from kit.check.take import TakeLog
+from kit.check.timing import FrameArrival
+from kit.clock import NS_PER_MS, NS_PER_S
 from kit.errors import HardwareError
 from kit.hardware.camera import VideoFormat, VideoPacket, VideoSink
 from kit.hardware.microphone import AudioBlock, AudioFormat, AudioSink
+from kit.recording.alignment import BlockTime
 
 
 class FakeCamera:
@@ -124,3 +129,59 @@ class FakeRunner:
         self, argv: Sequence[str], stdout: str = "", code: int = 0, stderr: str = ""
     ) -> None:
         self.answers[tuple(argv)] = subprocess.CompletedProcess(list(argv), code, stdout, stderr)
+
+
+# --- a measured take, canned --------------------------------------------------------------
+
+
+def healthy_take(seconds: float = 10.0, *, fps: int = 30, rate: int = 48_000) -> TakeLog:
+    """What a kit that keeps up records: every frame 40 ms after its capture (+-1 ms), the
+    mic's stamps on a 0 ppm line (+-0.5 ms), 50 °C, no throttling, a third of a core."""
+    t0 = 2_000 * NS_PER_S
+    period = NS_PER_S // fps
+    frames = tuple(
+        FrameArrival(t0 + n * period, t0 + n * period + 40 * NS_PER_MS + (n % 3 - 1) * NS_PER_MS)
+        for n in range(round(seconds * fps))
+    )
+    block = 480
+    blocks = tuple(
+        BlockTime(t0 + k * block * NS_PER_S // rate + (k % 2) * NS_PER_MS // 2, block)
+        for k in range(round(seconds * rate / block))
+    )
+    wall = round(seconds * NS_PER_S)
+    return TakeLog(
+        seconds=seconds,
+        wall_ns=wall,
+        video=VideoFormat(1280, 720, fps),
+        audio=AudioFormat(rate, 1),
+        frames=frames,
+        blocks=blocks,
+        dropped_frames=0,
+        mic_overflows=0,
+        video_bytes=round(4_000_000 / 8 * seconds),
+        cpu_ns=wall // 3,
+        writer_cpu_ns=wall // 50,
+        board_busy=0.25,
+        cores=4,
+        samples=(
+            BoardSample(t0, 50.0, 0, "sysfs"),
+            BoardSample(t0 + wall, 52.5, 0, "sysfs"),
+        ),
+        stop_ns=150 * NS_PER_MS,
+        live_film="",
+    )
+
+
+@dataclass
+class FakeHttp:
+    """Answers ``GET /`` with ``status``, or raises ``error``; records where it was asked."""
+
+    status: int = 200
+    error: OSError | None = None
+    asked: list[tuple[str, int]] = field(default_factory=list)
+
+    def __call__(self, host: str, port: int, timeout_s: float) -> int:
+        self.asked.append((host, port))
+        if self.error is not None:
+            raise self.error
+        return self.status

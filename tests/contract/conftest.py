@@ -4,13 +4,15 @@ recorder and the finaliser, simulated camera and microphone, a fake clock, an in
 cutter). As gpiozero runs its tests over every pin factory.
 
 A driver adds what only a test needs: :meth:`Driver.settle` lets the kit finish
-what it was asked (the real worker handles its queue; a stop needs the camera's
-last frame, so time moves on meanwhile) and :meth:`Driver.advance` lets time pass.
+what it was asked (the real worker handles its queue, and waits on it for the films
+its finaliser thread is making; a stop needs the camera's last frame, so time moves
+on meanwhile) and :meth:`Driver.advance` lets time pass.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -108,11 +110,18 @@ class RealDriver:
             self.clock.settle(timeout_s=2.0)
 
     def settle(self) -> None:
-        """Handle everything queued; time runs meanwhile (a stop waits for the last frame)."""
+        """Handle everything queued, and wait for the films being made (on the worker's
+        queue: the finaliser posts each one there); time runs meanwhile (a stop waits for
+        the last frame)."""
+        worker = self.kit.worker
         self._free_run.set()
         try:
-            while self.kit.worker.step():
-                pass
+            while True:
+                while worker.step():
+                    pass
+                if not worker.finalising:
+                    return
+                assert worker.step(timeout_s=30), "the finaliser never answered"
         finally:
             self._free_run.clear()
 
@@ -126,11 +135,14 @@ class RealDriver:
     def close(self) -> None:
         from kit.daemon.messages import Shutdown
 
-        self.kit.worker.post(Shutdown())
+        worker = self.kit.worker
+        worker.post(Shutdown())
         self._free_run.set()  # the simulated threads end on their next instant
         try:
-            while self.kit.worker.step():
-                pass
+            deadline = time.monotonic() + 60
+            while not worker.finished:  # it waits for the films being made
+                assert time.monotonic() < deadline, "the worker never finished"
+                worker.step(timeout_s=1.0)
             self.kit.hardware.microphone.stop()
             self.kit.close()
         finally:

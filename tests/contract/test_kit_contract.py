@@ -283,8 +283,10 @@ def test_the_status_and_the_preview(driver: Driver) -> None:
         "error",
         "cut_progress",
         "cut_visit_id",
+        "finalising_take_ids",
     }
     assert status["now_ns"] == d.recording.now_ns()
+    assert status["finalising_take_ids"] == []
     _start_visit(d)
     _start(d, 1.0)
     recording = d.recording.status()

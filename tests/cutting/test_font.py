@@ -15,16 +15,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 from kit.cutting import font
 from kit.cutting.render import Source
-from kit.cutting.stills import (
+from kit.cutting.sheet import (
     BACKGROUND,
     CAPTION_SIZE,
     DIM,
     TEXT,
-    Still,
-    contact_sheet,
+    contact_sheets,
     sheet_layout,
     still_times,
 )
+from kit.cutting.stills import Still
 from kit.model import Tag
 from kit.store.files import FileLayer
 
@@ -110,7 +110,8 @@ def test_the_contact_sheet_letters_a_cyrillic_label_as_typed_and_never_the_note(
         _still(files, 3, "Être attentif", ""),
         _still(files, 4, "Δ moment", ""),
     ]
-    rel = contact_sheet(files, stills, "sheet.jpg", title="F-0042 · 2026-11-30")
+    [rel] = contact_sheets(files, stills, "cut", title="F-0042 · 2026-11-30")
+    assert rel == "cut/contact-sheet-01.jpg"
     sheet = Image.open(files.path(rel))
     plan = sheet_layout(4, 640, 360, titled=True)
     assert sheet.size == (plan.width, plan.height)

@@ -1,12 +1,16 @@
 """The daemon's state machine, driven through gpiozero's MockFactory and a fake clock.
 
 No sleeps: the button's mock pin calls back synchronously, the callback posts
-an event, and the test runs the worker one event at a time with ``step()``.
+an event, and the test runs the worker one event at a time with ``step()``. A
+stopped take's film is made in the worker's finaliser thread: the test waits for
+its answer on the worker's queue (``step(timeout_s=…)``), and a take the fake
+holds is made only when the test releases it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +31,8 @@ from kit.errors import HardwareError, NotFound, StateError, StorageFull
 from kit.hardware.camera import VideoFormat
 from kit.hardware.microphone import AudioFormat
 from kit.model import DEFAULT_LABELS, Take, TakeState, Visit
-from kit.recording.takes import Finished
+from kit.recording.recorder import RecordingStats
+from kit.recording.takes import Finished, Stopped
 from kit.store import layout
 from kit.store.database import Database
 from kit.store.files import FileLayer
@@ -41,17 +46,40 @@ RATES = RecordingRates(raw_bytes_per_s=MB, mp4_bytes_per_s=MB)  # 1 MB/s each, 2
 PLENTY = 10_000 * MB  # ~83 minutes
 
 
+STATS = RecordingStats(
+    video_frames=0,
+    video_bytes=0,
+    audio_frames=0,
+    first_frame_ns=None,
+    last_frame_ns=None,
+    dropped_frames=0,
+    mic_overflows=0,
+    writer_cpu_ns=0,
+    syncs=0,
+    error="",
+)
+
+
 @dataclass
 class FakeTakes:
-    """Stands in for TakeService: records calls, fails on request."""
+    """Stands in for TakeService: records calls, fails on request. With ``hold``, the
+    finaliser's thread waits in :meth:`finish` until the test releases that take."""
 
     db: Database
     fail_start: Exception | None = None
     fail_stop: Exception | None = None
     finalise_to: TakeState = TakeState.READY
+    hold: bool = False
     started: list[str] = field(default_factory=list)
+    trimmed: list[str] = field(default_factory=list)
     current: Take | None = None
     n: int = 0
+    # Per take: its film has begun (set by the finaliser's thread), may finish (the test).
+    begun: dict[str, threading.Event] = field(default_factory=dict)
+    released: dict[str, threading.Event] = field(default_factory=dict)
+    running: int = 0  # finishes under way at once
+    most_at_once: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, visit_id: str) -> Take:
         if self.fail_start is not None:
@@ -61,16 +89,54 @@ class FakeTakes:
         self.started.append(self.current.id)
         return self.current
 
-    def stop(self) -> Finished:
+    def _event(self, events: dict[str, threading.Event], take_id: str) -> threading.Event:
+        with self._lock:
+            return events.setdefault(take_id, threading.Event())
+
+    def stop_recording(self) -> Stopped:
         take, self.current = self.current, None
         assert take is not None
         if self.fail_stop is not None:
             raise self.fail_stop
-        error = "mux failed" if self.finalise_to == TakeState.FAILED else ""
-        return Finished(self.db.update_take(take.id, state=self.finalise_to, error=error), None)
+        return Stopped(self.db.update_take(take.id, state=TakeState.FINALISING), STATS)
+
+    def finish(self, stopped: Stopped) -> Finished:
+        """As the finaliser: reads the row first (a discard already there is honoured)."""
+        take_id = stopped.take.id
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            take = self.db.take(take_id)
+            self._event(self.begun, take_id).set()
+            if self.hold:
+                assert self._event(self.released, take_id).wait(30), f"{take_id} never released"
+            if take.keep_until_ns == 0:
+                return Finished(self.db.update_take(take_id, state=TakeState.DISCARDED), None)
+            error = "mux failed" if self.finalise_to == TakeState.FAILED else ""
+            done = self.db.update_take(take_id, state=self.finalise_to, error=error)
+            return Finished(done, None)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def release(self, *take_ids: str) -> None:
+        for take_id in take_ids or tuple(self.begun):
+            self._event(self.released, take_id).set()
+
+    def held(self, take_id: str) -> bool:
+        return self.hold and not self._event(self.released, take_id).is_set()
+
+    def waiting(self, free_bytes: int, busy: Collection[str] = ()) -> list[Stopped]:
+        """No take waits for room here (tests/torture/test_full_card.py covers it)."""
+        return []
+
+    def unfinished(self) -> list[str]:
+        return []
 
     def trim(self, take_id: str) -> Take:
         """A discard: the take is cut short where the library says (all of it: discarded)."""
+        self.trimmed.append(take_id)
         take = self.db.take(take_id)
         until, first = take.keep_until_ns, take.first_frame_ns or 0
         if until is None:
@@ -141,8 +207,14 @@ class Kit:
         pin.drive_high()
 
     def run(self) -> None:
-        while self.daemon.step():
-            pass
+        """Handle everything queued, and the finaliser's answer for every take it is making
+        that the fake does not hold (waiting on the worker's queue for it, not sleeping)."""
+        while True:
+            while self.daemon.step():
+                pass
+            if not [t for t in self.daemon.finalising if not self.takes.held(t)]:
+                return
+            assert self.daemon.step(timeout_s=10), "the finaliser never answered"
 
     def light(self) -> Light | None:
         return self.panel.light
@@ -150,6 +222,9 @@ class Kit:
     def state(self) -> State:
         # A method, not a property: the state changes between two reads.
         return self.daemon.state
+
+    def finished(self) -> bool:
+        return self.daemon.finished
 
 
 def _kit(
@@ -199,6 +274,9 @@ def _kit(
     if visit:
         made.open_visit()
     yield made
+    takes.hold = False
+    takes.release()
+    daemon.close()
     panel.close()
     db.close()
 
@@ -623,3 +701,263 @@ def test_a_discard_stops_the_take_and_destroys_its_last_minute_or_all_of_it(kit:
     kit.daemon.discard("phone")  # nothing left to discard
     kit.run()
     assert _refusals(kit)[-1] == "there is no take to discard"
+
+
+# -- record again at once: the film is made in the background -------------------------
+
+
+def _record_take(kit: Kit, seconds: int) -> str:
+    """Press, record ``seconds`` (the first frame at once), press again; the take's id."""
+    kit.press()
+    kit.run()
+    assert kit.state() == State.RECORDING
+    kit.recorder.first_frame_ns = kit.clock.now()
+    take = kit.daemon.status().take_id
+    assert take is not None
+    kit.clock.advance(seconds * NS_PER_S)
+    kit.press()
+    kit.run()
+    return take
+
+
+def _take_events(kit: Kit) -> list[tuple[str, str]]:
+    return [
+        (e.data["take_id"], e.data["state"]) for e in kit.daemon.events.since(0) if e.kind == "take"
+    ]
+
+
+def test_a_new_take_starts_while_the_last_ones_film_is_being_made(kit: Kit) -> None:
+    kit.takes.hold = True  # the film takes as long as the test says
+    first = _record_take(kit, 5)
+    stopped_at = kit.clock.now()
+    # Stopped at once: the hardware is free, the film is being made.
+    status = kit.daemon.status()
+    assert status.state == State.FINALISING and status.finalising == (first,)
+    assert status.as_json()["finalising_take_ids"] == [first]
+    assert kit.light() == Light.BUSY
+    assert kit.takes.db.take(first).state == TakeState.FINALISING
+    assert kit.takes.begun[first].wait(5)  # in the finaliser's thread, held there
+
+    kit.clock.advance(NS_PER_S)
+    kit.press()  # no longer ignored while finalising: the next take starts
+    kit.run()
+    second = kit.daemon.status().take_id
+    assert second is not None
+    kit.recorder.first_frame_ns = kit.clock.now()
+    status = kit.daemon.status()
+    assert kit.takes.started == [first, second] and second != first
+    assert status.state == State.RECORDING and status.finalising == (first,)
+    assert status.started_ns == kit.recorder.first_frame_ns
+    assert kit.light() == Light.RECORDING_BUSY  # both show
+    kit.clock.advance(2 * NS_PER_S)
+
+    # A tap made 0.5 s before the first take stopped, sent only now: the first take's.
+    late, _ = kit.daemon.add_tag(
+        "late", "Guiding", "", "phone", kit.clock.now() - stopped_at + NS_PER_S // 2
+    )
+    assert (late.take_id, late.at_ns) == (first, stopped_at - NS_PER_S // 2)
+    # Tapped between the takes: the second take's first moment, as before.
+    gap, _ = kit.daemon.add_tag(
+        "gap", "Guiding", "", "phone", kit.clock.now() - stopped_at - NS_PER_S // 2
+    )
+    assert (gap.take_id, gap.at_ns) == (second, kit.recorder.first_frame_ns)
+    now, _ = kit.daemon.add_tag("now", "Guiding", "", "phone", 0)
+    assert (now.take_id, now.at_ns) == (second, kit.clock.now())
+
+    kit.takes.release(first)
+    kit.run()
+    assert kit.takes.db.take(first).state == TakeState.READY
+    status = kit.daemon.status()
+    assert status.state == State.RECORDING and status.finalising == () and status.take_id == second
+    assert kit.light() == Light.RECORDING
+    assert _take_events(kit) == [(first, "ready")]
+
+    kit.clock.advance(2 * NS_PER_S)
+    kit.press()
+    kit.run()
+    assert kit.daemon.status().finalising == (second,) and kit.light() == Light.BUSY
+    kit.takes.release(second)
+    kit.run()
+    assert [kit.takes.db.take(t).state for t in (first, second)] == [TakeState.READY] * 2
+    assert kit.state() == State.IDLE and kit.light() == Light.READY
+    assert kit.daemon.status().error == "" and kit.takes.most_at_once == 1
+    assert _take_events(kit) == [(first, "ready"), (second, "ready")]
+    states = [e.data["state"] for e in kit.daemon.events.since(0) if e.kind == "status"]
+    assert "finalising" in states[states.index("recording") :]
+
+
+def test_films_are_made_one_at_a_time_in_the_order_the_takes_stopped(kit: Kit) -> None:
+    kit.takes.hold = True
+    first = _record_take(kit, 2)
+    kit.clock.advance(NS_PER_S)
+    second = _record_take(kit, 2)
+    assert kit.daemon.status().finalising == (first, second)
+    assert kit.takes.begun[first].wait(5)
+    assert second not in kit.takes.begun  # waits behind the first, never beside it
+    kit.takes.release(first)
+    kit.run()
+    assert kit.takes.db.take(first).state == TakeState.READY
+    assert kit.takes._event(kit.takes.begun, second).wait(5)
+    assert kit.daemon.status().finalising == (second,)
+    kit.takes.release(second)
+    kit.run()
+    assert kit.takes.most_at_once == 1 and kit.daemon.status().finalising == ()
+
+
+def test_no_cut_and_no_seal_while_a_film_is_being_made(cutting_kit: Kit) -> None:
+    kit = cutting_kit
+    assert kit.cutter is not None
+    kit.takes.hold = True
+    first = _record_take(kit, 2)
+    visit = kit.library.open_visit()
+    assert visit is not None
+    kit.library.end_visit(visit.id)  # ended while its last take's film is being made
+    kit.run()
+    assert kit.cutter.calls == [] and kit.library.visit(visit.id).readable  # not sealed
+    kit.takes.release(first)
+    kit.run()
+    assert [c[0] for c in kit.cutter.calls] == [visit.id]  # then its cut (then its seal)
+    assert kit.state() == State.CUTTING
+
+
+def test_a_failed_film_is_an_error_but_the_take_recording_goes_on(kit: Kit) -> None:
+    kit.takes.hold = True
+    kit.takes.finalise_to = TakeState.FAILED
+    first = _record_take(kit, 2)
+    kit.press()
+    kit.run()
+    kit.takes.release(first)
+    kit.run()
+    status = kit.daemon.status()
+    assert status.state == State.RECORDING and "mux failed" in status.error
+    assert kit.takes.db.take(first).state == TakeState.FAILED
+
+
+def test_shutdown_waits_for_the_films_being_made(kit: Kit) -> None:
+    kit.takes.hold = True
+    kit.press()
+    kit.run()
+    kit.recorder.first_frame_ns = kit.clock.now()
+    kit.clock.advance(3 * NS_PER_S)
+    kit.daemon.post(Shutdown())  # mid-take: stopped at once, its film waited for
+    kit.run()
+    assert not kit.finished() and kit.daemon.status().finalising == ("take1",)
+    kit.press()  # no new take while shutting down
+    kit.run()
+    assert kit.takes.started == ["take1"]
+    kit.takes.release("take1")
+    kit.run()
+    assert kit.finished() and kit.takes.db.take("take1").state == TakeState.READY
+
+
+def test_shutdown_leaves_a_film_that_takes_too_long_to_recovery(kit: Kit) -> None:
+    from kit.daemon.worker import SHUTDOWN_WAIT_NS
+
+    kit.takes.hold = True
+    kit.press()
+    kit.run()
+    kit.recorder.first_frame_ns = kit.clock.now()
+    kit.clock.advance(3 * NS_PER_S)
+    kit.daemon.post(Shutdown())
+    kit.run()
+    kit.clock.advance(SHUTDOWN_WAIT_NS - NS_PER_S)
+    kit.daemon.post(Tick())
+    kit.run()
+    assert not kit.finished()
+    kit.clock.advance(NS_PER_S)
+    kit.daemon.post(Tick())
+    kit.run()
+    assert kit.finished()
+    # The row still says finalising: the next start's recovery makes the film.
+    assert kit.takes.db.take("take1").state == TakeState.FINALISING
+
+
+def test_a_discard_after_stop_reaches_the_film_being_made(kit: Kit) -> None:
+    kit.takes.hold = True
+    first = _record_take(kit, 2)
+    assert kit.takes.begun[first].wait(5)
+    kit.clock.advance(NS_PER_S)
+    second = _record_take(kit, 2)  # its film waits behind the first's
+    kit.daemon.discard("phone", whole=True)  # the take that ended last: the second
+    kit.run()
+    kit.takes.release(first, second)
+    kit.run()
+    assert kit.takes.db.take(first).state == TakeState.READY
+    # The second's film had not begun: the finaliser read the discard itself.
+    assert kit.takes.db.take(second).state == TakeState.DISCARDED
+    assert kit.takes.trimmed == []
+    kit.clock.advance(NS_PER_S)
+    third = _record_take(kit, 2)
+    assert kit.takes.begun[third].wait(5)
+    kit.daemon.discard("button", whole=True)  # its film has begun: cut short once made
+    kit.run()
+    assert kit.takes.db.take(third).state == TakeState.FINALISING
+    kit.takes.release(third)
+    kit.run()
+    assert kit.takes.trimmed == [third]
+    assert kit.takes.db.take(third).state == TakeState.DISCARDED
+    assert _take_events(kit)[-1] == (third, "discarded")
+
+
+def test_a_stuck_film_shows_and_stops_the_watchdog_once_no_take_records(kit: Kit) -> None:
+    from kit.daemon.notify import Notifier
+    from kit.daemon.run import Watchdog
+    from kit.daemon.worker import FINALISE_STALL_NS
+
+    watchdog = Watchdog(Notifier(None), kit.daemon, kit.clock, interval_ns=30 * NS_PER_S)
+
+    def tick(seconds: float) -> bool:
+        """Let time pass (the worker ticks meanwhile); whether the watchdog pings."""
+        kit.clock.advance(round(seconds * NS_PER_S))
+        kit.daemon.post(Tick())
+        kit.run()
+        return watchdog.check()
+
+    kit.takes.hold = True  # a mux that hangs
+    first = _record_take(kit, 60)
+    allowance = FINALISE_STALL_NS + 15 * NS_PER_S  # the base, plus a quarter of the take
+    assert tick(allowance / NS_PER_S - 1)  # slow, but not stuck yet
+    assert kit.daemon.status().error == ""
+    assert not tick(2)  # stuck: no more pings, so systemd restarts the kit
+    status = kit.daemon.status()
+    assert status.state == State.FINALISING and f"film of take {first}" in status.error
+    assert "no progress for 5 min" in status.error
+    assert kit.daemon.finalise_stalled() is not None
+    # A take recording is not cut short for it: the pings go on until it stops.
+    kit.press()
+    kit.run()
+    assert kit.state() == State.RECORDING and tick(1)
+    kit.press()
+    kit.run()
+    assert not tick(1)
+    kit.takes.release()  # it came unstuck after all: healthy again
+    kit.run()
+    assert tick(1) and kit.daemon.status().error == ""
+    assert kit.daemon.finalise_stalled() is None
+
+
+def test_a_hung_worker_stops_the_watchdog(kit: Kit) -> None:
+    from kit.daemon.notify import Notifier
+    from kit.daemon.run import Watchdog
+
+    watchdog = Watchdog(Notifier(None), kit.daemon, kit.clock, interval_ns=30 * NS_PER_S)
+    kit.daemon.post(Tick())
+    kit.run()
+    assert watchdog.check()
+    kit.clock.advance(31 * NS_PER_S)  # no event handled meanwhile
+    assert not watchdog.check()
+
+
+def test_systemd_status_line_says_both(kit: Kit) -> None:
+    from kit.daemon.run import status_line
+
+    kit.takes.hold = True
+    first = _record_take(kit, 2)
+    assert status_line(kit.daemon.status().as_json()).startswith("finalising, ")
+    kit.press()
+    kit.run()
+    line = status_line(kit.daemon.status().as_json())
+    assert line.startswith("recording, ") and line.endswith(", 1 take being finalised")
+    kit.takes.release(first)
+    kit.run()
+    assert "finalised" not in status_line(kit.daemon.status().as_json())

@@ -1,4 +1,4 @@
-"""Fixtures for the hardware adapters: a PulseAudio null sink, and the Pi gate.
+"""Fixtures for the hardware adapters: a PulseAudio null sink, stand-ins, and the Pi gate.
 
 The null sink lets CI drive the real sounddevice adapter on a machine with no
 sound card: PortAudio's ALSA ``pulse`` device records the sink's monitor, and
@@ -25,6 +25,13 @@ import pytest
 from kit.clock import NS_PER_S
 from kit.hardware.factory import is_raspberry_pi
 from kit.hardware.microphone import AudioBlock
+from tests.hardware.standins import (
+    CAMERA_MODULE_3,
+    StandInDevice,
+    StandInPicamera2,
+    StandInSoundDevice,
+    picamera2_modules,
+)
 
 SINK = "vsink"
 RATE = 48_000
@@ -158,6 +165,32 @@ def pulse_null_sink() -> Iterator[PulseNullSink]:
             _pactl("unload-module", module)
         if started:
             subprocess.run(["pulseaudio", "--kill"], check=False, timeout=30)
+
+
+@pytest.fixture
+def standin_sd(monkeypatch: pytest.MonkeyPatch) -> StandInSoundDevice:
+    """``import sounddevice`` gives a stand-in with ALSA's default device and a 48 kHz USB mic."""
+    sd = StandInSoundDevice(
+        devices=[
+            StandInDevice("default", 2, rates=(16_000, 44_100, 48_000), default_samplerate=44_100),
+            StandInDevice("USB Mic: Audio (hw:1,0)", 1, rates=(48_000,)),
+        ]
+    )
+    monkeypatch.setitem(sys.modules, "sounddevice", sd)
+    return sd
+
+
+@pytest.fixture
+def standin_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[StandInPicamera2]:
+    """``import picamera2`` gives the stand-in, with a Camera Module 3 attached."""
+    for name, module in picamera2_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(StandInPicamera2, "cameras", [CAMERA_MODULE_3])
+    monkeypatch.setattr(StandInPicamera2, "fail_init", None)
+    monkeypatch.setattr(StandInPicamera2, "fail_configure", None)
+    monkeypatch.setattr(StandInPicamera2, "fail_start_encoder", None)
+    monkeypatch.setattr(StandInPicamera2, "instances", [])
+    return StandInPicamera2
 
 
 def stamp_rate(blocks: Sequence[AudioBlock]) -> float:

@@ -2,9 +2,9 @@
 
 Tests marked ``pi`` need a Raspberry Pi with its camera module and USB
 microphone (conftest skips them elsewhere; ``kit check`` runs them). The rest
-run on any machine: they hide picamera2/sounddevice, or stand in for
-sounddevice with a fake module that drives the adapter's callback the way
-PortAudio would.
+run on any machine: they hide picamera2/sounddevice, or put the stand-ins of
+``tests/hardware/standins.py`` in their place and drive the adapters' callbacks
+the way PortAudio and picamera2's encoders would.
 """
 
 from __future__ import annotations
@@ -14,16 +14,22 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 
 from kit.clock import NS_PER_MS, NS_PER_S, FakeClock, MonotonicClock
 from kit.errors import DeviceNotFound, HardwareError, StateError
-from kit.hardware.camera import VideoFormat, VideoPacket
+from kit.hardware.camera import (
+    NAL_IDR,
+    NAL_PPS,
+    NAL_SPS,
+    CameraBlocked,
+    VideoFormat,
+    VideoPacket,
+    nal_types,
+    starts_with_sps,
+)
 from kit.hardware.microphone import AudioBlock, AudioFormat
 from kit.hardware.picamera import FrameGaps, PiCamera, sensor_instant_ns
 from kit.hardware.soundcard import (
@@ -33,6 +39,7 @@ from kit.hardware.soundcard import (
     choose_input_device,
 )
 from tests.hardware.conftest import stamp_rate
+from tests.hardware.standins import StandInPicamera2, StandInSoundDevice
 
 VIDEO = VideoFormat(width=1280, height=720, fps=30)
 AUDIO = AudioFormat(rate=48_000, channels=1)
@@ -174,72 +181,12 @@ def test_no_matching_input_lists_the_inputs(wanted: str | int | None, default: i
 # --- the microphone's callback, driven as PortAudio would -----------------------------
 
 
-@dataclass
-class FakeStream:
-    """Stands in for sounddevice.InputStream; the test calls ``callback``."""
-
-    kwargs: dict[str, Any]
-    latency: float = 0.1
-    active: bool = False
-
-    def start(self) -> None:
-        self.active = True
-
-    def stop(self) -> None:
-        self.active = False
-
-    def close(self) -> None:
-        pass
-
-    def block(self, samples: np.ndarray, age_s: float, *, overflow: bool = False) -> None:
-        time_info = SimpleNamespace(currentTime=1.8e9, inputBufferAdcTime=1.8e9 - age_s)
-        status = SimpleNamespace(input_overflow=overflow)
-        self.kwargs["callback"](samples, samples.shape[0], time_info, status)
-
-
-@dataclass
-class FakeSoundDevice:
-    """The slice of the sounddevice module the adapter uses."""
-
-    devices: list[dict[str, Any]]
-    streams: list[FakeStream] = field(default_factory=list)
-    default: Any = field(default_factory=lambda: SimpleNamespace(device=[-1, -1]))
-    PortAudioError: type[Exception] = RuntimeError
-    rescans: int = 0
-
-    def query_devices(self) -> list[dict[str, Any]]:
-        return self.devices
-
-    def InputStream(self, **kwargs: Any) -> FakeStream:
-        stream = FakeStream(kwargs)
-        self.streams.append(stream)
-        return stream
-
-    def _terminate(self) -> None:
-        self.rescans += 1
-
-    def _initialize(self) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_sd(monkeypatch: pytest.MonkeyPatch) -> FakeSoundDevice:
-    sd = FakeSoundDevice(
-        devices=[
-            {"name": "default", "max_input_channels": 2},
-            {"name": "USB Mic: Audio (hw:1,0)", "max_input_channels": 1},
-        ]
-    )
-    monkeypatch.setitem(sys.modules, "sounddevice", sd)
-    return sd
-
-
-def test_the_callback_stamps_copies_and_flags_overflows(fake_sd: FakeSoundDevice) -> None:
+def test_the_callback_stamps_copies_and_flags_overflows(standin_sd: StandInSoundDevice) -> None:
     clock = FakeClock()
     mic = SoundDeviceMicrophone(AUDIO, clock, device=None, blocksize=4)
     got: list[AudioBlock] = []
     mic.start(got.append)
-    (stream,) = fake_sd.streams
+    (stream,) = standin_sd.streams
     assert stream.kwargs["device"] == 1  # the USB microphone
     assert stream.kwargs["dtype"] == "int16"
     assert stream.kwargs["samplerate"] == AUDIO.rate
@@ -258,7 +205,7 @@ def test_the_callback_stamps_copies_and_flags_overflows(fake_sd: FakeSoundDevice
     assert not stream.active
 
 
-def test_a_failing_sink_does_not_kill_the_stream(fake_sd: FakeSoundDevice) -> None:
+def test_a_failing_sink_does_not_kill_the_stream(standin_sd: StandInSoundDevice) -> None:
     mic = SoundDeviceMicrophone(AUDIO, FakeClock(), device="usb", blocksize=2)
     got: list[AudioBlock] = []
 
@@ -269,7 +216,7 @@ def test_a_failing_sink_does_not_kill_the_stream(fake_sd: FakeSoundDevice) -> No
         got.append(block)
 
     mic.start(sink)
-    (stream,) = fake_sd.streams
+    (stream,) = standin_sd.streams
     samples = np.zeros((2, 1), dtype=np.int16)
     stream.block(samples, age_s=0.01)  # must not raise into PortAudio
     stream.block(samples, age_s=0.01)
@@ -278,91 +225,27 @@ def test_a_failing_sink_does_not_kill_the_stream(fake_sd: FakeSoundDevice) -> No
     assert [b.overflow for b in got] == [False, True]
 
 
-def test_a_missing_device_is_reported_after_a_rescan(fake_sd: FakeSoundDevice) -> None:
+def test_a_missing_device_is_reported_after_a_rescan(standin_sd: StandInSoundDevice) -> None:
     mic = SoundDeviceMicrophone(AUDIO, FakeClock(), device="focusrite", blocksize=480)
     with pytest.raises(DeviceNotFound, match=r"focusrite.*\[0\] default.*\[1\] USB Mic"):
         mic.start(lambda _block: None)
-    assert fake_sd.rescans == 1
-    assert not fake_sd.streams
+    assert standin_sd.rescans == 1
+    assert not standin_sd.streams
 
 
 # --- the camera's glue, against a stand-in for picamera2 -----------------------------
 
 
-class FakeEncoder:
-    """Records how the adapter builds an encoder; the test plays its output side."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.kwargs = kwargs
-        self.frame_skip_count = 1
-        self.firsttimestamp: int | None = None
-        self.output: Any = None
-
-
-class FakePicamera2:
-    cameras: ClassVar[list[dict[str, Any]]] = [{"Model": "imx708", "Num": 0}]
-
-    def __init__(self, camera_num: int) -> None:
-        self.config: dict[str, Any] = {}
-        self.encoders: dict[str, FakeEncoder] = {}
-        self.started = False
-        self.closed = False
-        FakePicamera2.last = self
-
-    @staticmethod
-    def global_camera_info() -> list[dict[str, Any]]:
-        return FakePicamera2.cameras
-
-    def create_video_configuration(self, **kwargs: Any) -> dict[str, Any]:
-        return kwargs
-
-    def configure(self, config: dict[str, Any]) -> None:
-        self.config = config
-
-    def start(self) -> None:
-        self.started = True
-
-    def stop(self) -> None:
-        self.started = False
-
-    def close(self) -> None:
-        self.closed = True
-
-    def start_encoder(self, encoder: FakeEncoder, output: Any, name: str) -> None:
-        encoder.output = output
-        self.encoders[name] = encoder
-
-    def stop_encoder(self, encoder: FakeEncoder) -> None:
-        del self.encoders[next(k for k, v in self.encoders.items() if v is encoder)]
-
-    last: ClassVar[FakePicamera2]
-
-
-class FakeOutput:
-    def outputframe(self, frame: Any, keyframe: bool = True, timestamp: Any = None) -> None:
-        raise AssertionError("the adapter must override outputframe")
-
-
-@pytest.fixture
-def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
-    encoders = SimpleNamespace(H264Encoder=FakeEncoder, MJPEGEncoder=FakeEncoder)
-    outputs = SimpleNamespace(Output=FakeOutput)
-    package = SimpleNamespace(Picamera2=FakePicamera2, encoders=encoders, outputs=outputs)
-    monkeypatch.setitem(sys.modules, "picamera2", package)
-    monkeypatch.setitem(sys.modules, "picamera2.encoders", encoders)
-    monkeypatch.setitem(sys.modules, "picamera2.outputs", outputs)
-    monkeypatch.setattr(FakePicamera2, "cameras", [{"Model": "imx708", "Num": 0}])
-    return FakePicamera2
-
-
-def test_the_camera_configures_picamera2_as_designed(fake_picamera2: type[FakePicamera2]) -> None:
+def test_the_camera_builds_and_stops_its_encoders_as_designed(
+    standin_picamera2: type[StandInPicamera2],
+) -> None:
     camera = pi_camera()
     camera.open()
-    picam = fake_picamera2.last
+    picam = standin_picamera2.last()
     assert picam.started
     assert picam.config["main"] == {"size": (1280, 720), "format": "YUV420"}
     assert picam.config["lores"] == {"size": (320, 180), "format": "YUV420"}
-    assert picam.config["controls"] == {"FrameDurationLimits": (33_333, 33_333)}
+    assert picam.config["encode"] == "main" and picam.config["display"] is None
     assert picam.encoders["lores"].frame_skip_count == 6  # 30 fps / 5 previews a second
     camera.start_recording(lambda _packet: None)
     h264 = picam.encoders["main"]
@@ -373,18 +256,18 @@ def test_the_camera_configures_picamera2_as_designed(fake_picamera2: type[FakePi
 
 
 def test_camera_packets_carry_sensor_instants_and_gaps_count_as_drops(
-    fake_picamera2: type[FakePicamera2],
+    standin_picamera2: type[StandInPicamera2],
 ) -> None:
     camera = pi_camera()
     camera.open()
     packets: list[VideoPacket] = []
     camera.start_recording(packets.append)
-    picam = fake_picamera2.last
+    picam = standin_picamera2.last()
     h264 = picam.encoders["main"]
     first_us = time.monotonic_ns() // 1000
     h264.firsttimestamp = first_us  # as Encoder._timestamp sets it on the first frame
     out = h264.output
-    out.outputframe(b"\x00\x00\x00\x01\x67key", True, 0)
+    out.outputframe(b"\x00\x00\x00\x01\x27key", True, 0)
     out.outputframe(b"\x00\x00\x00\x01\x41p", False, 33_333)
     out.outputframe(b"\x00\x00\x00\x01\x41p", False, 133_333)  # two frames lost
     out.outputframe(None, True, 150_000, "audio packet", True)  # audio: not ours
@@ -403,10 +286,19 @@ def test_camera_packets_carry_sensor_instants_and_gaps_count_as_drops(
     camera.close()
 
 
-def test_no_camera_attached_is_not_found(fake_picamera2: type[FakePicamera2]) -> None:
-    fake_picamera2.cameras = []
-    with pytest.raises(DeviceNotFound, match="no camera 0"):
-        pi_camera().open()
+def test_no_camera_attached_is_not_found(standin_picamera2: type[StandInPicamera2]) -> None:
+    standin_picamera2.cameras = []
+    camera = PiCamera(
+        VIDEO,
+        MonotonicClock(),
+        bitrate=4_000_000,
+        preview_size=(320, 180),
+        preview_fps=5.0,
+        blocked_nodes=lambda: (),
+    )
+    with pytest.raises(DeviceNotFound, match="no camera 0") as caught:
+        camera.open()
+    assert not isinstance(caught.value, CameraBlocked)  # a restart would not bring it
 
 
 # --- on a real kit --------------------------------------------------------------------
@@ -431,11 +323,13 @@ def test_the_camera_records_h264_on_the_kit_clock() -> None:
     assert len(packets) == pytest.approx(3 * VIDEO.fps, abs=VIDEO.fps // 2)
     first = packets[0]
     assert first.keyframe
-    assert first.data.startswith((b"\x00\x00\x00\x01\x67", b"\x00\x00\x01\x67"))
+    # By NAL type: an SPS is 0x67 from libx264 (Pi 5) but 0x27 from the Pi 4's encoder.
+    assert starts_with_sps(first.data)
     keyframes = [i for i, p in enumerate(packets) if p.keyframe]
     assert [b - a for a, b in itertools.pairwise(keyframes)] == [VIDEO.fps] * (len(keyframes) - 1)
     for i in keyframes:
-        assert b"\x00\x00\x01\x67" in packets[i].data[:8]
+        types = nal_types(packets[i].data)
+        assert types[:2] == [NAL_SPS, NAL_PPS] and NAL_IDR in types
     pts = [p.pts_ns for p in packets]
     steps = [b - a for a, b in itertools.pairwise(pts)]
     assert all(s > 0 for s in steps)

@@ -1,12 +1,14 @@
 """The simulated camera and microphone keep the sync-pulse contract."""
 
 import threading
+from collections.abc import Callable
+from functools import partial
 
 import av
 import numpy as np
 import pytest
 
-from kit.clock import NS_PER_S, MonotonicClock
+from kit.clock import NS_PER_S, FakeClock, Instant, MonotonicClock
 from kit.hardware.camera import VideoFormat, VideoPacket
 from kit.hardware.microphone import AudioBlock, AudioFormat
 from kit.hardware.sim.analysis import beep_onsets
@@ -64,6 +66,168 @@ def test_camera_records_h264_with_keyframes_every_second_and_codes() -> None:
     white = [
         i for i, f in enumerate(frames) if f.to_ndarray(format="yuv420p")[120:240].mean() > 180
     ]
+    assert white == [0, 30, 60]
+
+
+class _Stepper:
+    """Runs a simulated camera on a fake clock, moved from one frame's instant to the next."""
+
+    def __init__(self, clock: FakeClock, fps: int) -> None:
+        self.clock, self.fps = clock, fps
+        self.start = clock.now()
+        self.k = 0
+
+    def instant(self, k: int) -> int:
+        return self.start + k * NS_PER_S // self.fps
+
+    def step(self, frames: int = 1, *, settle: bool = True) -> int:
+        """Move on ``frames`` frames, then (if ``settle``) wait until the threads it woke
+        sleep again."""
+        self.k += frames
+        self.clock.set(self.instant(self.k))
+        if settle:
+            self.clock.settle()
+        return self.instant(self.k)
+
+    def while_stepping(self, action: Callable[[], None]) -> None:
+        """Run ``action`` (it waits for the camera's next frame) while time runs."""
+        worker = threading.Thread(target=action)
+        worker.start()
+        while worker.is_alive():
+            self.step()
+            worker.join(0.01)
+
+
+def _record_stepped(fmt: VideoFormat, bitrate: int, frames: int) -> list[VideoPacket]:
+    """The first ``frames`` packets of a take, on a fake clock stepped frame by frame, each
+    step only once the camera has delivered the frame before: it renders and encodes every
+    frame, however slow the machine, and the result is the same on every run."""
+    clock = FakeClock()
+    time = _Stepper(clock, fmt.fps)
+    pulses = SyncPulses()
+    camera = SimulatedCamera(fmt, clock, pulses, bitrate=bitrate)
+    packets: list[VideoPacket] = []
+    delivered = threading.Condition()
+
+    def sink(packet: VideoPacket) -> None:
+        with delivered:
+            packets.append(packet)
+            delivered.notify_all()
+
+    def caught_up(t: int) -> bool:
+        """Whether the camera delivered the frame of instant ``t`` (if it records one)."""
+        return t < (pulses.epoch or 0) or (bool(packets) and packets[-1].pts_ns == t)
+
+    camera.open()
+    try:
+        camera.start_recording(sink)
+        epoch = pulses.epoch
+        assert epoch is not None
+        while len(packets) < frames:
+            t = time.step()
+            with delivered:
+                assert delivered.wait_for(partial(caught_up, t), 10)
+        time.while_stepping(camera.stop_recording)
+    finally:
+        time.while_stepping(camera.close)
+    assert camera.dropped_frames == 0 and packets[0].pts_ns == epoch
+    return packets[:frames]
+
+
+class _NoticingClock(FakeClock):
+    """A fake clock that tells when the thread ``watch`` reads it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watch: threading.Thread | None = None
+        self.read_by_watch = threading.Event()
+
+    def now(self) -> Instant:
+        if threading.current_thread() is self.watch:
+            self.read_by_watch.set()
+        return super().now()
+
+
+def test_frames_captured_before_the_stop_are_recorded_however_late() -> None:
+    """A sensor keeps the frames it captured before a stop; a late thread must too."""
+    fmt = VideoFormat(320, 240, 30)
+    clock = _NoticingClock()
+    time = _Stepper(clock, fmt.fps)
+    pulses = SyncPulses()
+    camera = SimulatedCamera(fmt, clock, pulses, bitrate=400_000)
+    packets: list[VideoPacket] = []
+    delivered = threading.Condition()
+    held, release = threading.Event(), threading.Event()
+
+    def sink(packet: VideoPacket) -> None:
+        with delivered:
+            packets.append(packet)
+            hold = len(packets) == 3
+            if hold:
+                held.set()
+            delivered.notify_all()
+        if hold:  # the camera's thread waits here, as if the machine were busy
+            assert release.wait(10)
+
+    def caught_up(t: int) -> bool:
+        last = packets[-1].pts_ns if packets else None
+        return held.is_set() or t < (pulses.epoch or 0) or last == t
+
+    camera.open()
+    try:
+        camera.start_recording(sink)
+        # Not settling: the thread that is held does not go back to sleep.
+        while not held.is_set():
+            t = time.step(settle=False)
+            with delivered:
+                assert delivered.wait_for(partial(caught_up, t), 10)
+        # Four more frames are captured meanwhile; the stop comes at the last one's instant.
+        stop_at = time.step(4, settle=False)
+        clock.watch = stopper = threading.Thread(target=camera.stop_recording)
+        stopper.start()
+        # The stop is asked for once its instant is taken (stop_recording reads the clock).
+        assert clock.read_by_watch.wait(10), "stop_recording never read the clock"
+        release.set()
+        stopper.join(10)
+        assert not stopper.is_alive()
+    finally:
+        release.set()
+        time.while_stepping(camera.close)
+    stamps = [p.pts_ns - packets[0].pts_ns for p in packets]
+    assert stamps == pytest.approx([k * 1e9 / fmt.fps for k in range(6)], abs=1)
+    assert packets[-1].pts_ns < stop_at and camera.dropped_frames == 0
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "bitrate"),
+    [(1280, 720, 4_000_000), (1280, 720, 2_000_000), (320, 240, 400_000)],
+)
+def test_camera_produces_its_configured_bitrate(width: int, height: int, bitrate: int) -> None:
+    """As the Pi's encoder does: the benchmarks' byte figures depend on it."""
+    seconds = 4
+    fmt = VideoFormat(width, height, 30)
+    packets = _record_stepped(fmt, bitrate, seconds * fmt.fps)
+    per_second = [0] * seconds
+    for i, p in enumerate(packets):
+        per_second[i // fmt.fps] += len(p.data)
+    assert sum(per_second) * 8 / seconds == pytest.approx(bitrate, rel=0.15), per_second
+    # The rate control's buffer holds every second near it too, the first included.
+    assert [b * 8 for b in per_second] == pytest.approx([bitrate] * seconds, rel=0.2)
+
+
+def test_codes_and_white_frames_survive_the_bitrate_at_720p() -> None:
+    fmt = VideoFormat(1280, 720, 30)
+    packets = _record_stepped(fmt, 4_000_000, 2 * fmt.fps + 1)
+    decoder = av.CodecContext.create("h264", "r")
+    planes = [
+        np.asarray(f.to_ndarray(format="yuv420p"), np.uint8)[: fmt.height]
+        for p in packets
+        for f in decoder.decode(av.Packet(p.data))
+    ]
+    codes = [read_code(plane) for plane in planes]
+    assert [c.number if c else None for c in codes] == list(range(len(planes)))
+    assert [c.t_us if c else None for c in codes] == [p.pts_ns // 1000 for p in packets]
+    white = [i for i, plane in enumerate(planes) if plane[fmt.height // 2 :].mean() > 180]
     assert white == [0, 30, 60]
 
 

@@ -156,3 +156,65 @@ def test_the_data_and_config_paths_match_the_defaults() -> None:
     state, config = service["StateDirectory"][0], service["ConfigurationDirectory"][0]
     assert Path("/var/lib", state) == Path(StorageConfig().data_dir)
     assert Path("/etc", config) == DEFAULT_CONFIG_FILE.parent
+
+
+# --- start-up order and restarts -------------------------------------------------------------
+
+
+def test_kit_service_starts_after_udev_has_loaded_the_boots_drivers() -> None:
+    """DeviceAllow=char-video4linux etc. are resolved from /proc/devices when the unit
+    starts: it must start after udev has worked through the boot's devices (and loaded
+    the camera's and ALSA's modules), or the camera answers EPERM."""
+    unit = parse_unit(KIT.read_text())["Unit"]
+    assert "systemd-udev-settle.service" in unit["Wants"]
+    assert "systemd-udev-settle.service" in unit["After"]
+    text = KIT.read_text()
+    assert "DeviceAllow" in text.split("[Service]")[0]  # the reason is written down
+
+
+def test_kit_service_restarts_on_every_failure_exit() -> None:
+    """The daemon exits non-zero when the camera answers EPERM; every such exit restarts."""
+    service = parse_unit(KIT.read_text())["Service"]
+    assert service["Restart"] == ["on-failure"]
+    for key in ("RestartPreventExitStatus", "SuccessExitStatus"):
+        assert key not in service, f"{key} would keep some failures from restarting the kit"
+    assert parse_unit(KIT.read_text())["Unit"]["StartLimitIntervalSec"] == ["0"]
+
+
+# --- the first boot --------------------------------------------------------------------------
+
+FIRST_BOOT = UNIT_DIR / "kit-first-boot.service"
+
+
+def test_first_boot_runs_once_as_the_kit_user_between_the_hotspot_and_the_kit() -> None:
+    unit = parse_unit(FIRST_BOOT.read_text())
+    service = unit["Service"]
+    assert service["Type"] == ["oneshot"]
+    assert service["ExecStart"] == ["/opt/kit/.venv/bin/kit first-boot"]
+    assert (service["User"], service["Group"]) == (["kit"], ["kit"])
+    kit = parse_unit(KIT.read_text())["Service"]
+    assert service["StateDirectory"] == kit["StateDirectory"]
+    assert service["StateDirectoryMode"] == kit["StateDirectoryMode"]
+    # After the hotspot's kit-wifi.txt exists, before the daemon starts.
+    assert "kit-hotspot-setup.service" in " ".join(unit["Unit"]["After"]).split()
+    assert unit["Unit"]["Wants"] == ["kit-hotspot-setup.service"]
+    assert unit["Unit"]["Before"] == ["kit.service"]
+    # Once: the marker, written only after the command succeeded, stops later boots.
+    marker = "/var/lib/kit/.first-boot-done"
+    assert unit["Unit"]["ConditionPathExists"] == [f"!{marker}"]
+    assert service["ExecStartPost"] == [f"/usr/bin/touch {marker}"]
+    assert Path(marker).parent == Path("/var/lib", kit["StateDirectory"][0])
+    assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_first_boot_has_no_network_and_no_privileges() -> None:
+    service = parse_unit(FIRST_BOOT.read_text())["Service"]
+    for key, value in {
+        "PrivateNetwork": "yes",
+        "NoNewPrivileges": "yes",
+        "CapabilityBoundingSet": "",
+        "ProtectSystem": "strict",
+        "PrivateDevices": "yes",
+        "RestrictAddressFamilies": "AF_UNIX",
+    }.items():
+        assert service[key] == [value], key

@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 
 from kit.clock import FakeClock
+from kit.daemon.api import State, Status
 from kit.daemon.events import PhonesChanged
 from kit.testing.fakes import VIG_LABELS, FakeKit
 from kit.testing.privacy import consent_json, erase_by
@@ -31,6 +32,7 @@ def test_state_when_idle(phone: Phone, kit: FakeKit) -> None:
     assert body is not None
     assert body["event_id"] == 1
     assert body["status"]["state"] == "idle"
+    assert body["status"]["finalising_take_ids"] == []  # no film being made
     assert body["labels"] == VIG_LABELS
     assert body["tags"] == []
     assert body["take"] == {"id": None, "started_ns": None}
@@ -55,6 +57,25 @@ def test_start_tag_stop(phone: Phone, kit: FakeKit) -> None:
     state = phone.get("/api/state").json or {}
     assert state["status"]["state"] == "idle"
     assert [t["id"] for t in state["tags"]] == ["tap0000000001"]  # the last take's tags
+
+
+def test_the_status_says_what_is_recording_and_which_films_are_being_made() -> None:
+    """Recording a take while the last take's film is made: ``state`` says the first,
+    ``finalising_take_ids`` the second (kit/daemon/api.py)."""
+    status = Status(
+        state=State.RECORDING,
+        visit_id="v1",
+        take_id="take2",
+        started_ns=5 * 10**9,
+        now_ns=7 * 10**9,
+        minutes_left=90.0,
+        low_storage=False,
+        level_dbfs=-20.0,
+        finalising=("take1",),
+    ).as_json()
+    assert (status["state"], status["take_id"], status["elapsed_s"]) == ("recording", "take2", 2.0)
+    assert status["finalising_take_ids"] == ["take1"]
+    assert json.loads(json.dumps(status)) == status
 
 
 def test_start_and_stop_are_requests_the_kit_takes_in_turn(phone: Phone, kit: FakeKit) -> None:

@@ -13,7 +13,9 @@ import pytest
 from flask import Flask
 
 from kit.clock import MonotonicClock
-from kit.daemon.events import Resync
+from kit.daemon.api import State, Status
+from kit.daemon.events import EventLog, Resync
+from kit.model import Tag
 from kit.testing.fakes import FakeKit, jpeg_frames
 from kit.testing.launch import served
 from tests.web.browser import (
@@ -511,3 +513,98 @@ def test_a_lost_answer_to_start_visit_still_records_once(browser: Any, kit: Kit)
     assert kit.kit.recording.calls == [("start", "phone")]
     # The aborted answer and the 409 that followed are logged by the browser; nothing else.
     assert [e for e in errors if "409" not in e and "CONNECTION_RESET" not in e] == [], errors
+
+
+class SavingRecording:
+    """The fake kit's recording, with the takes whose films are still being made (what the
+    real kit's finaliser thread reports in ``status.finalising``)."""
+
+    def __init__(self, fake: FakeKit) -> None:
+        self.fake = fake.recording
+        self.saving: tuple[str, ...] = ()
+
+    @property
+    def events(self) -> EventLog:
+        return self.fake.events
+
+    def status(self) -> Status:
+        status = self.fake.status()
+        if not self.saving:
+            return status
+        state = State.FINALISING if status.state == State.IDLE else status.state
+        return dataclasses.replace(status, state=state, finalising=self.saving)
+
+    def saved(self, *take_ids: str) -> None:
+        """Films being made now (none: done), told to the phones as the kit tells them."""
+        self.saving = take_ids
+        self.fake.events.publish(self.status())
+
+    def now_ns(self) -> int:
+        return self.fake.now_ns()
+
+    def start(self, source: str = "phone") -> None:
+        self.fake.start(source)
+
+    def stop(self, source: str = "phone") -> None:
+        self.fake.stop(source)
+
+    def discard(self, source: str, *, whole: bool) -> None:
+        self.fake.discard(source, whole=whole)
+
+    def add_tag(
+        self, tag_id: str, label: str, note: str, author: str, delay_ns: int
+    ) -> tuple[Tag, bool]:
+        return self.fake.add_tag(tag_id, label, note, author, delay_ns)
+
+    def preview_jpeg(self) -> tuple[int, bytes] | None:
+        return self.fake.preview_jpeg()
+
+
+def test_record_again_while_the_last_take_is_being_saved(browser: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    from web.app import create_app
+
+    fake = FakeKit(tmp_path / "data", MonotonicClock(), preview=jpeg_frames())
+    recording = SavingRecording(fake)
+    pairing = PairingStore(tmp_path / "pairing.db")
+    app = create_app(recording, fake.visits, pairing, {"KIT_HEARTBEAT_S": 2.0}, audit=fake.audit)
+    shots = Shots("record-again")
+    try:
+        with served(app) as url:
+            fake.open_visit("C-3001")
+            page = browser.new_context(**PHONE).new_page()
+            errors = watch_errors(page)
+            page.goto(pairing.link(url))
+            home, pill, record = (
+                page.locator("#home"),
+                page.locator("#state-text"),
+                page.locator("#record"),
+            )
+            record.tap()
+            expect(home).to_have_attribute("data-state", "recording")
+            first = recording.status().take_id
+            assert first is not None
+            recording.stop()
+            recording.saved(first)  # stopped at once; its film is being made
+            expect(home).to_have_attribute("data-state", "finalising")
+            expect(pill).to_have_text("Saving the take…")
+            expect(record).to_be_enabled()  # the next take need not wait for it
+            expect(record).to_have_text("Record")
+            expect(page.locator("#visit-detail")).to_contain_text("made once the take is saved")
+            shots(page, "saving")
+            record.tap()
+            expect(home).to_have_attribute("data-state", "recording")
+            expect(pill).to_have_text("REC · saving last take…")  # both show
+            expect(home).to_have_attribute("data-saving", "yes")
+            check_layout(page)
+            _visible_controls_fit(page)
+            shots(page, "recording-and-saving")
+            recording.saved()  # the first take's film is made
+            expect(pill).to_have_text("REC")
+            expect(home).to_have_attribute("data-saving", "no")
+            assert errors == []
+            assert [c[0] for c in fake.recording.calls] == ["start", "stop", "start"]
+    finally:
+        pairing.close()
+        fake.close()

@@ -64,9 +64,18 @@ ROUTES = [
     ("GET", f"/api/present/{VISIT}/bubbles", True),
     ("PUT", f"/api/present/{VISIT}/stills/<number>/bubble", True),  # the rule's own name
     ("DELETE", f"/api/present/{VISIT}/stills/<number>/bubble", True),
+    ("GET", "/api/label.png", True),
+    ("GET", "/api/label.pdf", True),
     ("GET", "/pair", False),
     ("POST", "/api/pair", False),
     ("GET", "/static/kit.css", False),
+    # Phones' connectivity checks (web/views/connectivity.py): open to all, any Host.
+    ("GET", "/generate_204", False),
+    ("GET", "/gen_204", False),
+    ("GET", "/hotspot-detect.html", False),
+    ("GET", "/library/test/success.html", False),
+    ("GET", "/connecttest.txt", False),
+    ("GET", "/ncsi.txt", False),
 ]
 UNSAFE = [(m, p) for m, p, paired in ROUTES if paired and m not in ("GET", "HEAD")]
 

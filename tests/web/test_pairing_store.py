@@ -14,15 +14,18 @@ from web.pairing import PairingLocked, PairingStore, WrongSecret
 
 def test_code_and_key_are_made_once_and_kept(tmp_path: Path) -> None:
     first = PairingStore(tmp_path / "pairing.db")
-    code, key = first.code, first.key
+    code, key = first.label_code, first.label_key
+    current = first.code
     first.close()
     again = PairingStore(tmp_path / "pairing.db")
-    assert (again.code, again.key) == (code, key)
+    assert (again.label_code, again.label_key) == (code, key)  # printed on the label
+    assert again.code != current  # what Settings shows differs at every start
     assert len(code) == 6 and code.isdigit()
     assert len(key) == 22
-    assert again.link("http://10.42.0.1:8080/") == f"http://10.42.0.1:8080/pair?k={key}"
+    link = again.label_link("http://10.42.0.1:8080/")
+    assert link == f"http://10.42.0.1:8080/pair?k={key}"
     other = PairingStore(tmp_path / "other.db")
-    assert other.key != key  # a secret per kit
+    assert other.label_key != key  # a secret per kit
 
 
 def test_the_file_is_private_and_holds_no_session_token(tmp_path: Path) -> None:

@@ -456,11 +456,6 @@ def precise(seconds: float) -> str:
     return f"{whole // 60}:{whole % 60:02d}.{cs:02d}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, intermittent (2 of 4 runs): after the kit restarts, the review page can "
-    "keep its 'making the film' flag on although the new film arrived (see the closing note)",
-)
 def test_a_tag_made_while_the_kit_restarts_joins_the_film(browser: Any, recorded: Recorded) -> None:
     """The kit stops (a restart of its service) while the guider has the whole take open:
     the page says it is reconnecting, keeps the tag made meanwhile, and sends it once the

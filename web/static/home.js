@@ -109,6 +109,12 @@
 
   function state() { return model.status ? model.status.state : "loading"; }
 
+  /* The takes whose films the kit is still making: a take can start meanwhile. */
+  function saving() { return (model.status && model.status.finalising_take_ids) || []; }
+
+  /* The kit can start a take: also while the last take's film or the visit's is made. */
+  function canRecord(st) { return st === "idle" || st === "error" || st === "finalising" || st === "cutting"; }
+
   /* A status's kit clock reading, against this page's clock. The smallest delay seen is the
    * best guess (the answer took at least that long), unless the kit's clock began again. */
   function noteKitClock(status, at) {
@@ -245,10 +251,12 @@
   function filmText(d) {
     var s = model.status;
     if (!d.takes.length) return "";
-    if (s && s.state === "cutting" && s.cut_visit_id === d.visit.id) {
+    if (s && s.cut_visit_id === d.visit.id) {
       return "Film: being made" + (s.cut_progress != null ? " " + Math.round(s.cut_progress * 100) + "%" : "…");
     }
     if (!Kit.mayReview(d.visit)) return "No film on phones: the family did not agree to a review";
+    var making = saving();
+    if (d.takes.some(function (t) { return making.indexOf(t.id) >= 0; })) return "Film: made once the take is saved";
     if (d.cut_error) return "Film: cannot be read";
     if (!d.cut) return "Film: not made yet";
     var clips = (d.cut.clips || []).length;
@@ -532,6 +540,10 @@
     }
     var name = STATE_NAMES[st] || st;
     if (st === "cutting" && s.cut_progress != null) name += " " + Math.round(s.cut_progress * 100) + "%";
+    // Recording while the last take's film is still being made: say both.
+    var busy = st === "recording" && saving().length > 0;
+    if (busy) name += " · saving last take…";
+    root.setAttribute("data-saving", busy ? "yes" : "no");
     $("state-text").textContent = name;
     if (s) {
       var storage = $("storage");
@@ -549,9 +561,13 @@
     var shown = s && s.error && !(model.visit && /^no visit is open/.test(s.error)) ? s.error : "";
     error.hidden = !shown;
     if (shown) error.textContent = shown;
+    // Outside the error state the kit works on: a warning ("Microphone lost: recording
+    // picture only" while the take goes on), not an error.
+    error.classList.toggle("warning", st !== "error");
     var record = $("record");
-    // In the error state Record stays live: the kit retries the camera on the next start.
-    var ready = st === "idle" || st === "error";
+    // In the error state Record stays live: the kit retries the camera on the next start;
+    // and while a film is being made: the next take need not wait for it.
+    var ready = canRecord(st);
     record.disabled = !ready;
     record.lastChild.textContent = ready ? "Record" : (STATE_NAMES[st] || st);
     renderHint();
@@ -567,8 +583,7 @@
   }
 
   function renderHint() {
-    var st = state();
-    var ready = st === "idle" || st === "error";
+    var ready = canRecord(state());
     $("hint").textContent = !ready ? "" : model.visit ? "Frame the shot, then press Record." :
       "Frame the shot. Record asks for the family's consent first.";
   }
@@ -975,6 +990,10 @@
     } else if (kind === "take") {
       if (pendingDiscard) discardDone();
       resync();
+    } else if (kind === "device") {
+      // The camera or microphone was lost, is back or missing: say it at once (the status
+      // that follows keeps it in the banner while it lasts).
+      notify(data.message, 8, null, data.state === "back" ? "good" : "bad");
     } else {
       resync(); // visit, cut, resync, and anything new
     }

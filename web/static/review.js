@@ -109,6 +109,9 @@
     root.setAttribute("data-review", noReview() ? "no" : "yes");
     var before = model.cut;
     model.cut = body.cut;
+    // A newer film than the one on show: what was awaited has come (its event may have
+    // been missed, e.g. across a kit restart).
+    if (awaitingCut && model.cut && (!before || model.cut.version !== before.version)) awaitingCut = false;
     applyStatus(body.status);
     var oldUrl = before ? before.film_url : null;
     var newUrl = model.cut ? model.cut.film_url : null;
@@ -136,7 +139,9 @@
 
   function making() {
     var s = model.status;
-    return !!(s && s.state === "cutting" && (s.cut_visit_id == null || s.cut_visit_id === VISIT));
+    // A cut runs beside a take being recorded or saved: its visit says, not the state.
+    if (!s) return false;
+    return s.cut_visit_id != null ? s.cut_visit_id === VISIT : s.state === "cutting";
   }
 
   /* The film was made before the latest takes or edits (the kit makes it again). */

@@ -217,12 +217,13 @@ def restore_phone(phone_id: str) -> dict[str, Any]:
 
 @bp.get("/pairing")
 def pairing_info() -> dict[str, Any]:
-    """What another phone needs to pair: the code and the link (both on the kit's label)."""
+    """What another device needs to pair now: the current code and link (they change
+    every 10 minutes and after each use; the label's pair only just after start)."""
     store = ctx().pairing
     return {
         "code": store.code,
         "link": store.link(request.host_url),
-        "locked_for_s": round(store.locked_for()),
+        "locked_for_s": round(store.locked_for(request.remote_addr or "")),
     }
 
 

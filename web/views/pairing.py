@@ -43,7 +43,7 @@ def pair_page() -> BaseResponse | str:
         "pair.html",
         key=key if _KEY.fullmatch(key) else "",
         bad_key=bool(key) and not _KEY.fullmatch(key),
-        locked_for=round(ctx().pairing.locked_for()),
+        locked_for=round(ctx().pairing.locked_for(request.remote_addr or "")),
         limited=limited_browser(
             request.headers.get("User-Agent", ""), request.headers.get("X-Requested-With", "")
         ),
@@ -82,6 +82,7 @@ def pair() -> tuple[Response, int]:
         name=name,
         user_agent=request.headers.get("User-Agent", ""),
         paired_at=paired_at,
+        client=request.remote_addr or "",
     )
     log.info("paired phone %s (%s)", phone.id, phone.name)
     ctx().audit.record(AuditKind.PHONE_PAIRED, {"phone_id": phone.id})

@@ -225,6 +225,11 @@ def _moments_json(moments: list[MomentView]) -> list[dict[str, Any]]:
     return [m.as_json() for m in moments]
 
 
+# Past the end of any take; and seconds beyond it may not even have nanoseconds a float
+# can hold (round(1e300 * NS_PER_S) raises OverflowError: it was a 500).
+_LONGEST_TAKE_S = 7 * 24 * 3600.0
+
+
 def _take_seconds(body: dict[str, Any], name: str) -> float | None:
     """A time in a take (seconds, a finite number >= 0), or None (back to the planner's)."""
     value = body[name]
@@ -232,7 +237,7 @@ def _take_seconds(body: dict[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ApiError(400, f"{name!r} must be a number of seconds into the take, or null")
-    if value < 0:
+    if value < 0 or value > _LONGEST_TAKE_S:
         raise ApiError(400, "a moment cannot start or end outside its take")
     return float(value)
 
@@ -304,7 +309,7 @@ def add_tag_after(visit_id: str) -> tuple[dict[str, Any], int]:
     take_s = body.get("take_s")
     if isinstance(take_s, bool) or not isinstance(take_s, int | float):
         raise ApiError(400, "'take_s' must be a number of seconds into the take")
-    if not math.isfinite(take_s) or take_s < 0:
+    if not math.isfinite(take_s) or not 0 <= take_s <= _LONGEST_TAKE_S:
         raise ApiError(400, "a tag must lie inside its take")
     v = _visit(ctx().visits, visit_id)
     at = _take_start_ns(v.id, take_id) + round(take_s * NS_PER_S)

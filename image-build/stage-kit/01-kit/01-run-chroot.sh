@@ -1,6 +1,6 @@
 #!/bin/bash -e
 # Inside the image (pi-gen feeds this to bash in the chroot): the kit's user,
-# its virtual environment, and the service enabled at boot.
+# its virtual environment, and the services enabled at boot.
 
 # A system user without a login; its data live in /var/lib/kit (the unit's StateDirectory).
 if ! id -u kit >/dev/null 2>&1; then
@@ -13,13 +13,22 @@ for group in gpio video audio; do
 	usermod -a -G "${group}" kit
 done
 
-# --system-site-packages: picamera2, libcamera and lgpio come from apt, not PyPI.
+# Every pip install below takes its versions from the constraints file, build
+# dependencies included (pip passes PIP_CONSTRAINT on to the isolated build
+# environment; a -c option would not reach it). Above all it holds numpy to
+# Raspberry Pi OS's own, which picamera2 and simplejpeg are built against.
+export PIP_CONSTRAINT=/opt/kit/image-build/constraints.txt
+export PIP_NO_CACHE_DIR=1
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# --system-site-packages: picamera2, libcamera, lgpio and numpy come from apt, not PyPI.
 python3 -m venv --system-site-packages /opt/kit/.venv
-/opt/kit/.venv/bin/pip install --no-cache-dir --upgrade pip
+/opt/kit/.venv/bin/pip install --upgrade pip setuptools
 # Editable, so the installed kit knows its source tree: `kit check` runs the
-# tests marked pi from /opt/kit/tests. pytest and hypothesis are what
-# collecting those tests needs (not the whole test extra: no browser, no linters).
-/opt/kit/.venv/bin/pip install --no-cache-dir -e /opt/kit 'pytest>=8' 'hypothesis>=6.100'
+# tests marked pi from /opt/kit/tests. The [check] extra is what collecting the
+# whole suite needs (pytest, and what test modules import at their top), not
+# the whole test extra: no browser, no linters.
+/opt/kit/.venv/bin/pip install -e '/opt/kit[check]'
 # The service cannot write /opt (ProtectSystem=strict): compile the bytecode now,
 # or every start compiles it again in memory.
 /opt/kit/.venv/bin/python -m compileall -q /opt/kit/kit /opt/kit/web
@@ -34,4 +43,4 @@ if [ -f /etc/dphys-swapfile ] || systemctl list-unit-files dphys-swapfile.servic
 	systemctl disable dphys-swapfile.service || true
 fi
 
-systemctl enable kit.service
+systemctl enable kit.service kit-first-boot.service

@@ -4,7 +4,9 @@ Frames are paced on the kit clock like a sensor: frame ``n`` is captured at
 ``start + n * period`` and stamped with that instant, however late the thread
 gets to it. It previews continuously (JPEG) and encodes with libx264 only
 while recording, with a keyframe every second and SPS/PPS before each one,
-the same packet contract as the Pi's hardware encoder.
+the same packet contract as the Pi's hardware encoder, and at its bitrate:
+the scene (:mod:`scene`) carries enough detail that x264's rate control
+reaches the configured bitrate, held within a quarter of a second's buffer.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ import numpy.typing as npt
 from kit.clock import NS_PER_S, Clock
 from kit.errors import HardwareError, StateError
 from kit.hardware.camera import VideoFormat, VideoPacket, VideoSink
-from kit.hardware.sim.framecode import WHITE, FrameCode, draw_code
+from kit.hardware.sim.framecode import FrameCode
 from kit.hardware.sim.pulses import SyncPulses
+from kit.hardware.sim.scene import Scene
 
 log = logging.getLogger(__name__)
 
-_BACKGROUND = 48
-_BAR = 110
+# The rate control's buffer, in seconds of the bitrate. The Pi's encoder holds
+# its bitrate from second to second. Measured at 720p, 4 Mbit/s over 10 s: with
+# a quarter of a second x264's first second runs 8 % over and every later one
+# is within 1 %; with half a second the first runs 22 % over, with a whole one 45 %.
+_VBV_BUFFER_S = 0.25
 # A consumer later than this loses frames. picamera2 keeps 4-6 buffers; the
 # simulation allows half a second, because it shares a 2-core CI machine with
 # the test suite and a frame late from that load is not the recorder's fault.
@@ -61,7 +67,7 @@ class SimulatedCamera:
         self._epoch = 0
         self._sink: VideoSink | None = None
         self._record_from: int | None = None
-        self._stop_requested = False
+        self._stop_at: int | None = None  # the instant a stop was asked for
         self._stopped = threading.Event()
         self._encoder: Any = None
         self._dropped = 0
@@ -70,6 +76,7 @@ class SimulatedCamera:
         self._error: BaseException | None = None
         w, h = video_format.width, video_format.height
         self._yuv = np.full((h * 3 // 2, w), 128, dtype=np.uint8)
+        self._scene = Scene(w, h, video_format.fps)
 
     @property
     def format(self) -> VideoFormat:
@@ -110,7 +117,7 @@ class SimulatedCamera:
             self._pulses.start(self._slot(n0))
             self._encoder = self._new_encoder()
             self._dropped = 0
-            self._stop_requested = False
+            self._stop_at = None
             self._stopped.clear()
             self._sink = sink
 
@@ -118,7 +125,7 @@ class SimulatedCamera:
         with self._lock:
             if self._sink is None:
                 return
-            self._stop_requested = True
+            self._stop_at = self._clock.now()
         if not self._stopped.wait(timeout=10):
             raise HardwareError("the simulated camera did not finish its recording")
         self._pulses.stop()
@@ -144,8 +151,11 @@ class SimulatedCamera:
         ctx.framerate = Fraction(fmt.fps, 1)
         ctx.bit_rate = self._bitrate
         # A keyframe every second (like picamera2's iperiod = framerate), no
-        # scene-cut keyframes, no B-frames, SPS/PPS repeated in-band.
+        # scene-cut keyframes, no B-frames, SPS/PPS repeated in-band; the
+        # bitrate held by a VBV buffer, as a hardware encoder holds it.
         ctx.options = {
+            "maxrate": str(self._bitrate),
+            "bufsize": str(round(self._bitrate * _VBV_BUFFER_S)),
             "preset": self._preset,
             "tune": "zerolatency",
             "g": str(fmt.fps),
@@ -196,10 +206,11 @@ class SimulatedCamera:
 
     def _frame(self, av: Any, n: int, t: int, jpeg: Any) -> None:
         with self._lock:
-            sink, start = self._sink, self._record_from
-            finishing = self._stop_requested
+            sink, start, stop_at = self._sink, self._record_from, self._stop_at
         recording = sink is not None and start is not None and n >= start
-        if sink is not None and finishing:
+        # A frame captured before the stop was asked for is recorded, however late this
+        # thread gets to it (as a sensor's buffered frames are); the first one after ends it.
+        if sink is not None and stop_at is not None and t >= stop_at:
             self._finish(sink)
             recording = False
         number = n - start if recording and start is not None else n
@@ -225,15 +236,8 @@ class SimulatedCamera:
     def _render(self, n: int, t: int, number: int) -> npt.NDArray[np.uint8]:
         fmt = self._format
         luma = self._yuv[: fmt.height]
-        if self._pulses.is_white(t, fmt.frame_ns):
-            luma.fill(WHITE)
-        else:
-            luma.fill(_BACKGROUND)
-            # Moving content: a bar sweeping across every two seconds.
-            bar = max(8, fmt.width // 16)
-            x = (n * (fmt.width - bar)) // (2 * fmt.fps) % (fmt.width - bar)
-            luma[fmt.height // 3 :, x : x + bar] = _BAR
-        draw_code(luma, FrameCode(number=number, t_us=t // 1000))
+        white = self._pulses.is_white(t, fmt.frame_ns)
+        self._scene.draw(luma, n, FrameCode(number=number, t_us=t // 1000), white=white)
         return luma
 
     def _make_preview(self, av: Any, luma: npt.NDArray[np.uint8], jpeg: Any) -> None:
