@@ -29,7 +29,6 @@ import queue
 import threading
 from collections import deque
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -39,7 +38,13 @@ from kit.clock import NS_PER_S
 from kit.hardware.camera import VideoFormat, VideoPacket
 from kit.hardware.microphone import AudioBlock, AudioFormat
 from kit.recording import alignment
-from kit.recording.mux import AAC_FRAME, VIDEO_TIME_BASE, MuxResult, template_stream
+from kit.recording.mux import (
+    AAC_FRAME,
+    VIDEO_TIME_BASE,
+    MuxResult,
+    encode_audio,
+    template_stream,
+)
 from kit.store import layout
 from kit.store.files import FileLayer
 
@@ -373,20 +378,11 @@ class _Writer:
         self._last_t = packet.pts_ns
 
     def _audio_until(self, t_ns: int) -> None:
-        import av
-
         target = (t_ns - self._t0) * self._rate // NS_PER_S
         while self._next_out < target:
             count = min(AUDIO_CHUNK, target - self._next_out)
             block = self._render(self._next_out, count)
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(block.T), format="fltp", layout=self._astream.layout.name
-            )
-            frame.sample_rate = self._rate
-            frame.pts = self._next_out
-            frame.time_base = Fraction(1, self._rate)
-            for packet in self._astream.encode(frame):
-                self._out.mux(packet)
+            encode_audio(self._out, self._astream, block, self._next_out, self._rate)
             self._next_out += count
         heard_ns = self._t0 + self._next_out * NS_PER_S // self._rate
         self._samples.forget_before(heard_ns - NS_PER_S // 10)

@@ -138,19 +138,10 @@ class _AudioOut:
         self._next = 0
 
     def write_until(self, sample: int) -> None:
-        import av
-
         while self._next < sample:
             count = min(_AUDIO_CHUNK, sample - self._next)
             block = self._render(self._next, count)
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(block.T), format="fltp", layout=self.stream.layout.name
-            )
-            frame.sample_rate = self._rate
-            frame.pts = self._next
-            frame.time_base = Fraction(1, self._rate)
-            for packet in self.stream.encode(frame):
-                self._container.mux(packet)
+            encode_audio(self._container, self.stream, block, self._next, self._rate)
             self._next += count
 
     def close(self) -> None:
@@ -166,6 +157,23 @@ class _AudioOut:
             return np.zeros((count, self._channels), dtype=np.float32)
         source = self._reader.read(*window)
         return alignment.interpolate(source, window[0], pos)
+
+
+def encode_audio(
+    container: Any, stream: Any, block: npt.NDArray[np.float32], first: int, rate: int
+) -> None:
+    """Encode ``block`` (frames x channels, -1..1), output sample ``first`` on, and mux
+    what the encoder gives back."""
+    import av
+
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(block.T), format="fltp", layout=stream.layout.name
+    )
+    frame.sample_rate = rate
+    frame.pts = first
+    frame.time_base = Fraction(1, rate)
+    for packet in stream.encode(frame):
+        container.mux(packet)
 
 
 def _audio_input(
