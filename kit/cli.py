@@ -501,6 +501,8 @@ BENCHMARKS = {
     "crypto": "kit.bench.crypto",
     "handoff": "kit.bench.handoff",
     "crash": "kit.bench.crash",
+    "siege": "kit.bench.siege",
+    "load": "kit.bench.load",
 }
 
 

@@ -1,0 +1,456 @@
+"""``kit bench load``: eight phones through a take; and, with ``--soak-hours``, for hours.
+
+Eight simulated phones (``--phones``) pair with the 6-digit code, each keeps the
+page's live event stream open and reads it all the time, and each tags every 2-5 s
+(at random) while a take records for ``--minutes`` (10). Printed: taps sent and
+acknowledged, taps lost (acknowledged, but not stored in the visit's take), the tap
+-> durable ack time p50/p95/p99/max (target p99 <= 50 ms), frames dropped (the
+take's ``dropped_frames``), the event streams (refused with a 503, and tags a phone's
+stream never delivered), and the daemon's resident memory at the start and the end.
+Target: 0 lost, p99 <= 50 ms, 0 frames dropped.
+
+``--soak-hours H`` records for H hours in takes of ``--take-minutes`` (10) back to
+back, the phones tagging throughout, and samples the daemon's RSS every minute:
+printed, its slope in MB/min (least squares) and whether the fitted change over the
+run is within 5 % of where it started (flat).
+
+By default it starts ``kit run --simulate`` with a temporary data directory;
+``--url``/``--code``/``--pid`` point it at a kit already running. :func:`run` is what
+the tests call, for a minute or so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import random
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.bench.tagging import NS_PER_MS, TARGET_P99_MS, Phone, percentile
+from kit.testing.launch import kit_run_simulated
+from kit.testing.privacy import consent_json
+
+SMALL = ("--width", "320", "--height", "240")
+RETRY_S = 5.0  # what a refused stream's Retry-After says; the page waits as long
+FLAT_WITHIN = 0.05
+
+
+@dataclass
+class Result:
+    """What one run measured (times in ms, memory in kB)."""
+
+    phones: int
+    seconds: float = 0.0
+    sent: int = 0
+    acked: dict[str, str] = field(default_factory=dict)  # tag id -> the take it is in
+    ack_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    takes: list[dict[str, Any]] = field(default_factory=list)
+    refused_streams: int = 0
+    phones_never_live: int = 0
+    missing_from_streams: int = 0
+    rss: list[tuple[float, int]] = field(default_factory=list)  # (minutes, kB)
+    slow: list[tuple[float, float]] = field(default_factory=list)  # (s into the run, ms)
+    began: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def dropped_frames(self) -> int:
+        return sum(int(t.get("dropped_frames") or 0) for t in self.takes)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.errors
+            and not self.lost
+            and self.dropped_frames == 0
+            and percentile(self.ack_ms, 99) <= TARGET_P99_MS
+        )
+
+
+class Stream(threading.Thread):
+    """A phone's live event stream, read all the time; reopened after a refusal or a drop
+    (as the page does), from the last event it saw."""
+
+    def __init__(self, phone: Phone, after: int, stop: threading.Event) -> None:
+        super().__init__(name=f"events-{phone.name}", daemon=True)
+        self.phone = phone
+        self.last = after
+        self.stop = stop
+        self.seen: set[str] = set()
+        self.refused = 0
+        self.live_once = False
+        self._conn: http.client.HTTPConnection | None = None
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
+                self._listen()  # returns (or raises) when dropped: open it again
+            self.stop.wait(0.5)
+
+    def _listen(self) -> None:
+        conn = http.client.HTTPConnection(self.phone.host, self.phone.port, timeout=60)
+        self._conn = conn
+        try:
+            headers = {"Cookie": self.phone.cookie, "Last-Event-ID": str(self.last)}
+            conn.request("GET", "/api/events", headers=headers)
+            response = conn.getresponse()
+            if response.status != 200:
+                response.read()
+                self.refused += 1
+                self.stop.wait(RETRY_S)
+                return
+            self.live_once = True
+            kind = ""
+            while not self.stop.is_set():
+                line = response.readline()
+                if not line:
+                    return
+                text = line.decode().rstrip("\n")
+                if text.startswith("id: "):
+                    self.last = int(text[4:])
+                elif text.startswith("event: "):
+                    kind = text[7:]
+                elif text.startswith("data: ") and kind == "tag":
+                    data = json.loads(text[6:])
+                    if data.get("action", "added") == "added":
+                        self.seen.add(data.get("tag", data)["id"])
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        conn = self._conn
+        if conn is not None and conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+
+def rss_kb(pid: int | None) -> int:
+    """The daemon's resident memory (VmRSS), kB; 0 without a pid."""
+    if pid is None:
+        return 0
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def slope_mb_per_min(samples: Sequence[tuple[float, int]]) -> float:
+    """Least-squares slope of (minutes, kB) samples, in MB/min (0 for fewer than two)."""
+    if len(samples) < 2:
+        return 0.0
+    xs = [t for t, _ in samples]
+    ys = [kb / 1024 for _, kb in samples]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    if var == 0:
+        return 0.0
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
+
+
+def is_flat(samples: Sequence[tuple[float, int]]) -> bool:
+    """Whether the fitted RSS change over the run is within FLAT_WITHIN of its start."""
+    if len(samples) < 2:
+        return True
+    start_mb = samples[0][1] / 1024
+    change = slope_mb_per_min(samples) * (samples[-1][0] - samples[0][0])
+    return abs(change) <= FLAT_WITHIN * start_mb
+
+
+class Tapper(threading.Thread):
+    """A phone tagging every ``low``-``high`` s (at random) while ``recording`` is set."""
+
+    def __init__(
+        self,
+        phone: Phone,
+        result: Result,
+        recording: threading.Event,
+        stop: threading.Event,
+        gaps: tuple[float, float],
+        seed: int,
+    ) -> None:
+        super().__init__(name=f"tap-{phone.name}", daemon=True)
+        self.phone, self.result, self.recording, self.stop = phone, result, recording, stop
+        self.gaps = gaps
+        self.rng = random.Random(seed)  # noqa: S311 - when to tap, not security
+        self.busy = threading.Lock()
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.wait(self.rng.uniform(*self.gaps)):
+            with self.busy:  # held while a tap is under way: a stop waits for it
+                if self.recording.is_set():
+                    n += 1
+                    self._tap(f"{self.phone.name}-{n:06d}")
+
+    def _tap(self, tag_id: str) -> None:
+        body = {"id": tag_id, "label": "Guiding", "delay_ms": 0}
+        result = self.result
+        t0 = time.perf_counter_ns()
+        try:
+            status, answer, _ = self.phone.request("POST", "/api/tags", body)
+        except (OSError, http.client.HTTPException) as exc:
+            with result.lock:
+                result.sent += 1
+                result.errors.append(f"{tag_id}: {exc!r}")
+            return
+        took = (time.perf_counter_ns() - t0) / NS_PER_MS
+        with result.lock:
+            result.sent += 1
+            if status != 201:
+                result.errors.append(f"{tag_id}: {status} {answer}")
+                return
+            result.ack_ms.append(took)
+            result.acked[tag_id] = answer["tag"]["take_id"]
+            if took > TARGET_P99_MS:
+                result.slow.append((time.monotonic() - result.began, took))
+
+
+def _state(phone: Phone) -> dict[str, Any]:
+    status, body, _ = phone.request("GET", "/api/state")
+    if status != 200:
+        raise RuntimeError(f"GET /api/state: {status} {body}")
+    return body
+
+
+def _wait(phone: Phone, what: str, ok: Any, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = _state(phone)
+        if ok(state["status"]):
+            return state
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}: {state['status']}")
+        time.sleep(0.2)
+
+
+def _start(phone: Phone) -> None:
+    status, body, _ = phone.request("POST", "/api/start")
+    if status != 202:
+        raise RuntimeError(f"could not start a take: {status} {body}")
+    _wait(phone, "the take to record", lambda s: s["state"] == "recording", 30)
+
+
+def run(
+    base_url: str,
+    code: str,
+    *,
+    phones: int = 8,
+    seconds: float = 600.0,
+    take_seconds: float | None = None,
+    gaps: tuple[float, float] = (2.0, 5.0),
+    pid: int | None = None,
+    seed: int = 1,
+    progress: Any = None,
+) -> Result:
+    """Pair ``phones``, open a visit, record for ``seconds`` (in takes of ``take_seconds``
+    back to back, or one take) with every phone listening and tagging; then check every
+    acknowledged tag is in its take, and read the takes' dropped frames."""
+    clients = [Phone(base_url, f"load-{i + 1}") for i in range(phones)]
+    for client in clients:
+        client.pair(code)
+    boss = clients[0]
+    status, body, _ = boss.request(
+        "POST", "/api/visits", {"case_ref": "Load", "consent": consent_json()}
+    )
+    if status != 201:
+        raise RuntimeError(f"could not start a visit: {status} {body}")
+    visit_id = body["visit"]["id"]
+    result = Result(phones=phones)
+    stop, recording = threading.Event(), threading.Event()
+    after = _state(boss)["event_id"]
+    streams = [Stream(Phone(base_url, c.name), after, stop) for c in clients]
+    for stream, client in zip(streams, clients, strict=True):
+        stream.phone.cookie, stream.phone.csrf = client.cookie, client.csrf
+        stream.start()
+    tappers = [
+        Tapper(c, result, recording, stop, gaps, seed * 1000 + i) for i, c in enumerate(clients)
+    ]
+    began = result.began = time.monotonic()
+    result.rss.append((0.0, rss_kb(pid)))
+    _start(boss)
+    recording.set()
+    for tapper in tappers:
+        tapper.start()
+    take_s = take_seconds or seconds
+    next_sample = began + 60
+    take_ends = time.monotonic() + take_s
+    while (now := time.monotonic()) < began + seconds:
+        time.sleep(max(0.0, min(next_sample, take_ends, began + seconds) - now))
+        now = time.monotonic()
+        if now >= next_sample:
+            result.rss.append(((now - began) / 60, rss_kb(pid)))
+            next_sample += 60
+            if progress is not None:
+                progress(result, now - began)
+        if now >= take_ends and now < began + seconds:
+            _next_take(boss, recording, tappers)
+            take_ends = time.monotonic() + take_s
+    recording.clear()
+    for tapper in tappers:  # let a tap under way finish
+        with tapper.busy:
+            pass
+    boss.request("POST", "/api/stop")
+    result.seconds = time.monotonic() - began
+    _wait(boss, "the films to be made", _all_saved, 300)
+    time.sleep(1.0)  # the last events reach the streams
+    stop.set()
+    for stream in streams:
+        stream.close()
+    for thread in [*streams, *tappers]:
+        thread.join(timeout=10)
+    result.rss.append((result.seconds / 60, rss_kb(pid)))
+    _check(boss, visit_id, result, streams)
+    for client in clients:
+        client.close()
+    return result
+
+
+def _all_saved(status: dict[str, Any]) -> bool:
+    return status["state"] in ("idle", "cutting") and not status.get("finalising_take_ids")
+
+
+def _next_take(boss: Phone, recording: threading.Event, tappers: list[Tapper]) -> None:
+    """Stop the take and start the next at once (the last is finalised meanwhile)."""
+    recording.clear()
+    for tapper in tappers:
+        with tapper.busy:
+            pass
+    boss.request("POST", "/api/stop")
+    _wait(boss, "the take to stop", lambda s: s["state"] != "recording", 60)
+    _start(boss)
+    recording.set()
+
+
+def _check(boss: Phone, visit_id: str, result: Result, streams: list[Stream]) -> None:
+    status, seen, _ = boss.request("GET", f"/api/visits/{visit_id}")
+    if status != 200:
+        raise RuntimeError(f"GET /api/visits/{visit_id}: {status}")
+    stored = {t["id"]: t["take_id"] for t in seen["tags"]}
+    result.lost = sorted(i for i, take in result.acked.items() if stored.get(i) != take)
+    result.takes = seen["takes"]
+    result.refused_streams = sum(s.refused for s in streams)
+    result.phones_never_live = sum(not s.live_once for s in streams)
+    result.missing_from_streams = sum(
+        len(set(result.acked) - s.seen) for s in streams if s.live_once
+    )
+
+
+def report(result: Result, where: str) -> str:
+    values = result.ack_ms
+    p99 = percentile(values, 99)
+    verdict = "OK" if p99 <= TARGET_P99_MS else "TOO SLOW"
+    frames = sum(int(t.get("video_frames") or 0) for t in result.takes)
+    rss = result.rss
+    lines = [
+        f"load bench against {where}",
+        f"{result.phones} phones on the event stream, each tagging every 2-5 s, for "
+        f"{result.seconds / 60:.1f} min in {len(result.takes)} take(s)",
+        f"taps sent {result.sent}, acknowledged {len(result.acked)}, lost {len(result.lost)} "
+        f"(acknowledged but not in their take), errors {len(result.errors)}",
+        f"tap -> durable ack    p50 {percentile(values, 50):7.2f}"
+        f"  p95 {percentile(values, 95):7.2f}  p99 {p99:7.2f}"
+        f"  max {max(values, default=float('nan')):7.2f} ms"
+        f"   (target p99 <= {TARGET_P99_MS:.0f} ms: {verdict})",
+        f"frames dropped {result.dropped_frames} of {frames}"
+        + (
+            " (by take: " + ", ".join(str(t.get("dropped_frames")) for t in result.takes) + ")"
+            if len(result.takes) > 1
+            else ""
+        ),
+        f"event streams: refused {result.refused_streams} times (503); phones that never got "
+        f"one {result.phones_never_live}/{result.phones}; tags a live phone's stream missed "
+        f"{result.missing_from_streams}",
+    ]
+    if rss[0][1]:
+        lines.append(f"daemon RSS: start {rss[0][1] / 1024:.1f} MB, end {rss[-1][1] / 1024:.1f} MB")
+    if len(rss) > 3:
+        slope = slope_mb_per_min(rss)
+        flat = "flat" if is_flat(rss) else "NOT flat"
+        lines.append(
+            f"RSS slope {slope:+.3f} MB/min over {len(rss)} samples: {flat} within "
+            f"{FLAT_WITHIN:.0%}"
+        )
+    if result.slow:
+        at = ", ".join(f"{t // 60:.0f}:{t % 60:04.1f} {ms:.0f} ms" for t, ms in result.slow[:12])
+        lines.append(f"acks over {TARGET_P99_MS:.0f} ms: {len(result.slow)} (min:s in): {at}")
+    lines += [f"  lost: {i}" for i in result.lost[:10]]
+    lines += [f"  {e}" for e in result.errors[:10]]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kit bench load", description=__doc__)
+    parser.add_argument("--url", help="a running kit (default: start kit run --simulate)")
+    parser.add_argument("--code", help="the running kit's 6-digit pairing code (with --url)")
+    parser.add_argument("--pid", type=int, help="the running kit's pid (with --url: its RSS)")
+    parser.add_argument("--phones", type=int, default=8, help="simulated phones (8)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the take (10)")
+    parser.add_argument("--soak-hours", type=float, help="record this long, takes back to back")
+    parser.add_argument("--take-minutes", type=float, default=10.0, help="soak takes (10)")
+    parser.add_argument("--small", action="store_true", help="record 320x240 (less CPU)")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+    if args.phones < 1 or args.minutes <= 0 or args.take_minutes <= 0:
+        parser.error("--phones, --minutes and --take-minutes must be positive")
+    if bool(args.url) != bool(args.code):
+        parser.error("--url and --code go together")
+    soak = args.soak_hours is not None
+    options: dict[str, Any] = {
+        "phones": args.phones,
+        "seconds": (args.soak_hours * 3600) if soak else args.minutes * 60,
+        "take_seconds": args.take_minutes * 60 if soak else None,
+        "progress": _progress if soak else None,
+    }
+    if args.url:
+        result, where = run(args.url, args.code, pid=args.pid, **options), args.url
+    else:
+        extra = SMALL if args.small else ()
+        with (
+            tempfile.TemporaryDirectory(prefix="kit-bench-load-") as tmp,
+            kit_run_simulated(Path(tmp) / "data", *extra) as kit,
+        ):
+            result = run(kit.url, kit.code, pid=kit.process.proc.pid, **options)
+            where = f"kit run --simulate ({kit.url})"
+    print(report(result, where))
+    if args.json:
+        figures = {
+            "sent": result.sent,
+            "acked": len(result.acked),
+            "lost": result.lost,
+            "ack_ms": {p: percentile(result.ack_ms, p) for p in (50, 95, 99, 100)},
+            "dropped_frames": result.dropped_frames,
+            "takes": result.takes,
+            "slow_acks": result.slow,
+            "refused_streams": result.refused_streams,
+            "rss_kb": result.rss,
+            "rss_slope_mb_per_min": slope_mb_per_min(result.rss),
+            "ok": result.ok,
+        }
+        args.json.write_text(json.dumps(figures, indent=2))
+    flat = not soak or is_flat(result.rss)
+    return 0 if result.ok and flat else 1
+
+
+def _progress(result: Result, elapsed_s: float) -> None:
+    rss = result.rss[-1][1] / 1024
+    print(
+        f"  {elapsed_s / 60:6.1f} min: {len(result.acked)} taps acked, {len(result.errors)} "
+        f"errors, RSS {rss:.1f} MB",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""Issue #14, must-shows 6 (the siege) and 7 (load), as samples of ``kit bench siege`` and
+``kit bench load`` against ``kit run --simulate``: a stranger's 200 idle and trickling
+connections while a phone tags every 100 ms; more connections than select() can watch;
+eight phones tagging for a minute and more. The benchmarks carry the long runs and the
+50 ms target; these assert nothing is lost or refused, and a sane p99."""
+
+from __future__ import annotations
+
+import http.client
+import resource
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kit.bench import load, siege
+from kit.bench.tagging import Phone, percentile
+from kit.daemon.run import WEB_CONNECTION_LIMIT
+from kit.testing.launch import KitProcess, RunningKit
+from tests.torture.helpers import SMALL
+
+pytestmark = pytest.mark.slow
+
+SANE_P99_MS = 500.0  # a timing bound for a shared CI machine; the target is the bench's
+
+
+@pytest.fixture(scope="module")
+def besieged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningKit]:
+    """The daemon, started with an open-files limit of 1,024 (a distribution's default),
+    which kit/daemon/run.py must raise itself."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = 1024 if soft == resource.RLIM_INFINITY else min(1024, soft)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        process = KitProcess(tmp_path_factory.mktemp("siege") / "data", *SMALL)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with process:
+        yield process.wait_ready()
+
+
+def _limits(kit: RunningKit) -> tuple[int, int]:
+    for line in Path(f"/proc/{kit.process.proc.pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), (1 << 62 if hard == "unlimited" else int(hard))
+    raise AssertionError("no open-files limit in /proc")
+
+
+def test_the_daemon_raises_its_open_files_limit_for_the_web_servers_connections(
+    besieged: RunningKit,
+) -> None:
+    soft, hard = _limits(besieged)
+    assert soft >= min(hard, WEB_CONNECTION_LIMIT + 1024), (soft, hard)
+
+
+def test_a_phone_tags_quickly_while_a_stranger_holds_200_connections(
+    besieged: RunningKit,
+) -> None:
+    result = siege.run(
+        besieged.url,
+        besieged.code,
+        connections=200,
+        taps=100,
+        interval_s=0.1,
+        trickle_s=2.0,
+        pid=besieged.process.proc.pid,
+    )
+    print(siege.report(result, besieged.url, 2.0))
+    assert not result.baseline.errors and not result.siege_phase.errors
+    assert len(result.siege_phase.ack_ms) == 100
+    assert result.siege.opened == 200 and result.siege.refused == 0
+    assert result.siege.held_by_kit >= 200  # accepted, not left in the listen backlog
+    assert result.siege.trickling_closed == 0  # a slow phone is not cut off
+    assert result.siege.fresh_ms is not None, "a phone's new connection got no answer"
+    p99 = percentile(result.siege_phase.ack_ms, 99)
+    assert p99 < SANE_P99_MS, f"tap ack p99 under siege {p99:.0f} ms"
+    assert "Traceback" not in besieged.process.text
+
+
+def test_more_connections_than_select_can_watch_do_not_stop_the_kit(
+    besieged: RunningKit,
+) -> None:
+    """1,100 idle connections: the daemon's descriptors pass 1,024, which select() cannot
+    watch (waitress polls with poll(): asyncore_use_poll=True); a phone still tags."""
+    count = 1100
+    siege.allow_sockets(count)
+    pid = besieged.process.proc.pid
+    phone = Phone(besieged.url, "past-1024")
+    phone.pair(besieged.code)
+    held: list[socket.socket] = []
+    try:
+        address = ("127.0.0.1", int(besieged.url.rsplit(":", 1)[1]))
+        held = [socket.create_connection(address, timeout=10) for _ in range(count)]
+        deadline = time.monotonic() + 20
+        while sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir()) < count:
+            assert time.monotonic() < deadline, "the kit did not accept the connections"
+            time.sleep(0.2)
+        began = time.monotonic()
+        status, body, _ = phone.request("GET", "/api/state")
+        assert status == 200, body
+        assert time.monotonic() - began < 5.0
+    finally:
+        for s in held:
+            s.close()
+        phone.close()
+    assert "Traceback" not in besieged.process.text
+
+
+def test_eight_phones_tag_for_a_minute_and_nothing_is_lost(tmp_path: Path) -> None:
+    """``kit bench load`` for 75 s: every acknowledged tap in its take, no frame dropped."""
+    with KitProcess(tmp_path / "data", *SMALL) as process:
+        kit = process.wait_ready()
+        result = load.run(kit.url, kit.code, phones=8, seconds=75, pid=process.proc.pid)
+        print(load.report(result, kit.url))
+        assert not result.errors, result.errors[:10]
+        assert result.sent >= 8 * 75 // 5
+        assert not result.lost, result.lost[:10]
+        assert result.dropped_frames == 0, result.takes
+        assert all(t["state"] == "ready" for t in result.takes), result.takes
+        p99 = percentile(result.ack_ms, 99)
+        assert p99 < SANE_P99_MS, f"tap ack p99 {p99:.0f} ms"
+        assert "Traceback" not in process.text
+
+
+def _open_stream(kit: RunningKit, phone: Phone) -> tuple[http.client.HTTPConnection, int]:
+    conn = http.client.HTTPConnection(phone.host, phone.port, timeout=10)
+    conn.request("GET", "/api/events", headers={"Cookie": phone.cookie})
+    response = conn.getresponse()
+    if response.status == 200:
+        response.readline()  # "retry: ...": the stream is open
+    return conn, response.status
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "at most 6 live event streams: kit/daemon/run.py serves the page with waitress "
+        "threads=8 and web/app.py's KIT_MAX_STREAMS is 6 (threads - 2), so phones 7 and 8 "
+        "get 503 (the page retries every few seconds and shows the kit as unreachable). "
+        "Fix: in _WebServer give waitress threads = phones + 2 + a few (e.g. 16) and pass "
+        "KIT_MAX_STREAMS = threads - 2 (e.g. 14) in create_app's config"
+    ),
+)
+def test_eight_phones_each_get_a_live_event_stream(tmp_path: Path) -> None:
+    with KitProcess(tmp_path / "data", *SMALL) as process:
+        kit = process.wait_ready()
+        phones = []
+        for n in range(8):
+            phone = Phone(kit.url, f"phone-{n + 1}")
+            phone.pair(kit.code)
+            phones.append(phone)
+        opened = [_open_stream(kit, p) for p in phones]
+        try:
+            statuses = [status for _, status in opened]
+            assert statuses == [200] * 8, statuses
+            tapper = phones[0]
+            assert tapper.request("GET", "/api/state")[0] == 200  # threads left for requests
+        finally:
+            for conn, _ in opened:
+                conn.close()
+            for phone in phones:
+                phone.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "a stranger can hold every connection waitress allows: kit/daemon/run.py's "
+        "connection_limit=2000 counts all clients together, and channel_timeout=30 only "
+        "closes connections that send nothing (one header byte every few seconds keeps one "
+        "open for ever), so with 2,000 trickling connections the kit accepts no new one and "
+        "a phone opening a connection waits (its open keep-alive connections still work). "
+        "Fix: cap connections per client address before waitress, e.g. in the image's "
+        "hotspot stage (image-build/stage-kit/02-hotspot) an nftables rule "
+        "'tcp dport 8080 ct count over 64 reject' per source address, and/or a limit on "
+        "how long a request's headers may take (waitress has none; a small wrapper channel)"
+    ),
+)
+def test_a_phone_connects_while_a_stranger_trickles_more_connections_than_the_limit(
+    besieged: RunningKit,
+) -> None:
+    count = WEB_CONNECTION_LIMIT + 100
+    siege.allow_sockets(count)
+    phone = Phone(besieged.url, "late-comer")
+    phone.pair(besieged.code)
+    address = ("127.0.0.1", int(besieged.url.rsplit(":", 1)[1]))
+    stranger = siege.Stranger(address, count, trickle_s=2.0, trickling_every=1)
+    try:
+        fresh_ms = siege.fresh_connection(phone, timeout_s=10.0)
+    finally:
+        stranger.finish()
+        phone.close()
+    assert fresh_ms is not None, "a phone's new connection got no answer in 10 s"
