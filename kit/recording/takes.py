@@ -326,8 +326,12 @@ class TakeService:
             raise StateError("no take is recording")
         try:
             # First, so that nothing (End visit, say) sees a take still recording once
-            # the stop has begun; a failed stop leaves it for the recovery.
-            self._store.db.update_take(take.id, state=TakeState.FINALISING)
+            # the stop has begun; a failed stop leaves it for the recovery. A full card
+            # must not keep the hardware recording: the row then waits for room.
+            try:
+                self._store.db.update_take(take.id, state=TakeState.FINALISING)
+            except (StorageFull, sqlite3.OperationalError) as exc:
+                log.warning("take %s: could not mark it finalising: %s", take.id, exc)
             stats = self._recorder.stop()
         finally:
             self._current = None

@@ -79,12 +79,6 @@ def _record_then_fill(phone: HttpPhone, card: Path, seconds: float) -> tuple[str
     return status["take_id"], time.monotonic() - began, filler
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="regression under investigation: after a full card stopped a take, the next "
-    "start (room freed) does not record; the status shows the level meter's 'No "
-    "microphone' warning (the hardware-fault handling of issue 14)",
-)
 def test_d2b_card_fills_mid_take_stops_it_and_no_internal_error(card: Path, tmp_path: Path) -> None:
     data = card / "data"
     with _kit(card, tmp_path) as process:
