@@ -149,6 +149,15 @@ def _seconds(ns: int) -> str:
     return f"{ns / NS_PER_S:.6f}"
 
 
+_FFMPEG_QUIET = [FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-y"]
+
+
+def _clip_input(takes: Callable[[FilmClip], Path], clip: FilmClip) -> list[str]:
+    """ffmpeg's input options for one clip: its take, from its start, for its length."""
+    length = _seconds(clip.take_end_ns - clip.take_start_ns)
+    return ["-ss", _seconds(clip.take_start_ns), "-i", str(takes(clip)), "-t", length]
+
+
 def stream_copy(takes: Callable[[FilmClip], Path], clips: Sequence[FilmClip], work: Path) -> Path:
     """LosslessCut's way with the same clips: ffmpeg stream-copies each, then the concat
     demuxer joins them; the joined film is fsynced. Returns the film."""
@@ -156,18 +165,8 @@ def stream_copy(takes: Callable[[FilmClip], Path], clips: Sequence[FilmClip], wo
     for i, clip in enumerate(clips):
         part = work / f"clip-{i:04d}.mp4"
         argv = [
-            FFMPEG,
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-ss",
-            _seconds(clip.take_start_ns),
-            "-i",
-            str(takes(clip)),
-            "-t",
-            _seconds(clip.take_end_ns - clip.take_start_ns),
+            *_FFMPEG_QUIET,
+            *_clip_input(takes, clip),
             "-avoid_negative_ts",
             "make_zero",
             "-map",
@@ -184,12 +183,7 @@ def stream_copy(takes: Callable[[FilmClip], Path], clips: Sequence[FilmClip], wo
     listing.write_text("".join(f"file '{p.name}'\n" for p in parts), encoding="utf-8")
     film = work / "film.mp4"
     argv = [
-        FFMPEG,
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
+        *_FFMPEG_QUIET,
         "-f",
         "concat",
         "-safe",
@@ -214,17 +208,8 @@ def reencode(takes: Callable[[FilmClip], Path], clips: Sequence[FilmClip], work:
     """ffmpeg re-encoding each clip (libx264 veryfast + AAC), one after another."""
     for i, clip in enumerate(clips):
         argv = [
-            FFMPEG,
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-ss",
-            _seconds(clip.take_start_ns),
-            "-i",
-            str(takes(clip)),
-            "-t",
-            _seconds(clip.take_end_ns - clip.take_start_ns),
+            *_FFMPEG_QUIET,
+            *_clip_input(takes, clip),
             "-c:v",
             "libx264",
             "-preset",

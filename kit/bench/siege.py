@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from kit.bench.tagging import NS_PER_MS, TARGET_P99_MS, Phone, percentile
+from kit.bench.tagging import NS_PER_MS, TARGET_P99_MS, Phone, percentile, start_take
 from kit.testing.launch import kit_run_simulated
-from kit.testing.privacy import consent_json
 
 SMALL = ("--width", "320", "--height", "240")
 
@@ -87,22 +86,6 @@ class Result:
             and self.siege.fresh_ms is not None
             and percentile(self.siege_phase.ack_ms, 99) <= TARGET_P99_MS
         )
-
-
-def _start_take(phone: Phone) -> None:
-    status, body, _ = phone.request(
-        "POST", "/api/visits", {"case_ref": "Siege", "consent": consent_json()}
-    )
-    if status not in (201, 409):
-        raise RuntimeError(f"could not start a visit: {status} {body}")
-    status, body, _ = phone.request("POST", "/api/start")
-    if status != 202:
-        raise RuntimeError(f"could not start a take: {status} {body}")
-    deadline = time.monotonic() + 20
-    while phone.request("GET", "/api/state")[1]["status"]["state"] != "recording":
-        if time.monotonic() > deadline:
-            raise RuntimeError("the take did not start")
-        time.sleep(0.05)
 
 
 def tap(phone: Phone, phase: Phase, taps: int, interval_s: float, prefix: str) -> None:
@@ -259,7 +242,7 @@ def run(
     address = (parts.hostname or "127.0.0.1", parts.port or 80)
     phone = Phone(base_url, "siege-phone")
     phone.pair(code)
-    _start_take(phone)
+    start_take(phone, "Siege", timeout_s=20.0)
     time.sleep(2.0)  # past the take's first moments (camera, encoder, files opening)
     baseline = Phase("baseline: a tap every %g ms" % (interval_s * 1000))
     tap(phone, baseline, taps, interval_s, "base")

@@ -222,17 +222,18 @@ class Previews:
             viewer.close()
 
 
-def _start_take(boss: Phone) -> None:
-    # A take records only into a visit with the family's consent: open one (or use the open one).
+def start_take(boss: Phone, case_ref: str = "Bench", timeout_s: float = 10.0) -> None:
+    """Start a take from ``boss`` (a paired phone) and wait until it records. A take
+    records only into a visit with the family's consent: open one (or use the open one)."""
     status, body, _ = boss.request(
-        "POST", "/api/visits", {"case_ref": "Bench", "consent": consent_json()}
+        "POST", "/api/visits", {"case_ref": case_ref, "consent": consent_json()}
     )
     if status not in (201, 409):
         raise RuntimeError(f"could not start a visit: {status} {body}")
     status, body, _ = boss.request("POST", "/api/start")
     if status != 202:
         raise RuntimeError(f"could not start a take: {status} {body}")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + timeout_s
     while True:
         _, state, _ = boss.request("GET", "/api/state")
         if state["status"]["state"] == "recording":
@@ -309,7 +310,7 @@ def run(
         listener.opened.wait(10)
     previews = Previews(clients, preview_fps)
     result = Result(phones=phones, taps=taps, seconds=0.0)
-    _start_take(clients[0])
+    start_take(clients[0])
 
     # list.append is atomic, so the tappers share the result without a lock.
     taps_at: list[dict[str, int]] = [{} for _ in clients]

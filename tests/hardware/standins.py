@@ -161,20 +161,24 @@ class StandInSoundDevice:
         prime_output_buffers_using_stream_callback: bool | None = None,
     ) -> StandInStream:
         self._check(device, channels, samplerate)
-        stream = StandInStream(
-            self,
-            {
-                "samplerate": samplerate,
-                "blocksize": blocksize,
-                "device": device,
-                "channels": channels,
-                "dtype": dtype,
-                "latency": latency,
-                "callback": callback,
-            },
-        )
+        settings = {
+            "samplerate": samplerate,
+            "blocksize": blocksize,
+            "device": device,
+            "channels": channels,
+            "dtype": dtype,
+            "latency": latency,
+            "callback": callback,
+        }
+        stream = self._stream(settings, finished_callback)
         self.streams.append(stream)
         return stream
+
+    def _stream(
+        self, settings: dict[str, Any], finished_callback: Callable[[], None] | None
+    ) -> StandInStream:
+        """The stream ``InputStream`` opens (a subclass may hand out another kind)."""
+        return StandInStream(self, settings)
 
     def _terminate(self) -> None:
         self.rescans += 1

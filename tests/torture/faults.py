@@ -203,38 +203,10 @@ class PullableStream(StandInStream):
 class HotplugSoundDevice(StandInSoundDevice):
     """The stand-in sounddevice, whose streams are :class:`PullableStream` s."""
 
-    def InputStream(  # sounddevice's class, called as a function here
-        self,
-        samplerate: float | None = None,
-        blocksize: int | None = None,
-        device: int | str | None = None,
-        channels: int | None = None,
-        dtype: str | None = None,
-        latency: float | str | None = None,
-        extra_settings: Any = None,
-        callback: Callable[..., None] | None = None,
-        finished_callback: Callable[[], None] | None = None,
-        clip_off: bool | None = None,
-        dither_off: bool | None = None,
-        never_drop_input: bool | None = None,
-        prime_output_buffers_using_stream_callback: bool | None = None,
+    def _stream(
+        self, settings: dict[str, Any], finished_callback: Callable[[], None] | None
     ) -> StandInStream:
-        self._check(device, channels, samplerate)
-        stream = PullableStream(
-            self,
-            {
-                "samplerate": samplerate,
-                "blocksize": blocksize,
-                "device": device,
-                "channels": channels,
-                "dtype": dtype,
-                "latency": latency,
-                "callback": callback,
-            },
-            finished_callback,
-        )
-        self.streams.append(stream)
-        return stream
+        return PullableStream(self, settings, finished_callback)
 
     def pull(self, name: str) -> None:
         """Pull the device out: its running stream ends, PortAudio's list keeps a stale
