@@ -323,6 +323,36 @@ def test_tag_times_show_at_once_newest_first(browser: Any, kit: Kit) -> None:
     page.context.close()
 
 
+def test_the_preview_never_blanks_between_frames(browser: Any, kit: Kit) -> None:
+    """While recording, the shown frame is replaced only by the next decoded one: sampled
+    every few milliseconds over many frames, the preview always has a picture."""
+    from playwright.sync_api import expect
+
+    kit.kit.open_visit("C-1041")
+    page = kit.page(browser, 390, 844)
+    errors = watch_errors(page)
+    page.wait_for_function("() => document.getElementById('preview').naturalWidth > 0")
+    page.evaluate(
+        """() => { const i = document.getElementById('preview');
+          window.previewSamples = {all: 0, blank: 0};
+          (function sample() {
+            window.previewSamples.all += 1;
+            if (i.naturalWidth === 0) window.previewSamples.blank += 1;
+            setTimeout(sample, 1);
+          })(); }"""
+    )
+    page.locator("#record").tap()
+    expect(page.locator("#home")).to_have_attribute("data-state", "recording")
+    first = page.evaluate("document.getElementById('preview').src")
+    page.wait_for_timeout(8000)  # about 30 frames at the page's 4 a second
+    assert page.evaluate("document.getElementById('preview').src") != first
+    samples = page.evaluate("window.previewSamples")
+    assert samples["all"] > 1000, samples
+    assert samples["blank"] == 0, samples
+    assert errors == []
+    page.context.close()
+
+
 def test_out_of_reach_the_page_says_so_and_keeps_the_taps(browser: Any, kit: Kit) -> None:
     from playwright.sync_api import expect
 

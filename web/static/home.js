@@ -1012,13 +1012,21 @@
       meter(Number(r.headers.get("X-Level-Dbfs")));
       if (r.status !== 200) return null;
       previewSeq = Number(r.headers.get("X-Frame-Seq"));
+      // Decoded off screen first, then swapped in: setting a shown image's src to a frame
+      // not yet decoded blanks it for a moment (a flicker, and no frame to judge by).
       return r.blob().then(function (blob) {
-        var img = $("preview");
-        var old = previewUrl;
-        previewUrl = URL.createObjectURL(blob);
-        img.onload = function () { if (old) URL.revokeObjectURL(old); };
-        img.src = previewUrl;
-        $("preview-empty").hidden = true;
+        var url = URL.createObjectURL(blob);
+        var next = new Image();
+        next.src = url;
+        return next.decode().then(function () {
+          var old = previewUrl;
+          previewUrl = url;
+          $("preview").src = url;
+          $("preview-empty").hidden = true;
+          if (old) URL.revokeObjectURL(old);
+        }, function () {
+          URL.revokeObjectURL(url); // a frame that does not decode: the last one stays
+        });
       });
     }).catch(function () {
       link.previewFails += 1;
