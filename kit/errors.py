@@ -6,6 +6,8 @@ config value a ``ValueError``) it inherits from both, so callers can catch
 either, as gpiozero does.
 """
 
+import errno
+
 
 class KitError(Exception):
     """Base of every error the kit raises on purpose."""
@@ -29,6 +31,27 @@ class StorageError(KitError, OSError):
 
 class StorageFull(StorageError):
     """Not enough free space to start or continue a take."""
+
+
+# What a cut that failed on a full card reports (its ``on_done``): the daemon makes it
+# again by itself once the card has room.
+CUT_WAITS_FOR_ROOM = "the card is full: the rough cut is made once there is room"
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the card being full."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(cause, StorageFull) or "database or disk is full" in str(cause):
+            return True
+        if "No space left on device" in str(cause):  # FFmpeg's wrapping of a file's error
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 class CorruptMedia(KitError, ValueError):

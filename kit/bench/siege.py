@@ -3,7 +3,9 @@
 A paired phone tags every 100 ms during a take, first alone (the baseline), then
 while a stranger on the kit's Wi-Fi holds ``--connections`` (500) connections open
 from raw sockets: half of them idle (connected, nothing sent), half trickling an
-unfinished header, one byte every few seconds (slowloris). Printed for both: the
+unfinished header, one byte every few seconds (slowloris), spread over enough source
+addresses that the kit's cap per address (web.server) does not refuse them; a trickling
+connection the kit closes (its headers took too long) is opened again. Printed for both: the
 tap -> durable ack time, p50/p95/p99/max (target under siege: p99 <= 50 ms), and
 what became of the siege: connections the kit held, the idle ones it closed after
 its ``channel_timeout`` (30 s), the trickling ones still open, and the daemon's
@@ -33,6 +35,7 @@ from urllib.parse import urlsplit
 
 from kit.bench.tagging import NS_PER_MS, TARGET_P99_MS, Phone, percentile, start_take
 from kit.testing.launch import kit_run_simulated
+from web.server import HEADER_DEADLINE_S, PER_ADDRESS
 
 SMALL = ("--width", "320", "--height", "240")
 
@@ -63,7 +66,9 @@ class Siege:
     opened: int = 0
     refused: int = 0
     idle_closed: int = 0
-    trickling_closed: int = 0
+    trickling_closed: int = 0  # by the kit (a header too slow), each opened again
+    reopened: int = 0
+    sources: int = 0  # addresses the connections came from (0: this machine's default)
     held_by_kit: int = 0  # the daemon's open sockets while the siege was on
     seconds: float = 0.0
     fresh_ms: float | None = None  # a new connection's GET /api/state under siege
@@ -112,36 +117,62 @@ def tap(phone: Phone, phase: Phase, taps: int, interval_s: float, prefix: str) -
         phase.ack_ms.append(took)
 
 
+def stranger_addresses(host: str, connections: int) -> list[str] | None:
+    """Source addresses for a stranger's ``connections`` to ``host``, each within the kit's
+    cap per address (web.server.PER_ADDRESS): a stranger with many devices. Only for a
+    kit on this machine (all of 127/8 is the loopback); None (the default route) else."""
+    if not host.startswith("127."):
+        return None
+    each = PER_ADDRESS - 4  # the kit may still hold a closed connection for a moment
+    return [f"127.0.{n // 250}.{2 + n % 250}" for n in range(-(-connections // each))]
+
+
 class Stranger:
     """``count`` connections to ``address``: one in ``trickling_every`` trickling an
     unfinished header, a byte every ``trickle_s`` (spread over that period), the others
-    idle (by default: half and half)."""
+    idle (by default: half and half). A trickling connection the kit closes is opened
+    again (as slowloris does). ``sources``: the addresses they come from, in turn."""
+
+    HEADER = b"GET / HTTP/1.1\r\nHost: 10.42.0.1\r\nX-Slow: "
 
     def __init__(
-        self, address: tuple[str, int], count: int, trickle_s: float, trickling_every: int = 2
+        self,
+        address: tuple[str, int],
+        count: int,
+        trickle_s: float,
+        trickling_every: int = 2,
+        sources: Sequence[str] | None = None,
     ) -> None:
         self.address = address
         self.siege = Siege(wanted=count)
         self.trickle_s = trickle_s
+        self.sources = list(sources or [])
         self.idle: list[socket.socket] = []
         self.trickling: list[socket.socket] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._trickle, name="stranger", daemon=True)
         for n in range(count):
-            try:
-                s = socket.create_connection(address, timeout=10)
-            except OSError:
+            s = self._connect(n)
+            if s is None:
                 self.siege.refused += 1
                 continue
-            s.setblocking(False)
             if n % trickling_every == trickling_every - 1:
-                self._send(s, b"GET / HTTP/1.1\r\nHost: 10.42.0.1\r\nX-Slow: ")
+                self._send(s, self.HEADER)
                 self.trickling.append(s)
             else:
                 self.idle.append(s)
         self.siege.opened = len(self.idle) + len(self.trickling)
         self._began = time.monotonic()
         self._thread.start()
+
+    def _connect(self, n: int) -> socket.socket | None:
+        source = (self.sources[n % len(self.sources)], 0) if self.sources else None
+        try:
+            s = socket.create_connection(self.address, timeout=10, source_address=source)
+        except OSError:
+            return None
+        s.setblocking(False)
+        return s
 
     @staticmethod
     def _send(s: socket.socket, data: bytes) -> bool:
@@ -154,10 +185,19 @@ class Stranger:
     def _trickle(self) -> None:
         while not self._stop.is_set():
             gap = self.trickle_s / max(1, len(self.trickling))
-            for s in list(self.trickling):
+            for i, s in enumerate(list(self.trickling)):
                 if self._stop.wait(gap):
                     return
-                self._send(s, b"a")
+                if self._send(s, b"a") and not self._closed(s):
+                    continue
+                # The kit closed it (its header took too long): open another.
+                self.siege.trickling_closed += 1
+                with contextlib.suppress(OSError):
+                    s.close()
+                again = self._connect(i)
+                if again is not None and self._send(again, self.HEADER):
+                    self.trickling[i] = again
+                    self.siege.reopened += 1
 
     @staticmethod
     def _closed(s: socket.socket) -> bool:
@@ -174,7 +214,7 @@ class Stranger:
         self._thread.join(timeout=self.trickle_s + 5)
         self.siege.seconds = time.monotonic() - self._began
         self.siege.idle_closed = sum(self._closed(s) for s in self.idle)
-        self.siege.trickling_closed = sum(self._closed(s) for s in self.trickling)
+        self.siege.trickling_closed += sum(self._closed(s) for s in self.trickling)
         for s in [*self.idle, *self.trickling]:
             with contextlib.suppress(OSError):
                 s.close()
@@ -197,7 +237,7 @@ def fresh_connection(phone: Phone, timeout_s: float = 10.0) -> float | None:
     return (time.perf_counter_ns() - t0) / NS_PER_MS if response.status == 200 else None
 
 
-def _open_files(pid: int | None) -> int:
+def open_files(pid: int | None) -> int:
     if pid is None:
         return 0
     with contextlib.suppress(OSError):
@@ -246,14 +286,16 @@ def run(
     time.sleep(2.0)  # past the take's first moments (camera, encoder, files opening)
     baseline = Phase("baseline: a tap every %g ms" % (interval_s * 1000))
     tap(phone, baseline, taps, interval_s, "base")
-    stranger = Stranger(address, connections, trickle_s)
+    sources = stranger_addresses(address[0], connections)
+    stranger = Stranger(address, connections, trickle_s, sources=sources)
     time.sleep(1.0)  # let the kit accept them all
-    held = _open_files(pid)
+    held = open_files(pid)
     fresh_ms = fresh_connection(phone)
     phase = Phase(f"under siege: {connections} connections")
     tap(phone, phase, taps, interval_s, "siege")
     siege = stranger.finish()
     siege.held_by_kit = held
+    siege.sources = len(sources or ())
     siege.fresh_ms = fresh_ms
     phone.request("POST", "/api/stop")
     phone.close()
@@ -270,9 +312,11 @@ def report(result: Result, where: str, trickle_s: float) -> str:
         result.baseline.line(),
         result.siege_phase.line() + f"   (target p99 <= {TARGET_P99_MS:.0f} ms: {verdict})",
         f"the stranger: {siege.opened}/{siege.wanted} connections opened ({siege.refused} "
-        f"refused): {idle} idle, {trickling} trickling a header byte every {trickle_s:g} s",
+        f"refused) from {siege.sources or 'its one'} address(es), at most {PER_ADDRESS} each: "
+        f"{idle} idle, {trickling} trickling a header byte every {trickle_s:g} s",
         f"after {siege.seconds:.0f} s: the kit had closed {siege.idle_closed}/{idle} idle ones "
-        f"(channel_timeout 30 s) and {siege.trickling_closed}/{trickling} trickling ones",
+        f"(channel_timeout 30 s) and trickling ones {siege.trickling_closed} times (headers "
+        f"not done in {HEADER_DEADLINE_S:g} s; the stranger opened {siege.reopened} again)",
     ]
     fresh = "no answer in 10 s" if siege.fresh_ms is None else f"{siege.fresh_ms:.1f} ms"
     lines.append(f"a phone's new connection under siege: its state in {fresh}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from kit.cutting.plan import CutRules
 from kit.cutting.visit import CutResult, cut_visit
+from kit.errors import CUT_WAITS_FOR_ROOM, out_of_space
 from kit.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class RoughCutter:
                 cancel=cancel,
             )
         except Exception as exc:  # a thread boundary: report with the traceback, keep going
+            if out_of_space(exc):
+                log.warning("the rough cut of visit %s stopped: the card is full", visit_id)
+                return CUT_WAITS_FOR_ROOM
             log.exception("the rough cut of visit %s failed", visit_id)
             return str(exc) or type(exc).__name__
         return ""

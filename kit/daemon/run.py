@@ -232,6 +232,10 @@ def _panel(
 
 # Connections the phone page serves at once (see _WebServer).
 WEB_CONNECTION_LIMIT = 2000
+# Eight phones with two tabs each get a live event stream (each holds a server thread),
+# and four threads are left for everything else.
+WEB_MAX_STREAMS = 16
+WEB_THREADS = WEB_MAX_STREAMS + 4
 HOTSPOT_ADDRESS = "10.42.0.1"  # NetworkManager's shared-mode address (image-build/)
 
 
@@ -246,10 +250,9 @@ class _WebServer:
     """The phone page, served by waitress in its own thread."""
 
     def __init__(self, config: Config, kit: Kit, port: int | None) -> None:
-        from waitress import create_server
-
         _allow_many_connections()
 
+        from web import server
         from web.app import create_app
         from web.pairing import PairingStore
 
@@ -258,24 +261,29 @@ class _WebServer:
             kit.worker,
             kit.library,
             self._pairing,
-            {"KIT_DATA_DIR": str(kit.store.root), "KIT_DISCARD_S": config.privacy.discard_s},
+            {
+                "KIT_DATA_DIR": str(kit.store.root),
+                "KIT_DISCARD_S": config.privacy.discard_s,
+                "KIT_MAX_STREAMS": WEB_MAX_STREAMS,
+            },
             on_phone_time=kit.wall.set_from_phone,
             audit=kit.audit,
             exports=kit.exports,
         )
         where = (config.web.host, config.web.port if port is None else port)
         try:
-            self._server = create_server(
+            self._server = server.create(
                 self._app,
                 host=where[0],
                 port=where[1],
-                # Each open event stream holds a thread; the app allows threads - 2 of them.
-                threads=8,
+                # Each open event stream holds a thread: WEB_MAX_STREAMS of them at most.
+                threads=WEB_THREADS,
                 # The app refuses big bodies with a 413; this stops waitress buffering them.
                 max_request_body_size=1_000_000,
                 # A stranger on the Wi-Fi holding connections open must not crowd out the
                 # phones: room for many (waitress's default is 100), idle ones closed
-                # after 30 s, poll() rather than select() (which stops at 1,024 fds).
+                # after 30 s, poll() rather than select() (which stops at 1,024 fds);
+                # web.server caps each address and closes headers that dawdle.
                 connection_limit=WEB_CONNECTION_LIMIT,
                 channel_timeout=30,
                 cleanup_interval=10,

@@ -51,12 +51,12 @@ from kit.daemon.messages import (
 )
 from kit.daemon.panel import Light
 from kit.daemon.storage import StorageGuard, StorageState
-from kit.errors import KitError, StateError, StorageFull
+from kit.errors import CUT_WAITS_FOR_ROOM, KitError, StateError, StorageFull, out_of_space
 from kit.hardware.camera import Camera, CameraBlocked
 from kit.hardware.microphone import Microphone
 from kit.model import Tag, Take, TakeState
 from kit.recording.recorder import CameraStalled, DeviceReport, MicrophoneBack, MicrophoneLost
-from kit.recording.takes import Finished, Stopped, out_of_space
+from kit.recording.takes import Finished, Stopped
 from kit.store import layout
 from kit.visits.library import Library
 
@@ -80,6 +80,8 @@ SHUTDOWN_WAIT_NS = 280 * NS_PER_S
 RECENT_TAKES = 8
 # How often takes waiting for room on the card are looked at again.
 WAITING_CHECK_NS = 5 * NS_PER_S
+# A cut that failed on a full card is tried again once this much more is free.
+CUT_ROOM_BYTES = 16 * 1024 * 1024
 # How often a microphone that would not start for the level meter is tried again
 # (each try may re-scan the audio devices).
 MONITOR_RETRY_NS = 5 * NS_PER_S
@@ -298,6 +300,9 @@ class Worker:
         self._stall_logged = False
         self._waiting_checked_ns = -WAITING_CHECK_NS
         self._card_full = False  # the error shown is the card's: cleared once it has room
+        # Visits whose cut failed on a full card -> free bytes then: made again once the
+        # card has CUT_ROOM_BYTES more (see _finish_waiting).
+        self._cuts_waiting: dict[str, int] = {}
         # The microphone's trouble, shown beside any error (MIC_LOST, MIC_MISSING or
         # MIC_ABSENT), and when the level meter's microphone last failed to start.
         self._mic_warning = ""
@@ -632,7 +637,10 @@ class Worker:
             return  # a cut after this take (or after the running cut) will look again
         visit_id = self._library.cut_due() if self._cutter is not None else None
         if visit_id is None or self._cutter is None:
-            self._library.seal_ended()  # every ended visit has its final cut: seal it
+            with self._lock:
+                waiting = set(self._cuts_waiting)
+            # Every ended visit has its final cut (or waits for room to make it): seal it.
+            self._library.seal_ended(waiting)
             return
         self._library.cut_started(visit_id)
         with self._lock:
@@ -652,7 +660,14 @@ class Worker:
             idle = self._state == State.IDLE
         self._library.cut_finished(visit_id)
         self._events.publish(CutFinished(visit_id, error))
-        if error:
+        if error == CUT_WAITS_FOR_ROOM:
+            with self._lock:
+                self._cuts_waiting[visit_id] = self._free_bytes()
+                self._card_full = True
+            if idle:
+                self._set(State.IDLE, error)
+                return
+        elif error:
             log.error("the rough cut of %s failed: %s", visit_id, error)
         if idle:
             self._set(State.IDLE, f"the rough cut failed: {error}" if error else "")
@@ -742,17 +757,30 @@ class Worker:
         if self._closing_since is not None or now - self._waiting_checked_ns < WAITING_CHECK_NS:
             return
         self._waiting_checked_ns = now
+        free = self._free_bytes()
         with self._lock:
             busy = set(self._finalising)
             card_full = self._card_full
-        if card_full and not self._takes.unfinished() and not self._assess().must_stop:
+            roomy = [v for v, then in self._cuts_waiting.items() if free >= then + CUT_ROOM_BYTES]
+            for visit_id in roomy:
+                del self._cuts_waiting[visit_id]
+            cuts_waiting = bool(self._cuts_waiting)
+        for visit_id in roomy:
+            log.info("visit %s: there is room now; making its rough cut", visit_id)
+            self._library.recut(visit_id)
+        if (
+            card_full
+            and not cuts_waiting
+            and not self._takes.unfinished()
+            and not self._assess().must_stop
+        ):
             # Everything the full card held up is made: the kit is well again.
             with self._lock:
                 self._card_full = False
                 clear = self._state == State.ERROR
             if clear:
                 self._set(State.IDLE, "")
-        for stopped in self._takes.waiting(self._free_bytes(), busy):
+        for stopped in self._takes.waiting(free, busy):
             log.info("take %s: there is room now; making its film", stopped.take.id)
             with self._lock:
                 self._finalising[stopped.take.id] = stopped.take

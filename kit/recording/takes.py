@@ -7,7 +7,6 @@ removed only after the MP4 is durable and the row says ``ready``.
 
 from __future__ import annotations
 
-import errno
 import logging
 import sqlite3
 from collections.abc import Callable, Collection
@@ -15,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kit.clock import NS_PER_S
-from kit.errors import StateError, StorageFull
+from kit.errors import StateError, StorageFull, out_of_space
 from kit.model import UNFINISHED, Take, TakeState
 from kit.recording.livefilm import FilmDropped, LiveFilm
 from kit.recording.mux import EmptyTake, MuxResult, mux_take, trim_mp4
@@ -29,22 +28,6 @@ WAITING_FOR_ROOM = "the card is full: the film is made when there is room"
 # Room beyond the raw streams' size before a waiting take is tried again (the film
 # is about as big as its video; the rest is headroom for the database and the audio).
 ROOM_MARGIN_BYTES = 16 * 1024 * 1024
-
-
-def out_of_space(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) is the card being full."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if isinstance(cause, StorageFull) or "database or disk is full" in str(cause):
-            return True
-        if "No space left on device" in str(cause):  # FFmpeg's wrapping of a file's error
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import date
 from typing import Any, Unpack
@@ -208,11 +208,12 @@ class Library(MomentLibrary):
 
     # sealing
 
-    def seal_ended(self) -> list[Visit]:
-        """Seal every ended visit the kit can still read (its cut made): forget its key."""
+    def seal_ended(self, waiting: Collection[str] = ()) -> list[Visit]:
+        """Seal every ended visit the kit can still read (its cut made): forget its key.
+        Not the ``waiting`` ones (their cut waits for room on the card)."""
         sealed = []
         for visit in self.db.visits():
-            if visit.is_open or visit.access != Access.READABLE:
+            if visit.is_open or visit.access != Access.READABLE or visit.id in waiting:
                 continue
             sealed.append(self._seal(visit.id, Access.SEALED, "ended"))
         return sealed

@@ -3,6 +3,7 @@ filesystem), verified, tampered with, streamed as a tar, decrypted back to films
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -253,6 +255,30 @@ def _fusefat() -> str | None:
     return shutil.which("fusefat")
 
 
+@contextlib.contextmanager
+def _fat_mounted(image: Path, mount: Path, options: str) -> Iterator[None]:
+    """``image`` mounted at ``mount`` by fusefat in the foreground; unmounted afterwards,
+    and fusefat waited for: it writes the filesystem's last sectors (the clean-unmount
+    bit) as it exits, after ``fusermount -u`` has returned. Its chatter goes to a file
+    (a pipe nobody reads would fill and stall it)."""
+    with (image.parent / f"fusefat-{options}.log").open("wb") as chatter:
+        fuse = subprocess.Popen(
+            [str(_fusefat()), "-f", "-o", options, str(image), str(mount)],
+            stdout=chatter,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while not os.path.ismount(mount):
+                assert fuse.poll() is None, f"fusefat exited with {fuse.returncode}"
+                assert time.monotonic() < deadline, "fusefat did not mount the image"
+                time.sleep(0.05)
+            yield
+        finally:
+            subprocess.run(["fusermount", "-u", str(mount)], check=True)
+            fuse.wait(timeout=30)  # its exit status says nothing (255 after a read-only mount)
+
+
 @pytest.mark.skipif(
     _fusefat() is None or shutil.which("mkfs.vfat") is None,
     reason="needs root, /dev/fuse, fusefat and mkfs.vfat",
@@ -267,32 +293,22 @@ def test_a_real_fat32_filesystem(handoff: tuple[HandOff, str], tmp_path: Path) -
     )
     mount = tmp_path / "mnt"
     mount.mkdir()
-    subprocess.run(
-        [str(_fusefat()), "-o", "rw+", str(image), str(mount)], check=True, capture_output=True
-    )
-    try:
+    with _fat_mounted(image, mount, "rw+"):
         folder, report = service.export(
             visit_id, mount, max_file_bytes=bundle_module.FAT32_MAX_FILE
         )
         assert report.ok, report.problems
-    finally:
-        subprocess.run(["fusermount", "-u", str(mount)], check=True)
     # The filesystem is consistent (fsck, read only), and mounted again as a laptop would,
     # the bundle is whole and decrypts.
     fsck = subprocess.run(
         ["fsck.vfat", "-n", str(image)], check=False, capture_output=True, text=True
     )
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
-    subprocess.run(
-        [str(_fusefat()), "-o", "ro", str(image), str(mount)], check=True, capture_output=True
-    )
-    try:
+    with _fat_mounted(image, mount, "ro"):
         again = mount / folder.name
         assert verify_bundle(again).ok
         [result] = decrypt(again, [org_key().secret], tmp_path / "out")
         assert result.damaged == []
-    finally:
-        subprocess.run(["fusermount", "-u", str(mount)], check=True)
     assert analyse_film(tmp_path / "out" / layout.in_cut(visit_id, layout.FILM)).frames
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from kit.errors import CUT_WAITS_FOR_ROOM
 from kit.store import layout
 from kit.testing.launch import KitProcess, stored_takes
 from kit.testing.phone import HttpPhone
@@ -172,7 +173,7 @@ def test_d2c_on_a_real_full_card_writes_are_507_never_500(card: Path, tmp_path: 
     with _kit(card, tmp_path) as process:
         kit = process.wait_ready()
         phone = HttpPhone(kit.url, kit.code)
-        phone.start_visit("F-0002")
+        visit_id = phone.start_visit("F-0002")["id"]
         start_take(phone)
         time.sleep(1.0)
         filler = fill(card)
@@ -194,3 +195,70 @@ def test_d2c_on_a_real_full_card_writes_are_507_never_500(card: Path, tmp_path: 
     full = [body for _, status, body in got if status == 507]
     assert full, got  # the card was full: some write was refused
     assert all(isinstance(b, dict) and "error" in b for b in full), full
+    # A tap the kit acknowledged is kept, through a restart; one refused is not half-kept.
+    acked = {b["tag"]["id"] for what, status, b in got if what.startswith("tag") and status == 201}
+    refused = {
+        f"full-card-tap-{int(what.split()[1]):03d}"
+        for what, status, _ in got
+        if what.startswith("tag") and status != 201
+    }
+    assert refused, got  # some taps came after the card filled
+    with _kit(card, tmp_path) as process:
+        kit = process.wait_ready()
+        phone = HttpPhone(kit.url, kit.code, name="after")
+        stored = {t["id"] for t in phone.get(f"/api/visits/{visit_id}")["tags"]}
+    assert acked <= stored, acked - stored
+    assert not refused & stored, refused & stored
+
+
+def test_d2_card_full_while_cutting_keeps_the_film_and_cuts_again_once_there_is_room(
+    card: Path, tmp_path: Path
+) -> None:
+    data = card / "data"
+    with _kit(card, tmp_path) as process:
+        kit = process.wait_ready()
+        phone = HttpPhone(kit.url, kit.code)
+        visit_id = phone.start_visit("F-0003")["id"]
+        start_take(phone)
+        time.sleep(1.5)
+        for n in range(3):
+            assert tag(phone, f"cut-tap-{n}")[0] == 201
+            time.sleep(0.7)
+        assert phone.call("POST", "/api/stop")[0] == 202
+
+        def film_url() -> str | None:
+            cut = phone.get(f"/api/visits/{visit_id}")["cut"]
+            return None if not cut else cut.get("film_url")
+
+        def idle() -> bool:
+            return bool(state(phone)["status"]["state"] == "idle")
+
+        wait_for(lambda: film_url() is not None and idle(), 60, "the first rough cut")
+        first = film_url()
+        assert first is not None
+        filler = fill(card)
+        status, body = call(phone, "POST", f"/api/visits/{visit_id}/recut")
+        assert status == 202, body
+        wait_for(
+            lambda: state(phone)["status"]["error"] == CUT_WAITS_FOR_ROOM,
+            30,
+            "the cut to stop on the full card and say so",
+        )
+        # The film made before is still there and served; nothing half-made is left.
+        assert film_url() == first
+        assert call(phone, "GET", first.split("?")[0])[0] == 200
+        assert not _partials(data), _partials(data)
+        time.sleep(6.0)  # the kit looks again every 5 s: no room yet, no second try
+        assert state(phone)["status"]["error"] == CUT_WAITS_FOR_ROOM
+        filler.unlink()
+        wait_for(
+            lambda: film_url() not in (None, first),
+            30,
+            "the cut to be made again by itself once there is room",
+        )
+        wait_for(lambda: idle() and not state(phone)["status"]["error"], 15, "the kit well again")
+        cut = phone.get(f"/api/visits/{visit_id}")["cut"]
+        assert {t for clip in cut["clips"] for t in clip["tag_ids"]} == {
+            f"cut-tap-{n}" for n in range(3)
+        }
+        assert not _partials(data), _partials(data)

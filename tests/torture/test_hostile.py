@@ -33,6 +33,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from kit.bench.siege import stranger_addresses
 from kit.testing.launch import KitProcess
 from tests.torture.edges import TRAVERSALS
 from tests.torture.helpers import SMALL, call
@@ -346,8 +347,12 @@ def test_slowloris_on_the_live_kit_does_not_slow_a_phone(live: LiveTarget) -> No
     port = live.address[1]
     slow: list[socket.socket] = []
     try:
+        # From addresses of the stranger's own (the kit holds 64 from one, web.server).
+        sources = stranger_addresses("127.0.0.1", 120)
+        assert sources is not None
         for n in range(120):
-            s = socket.create_connection(live.address, timeout=5)
+            source = (sources[n % len(sources)], 0)
+            s = socket.create_connection(live.address, timeout=5, source_address=source)
             if n % 2:
                 s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Slow: " % port)
             else:

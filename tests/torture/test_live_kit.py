@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from kit.bench.siege import stranger_addresses
 from kit.store import layout
 from kit.testing.kits import consent_args, privacy_env
 from kit.testing.launch import KitProcess, RunningKit, stored_takes
@@ -124,8 +125,12 @@ def test_d3_a_paired_phones_tag_answers_quickly_with_110_idle_connections_open(
     start_take(live.phone)
     idle: list[socket.socket] = []
     try:
+        # From addresses of the stranger's own (the kit holds 64 from one, web.server).
+        sources = stranger_addresses("127.0.0.1", 110)
+        assert sources is not None
         for n in range(110):
-            s = socket.create_connection(live.address, timeout=5)
+            source = (sources[n % len(sources)], 0)
+            s = socket.create_connection(live.address, timeout=5, source_address=source)
             if n % 2:  # half of them trickle a header that never ends
                 s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             idle.append(s)

@@ -1,0 +1,114 @@
+"""The phone page's HTTP server: waitress, guarded against one client holding every slot.
+
+waitress counts connections for all clients together (``connection_limit``) and closes
+only connections that send nothing for ``channel_timeout``; one byte of a header every
+few seconds keeps a connection open for ever. So a stranger on the kit's Wi-Fi could
+fill every slot and no phone's new connection would be accepted. Two guards:
+
+- at most :data:`PER_ADDRESS` connections from one address (a phone's browser opens
+  six or so; the rest are refused at once, closed unread);
+- a request's headers must arrive within :data:`HEADER_DEADLINE_S` of its first byte,
+  else its connection is closed.
+
+:func:`create` makes the server; the guards live in :class:`GuardedChannel`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, create_server
+
+log = logging.getLogger(__name__)
+
+PER_ADDRESS = 64
+HEADER_DEADLINE_S = 15.0
+
+
+class GuardedChannel(HTTPChannel):  # type: ignore[misc]  # waitress has no type hints
+    """An HTTP connection that counts against its address's cap and must send its
+    headers in time."""
+
+    def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None) -> None:
+        host = _host(addr)
+        counts: Counter[str] = server.connections_by_host
+        if counts[host] >= server.per_address:
+            server.refused_connections += 1
+            if server.refused_connections in (1, 100) or server.refused_connections % 1000 == 0:
+                log.warning(
+                    "refused a connection from %s: it holds %d already (%d refused so far)",
+                    host,
+                    counts[host],
+                    server.refused_connections,
+                )
+            sock.close()
+            self._host: str | None = None
+            return
+        self._host = host
+        self._header_began: float | None = None
+        counts[host] += 1
+        super().__init__(server, sock, addr, adj, map)
+
+    def received(self, data: bytes) -> bool:
+        if data and self.request is None and self._header_began is None:
+            self._header_began = time.monotonic()
+        answer = bool(super().received(data))
+        if self.request is None or self.request.headers_finished:
+            self._header_began = None  # no request half-read: the clock starts at the next
+        elif self._header_began is None:
+            self._header_began = time.monotonic()
+        return answer
+
+    def readable(self) -> bool:
+        # waitress asks every channel this at least once a loop (a second at most).
+        began = self._header_began
+        if began is not None and time.monotonic() - began > self.server.header_deadline_s:
+            log.info("closed a connection from %s: its headers took too long", self._host)
+            self._header_began = None
+            self.will_close = True
+            return False
+        return bool(super().readable())
+
+    def del_channel(self, map: Any = None) -> None:
+        super().del_channel(map)
+        host, self._host = self._host, None
+        if host is not None:
+            counts: Counter[str] = self.server.connections_by_host
+            counts[host] -= 1
+            if counts[host] <= 0:
+                del counts[host]
+
+
+def _host(addr: Any) -> str:
+    """The client's address without its port (a UNIX socket has none: one shared name)."""
+    if isinstance(addr, tuple) and addr:
+        return str(addr[0])
+    return str(addr)
+
+
+def create(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    per_address: int = PER_ADDRESS,
+    header_deadline_s: float = HEADER_DEADLINE_S,
+    **options: Any,
+) -> Any:
+    """A waitress server for ``app`` on ``host:port`` (``options`` go to waitress) whose
+    connections are :class:`GuardedChannel`; it is run with ``.run()``."""
+    sockets: dict[int, Any] = {}
+    server = create_server(app, map=sockets, host=host, port=port, **options)
+    counts: Counter[str] = Counter()  # shared: one host may reach the kit on two addresses
+    listening = [s for s in sockets.values() if isinstance(s, BaseWSGIServer)]
+    for one in listening:
+        one.channel_class = GuardedChannel
+        one.connections_by_host = counts
+        one.refused_connections = 0
+        one.per_address = per_address
+        one.header_deadline_s = header_deadline_s
+    return server
