@@ -29,6 +29,7 @@ from kit.config import Config
 from kit.crypto.keyring import Keyring
 from kit.daemon.api import State
 from kit.daemon.events import EventKind
+from kit.daemon.memory import trim_periodically
 from kit.daemon.messages import HardwareProblem, Shutdown, Sweep
 from kit.daemon.notify import Notifier, watchdog_interval_ns
 from kit.daemon.panel import Panel
@@ -121,7 +122,7 @@ def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -
     server = _WebServer(config, kit, port)
     server.start()
     worker.begin()
-    threading.Thread(target=_sweep_hourly, args=(worker,), name="retention", daemon=True).start()
+    _housekeeping(worker)
     watchdog = Watchdog(notifier, worker, clock)
     watchdog.start()
     threading.Thread(
@@ -169,6 +170,12 @@ def _announce_sticks(kit: Kit) -> None:
     else:
         log.info("USB sticks: found with lsblk, mounted and ejected through udisks2")
     log.info("the kit signs bundles as %s", kit.handoff.signer.fingerprint)
+
+
+def _housekeeping(worker: Worker) -> None:
+    """Until the worker finishes: retention every hour, freed memory back every minute."""
+    threading.Thread(target=_sweep_hourly, args=(worker,), name="retention", daemon=True).start()
+    trim_periodically(lambda: worker.finished)
 
 
 def _sweep_hourly(worker: Worker) -> None:
