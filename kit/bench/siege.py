@@ -28,7 +28,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -125,6 +125,17 @@ def stranger_addresses(host: str, connections: int) -> list[str] | None:
         return None
     each = PER_ADDRESS - 4  # the kit may still hold a closed connection for a moment
     return [f"127.0.{n // 250}.{2 + n % 250}" for n in range(-(-connections // each))]
+
+
+def stranger_connections(
+    address: tuple[str, int], count: int, timeout_s: float = 10.0
+) -> Iterator[socket.socket]:
+    """``count`` connections to ``address``, opened one at a time as they are taken, from
+    the addresses :func:`stranger_addresses` gives (the default route elsewhere)."""
+    sources = stranger_addresses(address[0], count)
+    for n in range(count):
+        bind = None if sources is None else (sources[n % len(sources)], 0)
+        yield socket.create_connection(address, timeout=timeout_s, source_address=bind)
 
 
 class Stranger:

@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from kit.bench.siege import stranger_addresses
+from kit.bench.siege import stranger_connections
 from kit.testing.launch import KitProcess
 from tests.torture.edges import TRAVERSALS
 from tests.torture.helpers import SMALL, call
@@ -348,11 +348,7 @@ def test_slowloris_on_the_live_kit_does_not_slow_a_phone(live: LiveTarget) -> No
     slow: list[socket.socket] = []
     try:
         # From addresses of the stranger's own (the kit holds 64 from one, web.server).
-        sources = stranger_addresses("127.0.0.1", 120)
-        assert sources is not None
-        for n in range(120):
-            source = (sources[n % len(sources)], 0)
-            s = socket.create_connection(live.address, timeout=5, source_address=source)
+        for n, s in enumerate(stranger_connections(live.address, 120, timeout_s=5)):
             if n % 2:
                 s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Slow: " % port)
             else:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from kit.bench.siege import stranger_addresses
+from kit.bench.siege import stranger_connections
 from kit.store import layout
 from kit.testing.kits import consent_args, privacy_env
 from kit.testing.launch import KitProcess, RunningKit, stored_takes
@@ -126,11 +126,7 @@ def test_d3_a_paired_phones_tag_answers_quickly_with_110_idle_connections_open(
     idle: list[socket.socket] = []
     try:
         # From addresses of the stranger's own (the kit holds 64 from one, web.server).
-        sources = stranger_addresses("127.0.0.1", 110)
-        assert sources is not None
-        for n in range(110):
-            source = (sources[n % len(sources)], 0)
-            s = socket.create_connection(live.address, timeout=5, source_address=source)
+        for n, s in enumerate(stranger_connections(live.address, 110, timeout_s=5)):
             if n % 2:  # half of them trickle a header that never ends
                 s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             idle.append(s)

@@ -95,14 +95,7 @@ def test_more_connections_than_select_can_watch_do_not_stop_the_kit(
     held: list[socket.socket] = []
     try:
         address = ("127.0.0.1", int(besieged.url.rsplit(":", 1)[1]))
-        sources = siege.stranger_addresses("127.0.0.1", count)
-        assert sources is not None
-        held = [
-            socket.create_connection(
-                address, timeout=10, source_address=(sources[n % len(sources)], 0)
-            )
-            for n in range(count)
-        ]
+        held = list(siege.stranger_connections(address, count))
         deadline = time.monotonic() + 20
         while sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir()) < count:
             assert time.monotonic() < deadline, "the kit did not accept the connections"
