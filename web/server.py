@@ -49,18 +49,18 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]  # waitress has no type
             self._host: str | None = None
             return
         self._host = host
+        self._header_of: Any = None  # the request whose headers are being read
         self._header_began: float | None = None
         counts[host] += 1
         super().__init__(server, sock, addr, adj, map)
 
     def received(self, data: bytes) -> bool:
-        if data and self.request is None and self._header_began is None:
-            self._header_began = time.monotonic()
         answer = bool(super().received(data))
-        if self.request is None or self.request.headers_finished:
-            self._header_began = None  # no request half-read: the clock starts at the next
-        elif self._header_began is None:
-            self._header_began = time.monotonic()
+        request = self.request  # the one being read, if any (waitress's parser)
+        if request is None or request.headers_finished:
+            self._header_of, self._header_began = None, None
+        elif request is not self._header_of:  # a new request's first bytes: its clock starts
+            self._header_of, self._header_began = request, time.monotonic()
         return answer
 
     def readable(self) -> bool:
@@ -68,7 +68,7 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]  # waitress has no type
         began = self._header_began
         if began is not None and time.monotonic() - began > self.server.header_deadline_s:
             log.info("closed a connection from %s: its headers took too long", self._host)
-            self._header_began = None
+            self._header_of, self._header_began = None, None
             self.will_close = True
             return False
         return bool(super().readable())
