@@ -10,16 +10,20 @@ fill every slot and no phone's new connection would be accepted. Two guards:
 - a request's headers must arrive within :data:`HEADER_DEADLINE_S` of its first byte,
   else its connection is closed.
 
-:func:`create` makes the server; the guards live in :class:`GuardedChannel`.
+:func:`create` makes the server, :func:`close` stops it with every connection closed;
+the guards live in :class:`GuardedChannel`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections import Counter
 from typing import Any
 
+from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
@@ -112,3 +116,42 @@ def create(
         one.per_address = per_address
         one.header_deadline_s = header_deadline_s
     return server
+
+
+def close(server: Any, loop: threading.Thread, timeout_s: float = 5.0) -> None:
+    """Stop ``server``, whose ``run()`` is ``loop``: no more connections accepted, every
+    open one closed, the loop returned.
+
+    waitress's own ``close()`` closes only the listening socket, leaving the phones'
+    connections open until the process ends. They are closed here from inside the loop
+    (a trigger "thunk"), so the loop never polls a socket another thread closed.
+    """
+    sockets: dict[int, Any] = getattr(server, "map", None) or server._map  # several or one
+    server.task_dispatcher.shutdown(timeout=timeout_s)
+    listening = [s for s in sockets.values() if isinstance(s, BaseWSGIServer)]
+    if loop.is_alive() and listening and _close_in_loop(listening[0].trigger, sockets, timeout_s):
+        loop.join(timeout_s)
+    wasyncore.close_all(sockets)  # the loop never ran, or did not answer in time
+
+
+def _close_in_loop(trigger: Any, sockets: dict[int, Any], timeout_s: float = 5.0) -> bool:
+    """Close ``sockets`` (``trigger`` among them) in the thread polling them; whether that
+    was done within ``timeout_s``.
+
+    Not ``trigger.pull_trigger(thunk)``: a task thread's pull may wake the loop between
+    its queueing the thunk and its own write, and the thunk closes the trigger, so that
+    write could land in a descriptor just given to someone else. The trigger's lock
+    (which the loop holds to run thunks) is held until the write is done.
+    """
+    closed = threading.Event()
+
+    def close_all() -> None:
+        wasyncore.close_all(sockets)
+        closed.set()
+
+    with trigger.lock:
+        if trigger._closed:  # the loop closed its server itself (waitress on an error)
+            return False
+        trigger.thunks.append(close_all)
+        os.write(trigger.trigger, b"x")
+    return closed.wait(timeout_s)

@@ -315,11 +315,11 @@ class _WebServer:
         self._thread.start()
 
     def close(self) -> None:
+        from web import server
         from web.app import shutdown
 
         shutdown(self._app)  # ends the event streams first
-        self._server.task_dispatcher.shutdown()
-        self._server.close()
+        server.close(self._server, self._thread)
         self._pairing.close()
 
 

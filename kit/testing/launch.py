@@ -174,36 +174,20 @@ def kit_run_simulated(
 def served(app: Any, threads: int = 16) -> Iterator[str]:
     """``app`` served by waitress on 127.0.0.1 (a free port) in a thread; yields its URL."""
     import waitress
-    from waitress import wasyncore
 
+    from web import server as web_server
     from web.app import shutdown
 
     server: Any = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
-    closing = threading.Event()
-
-    def run() -> None:
-        try:
-            server.run()
-        except OSError:
-            # Closing the map under the loop's select() can raise EBADF: that is the
-            # shutdown below, not a failure of the server.
-            if not closing.is_set():
-                raise
-
-    thread = threading.Thread(target=run, name="waitress", daemon=True)
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        closing.set()
         shutdown(app)  # event streams end within a second, freeing their threads
-        server.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(server._map)
-        thread.join(timeout=5)
-        # A connection accepted while the map was being closed survives the first
-        # close_all; sockets waitress's task threads dropped unclosed are reclaimed
-        # here, not in whatever test is running when the collector reaches them.
-        wasyncore.close_all(server._map)
+        web_server.close(server, thread)
+        # Sockets waitress's task threads dropped unclosed are reclaimed here, not in
+        # whatever test is running when the collector reaches them.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             gc.collect()

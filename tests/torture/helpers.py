@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,34 +33,48 @@ def run_kit(
 ) -> subprocess.CompletedProcess[str]:
     """``kit ARGV`` in a child process (not under systemd).
 
-    ``as_user`` drops root first; the venv's interpreter lives under /root, so that
-    child runs the system's Python 3 on this checkout (enough for ``kit config``).
+    ``as_user`` drops root first. The venv's interpreter and maybe the checkout itself
+    (a clone in ``mktemp -d``, mode 0700) are shut to that user, so the child runs the
+    system's Python 3 on a copy of the ``kit`` package it may read (enough for ``kit
+    config``).
     """
     repo = Path(__file__).resolve().parents[2]
     environ = {**os.environ, **(env or {})}
     environ.pop("NOTIFY_SOCKET", None)
     environ.pop("WATCHDOG_USEC", None)
-    python = sys.executable
-    if as_user is not None:
-        python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
-        environ.update(PYTHONPATH=str(repo), PYTHONDONTWRITEBYTECODE="1")
+    if as_user is None:
+        return subprocess.run(
+            [*KIT, *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            env=environ,
+            cwd=repo,
+        )
 
     def drop() -> None:
-        if as_user is not None:
-            os.setgroups([])
-            os.setgid(as_user)
-            os.setuid(as_user)
+        os.setgroups([])
+        os.setgid(as_user)
+        os.setuid(as_user)
 
-    return subprocess.run(
-        [python, "-m", "kit", *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-        env=environ,
-        preexec_fn=drop if as_user is not None else None,
-        cwd="/" if as_user is not None else repo,
-    )
+    with tempfile.TemporaryDirectory(prefix="kit-as-user-") as readable:
+        os.chmod(readable, 0o755)
+        shutil.copytree(
+            repo / "kit", Path(readable) / "kit", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        environ.update(PYTHONPATH=readable, PYTHONDONTWRITEBYTECODE="1")
+        python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+        return subprocess.run(
+            [python, "-m", "kit", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            env=environ,
+            preexec_fn=drop,
+            cwd="/",
+        )
 
 
 def one_line_error(done: subprocess.CompletedProcess[str], codes: tuple[int, ...]) -> str:

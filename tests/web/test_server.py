@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from waitress import wasyncore
 
 from web import server as web_server
 
@@ -38,24 +37,12 @@ def _serving(**options: Any) -> Iterator[tuple[Any, int]]:
         asyncore_loop_timeout=0.1,
         **{"per_address": 4, "header_deadline_s": 1.0, **options},
     )
-    closing = threading.Event()
-
-    def run() -> None:
-        try:
-            made.run()
-        except OSError:
-            if not closing.is_set():  # EBADF from closing the map under the loop is ours
-                raise
-
-    thread = threading.Thread(target=run, daemon=True)
+    thread = threading.Thread(target=made.run, daemon=True)
     thread.start()
     try:
         yield made, int(made.effective_port)
     finally:
-        closing.set()
-        made.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(made._map)
-        thread.join(timeout=5)
+        web_server.close(made, thread)
 
 
 @pytest.fixture
@@ -66,9 +53,13 @@ def served() -> Iterator[tuple[Any, int]]:
 
 def _connect(port: int, source: str = "127.0.0.1") -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.bind((source, 0))
-    s.connect(("127.0.0.1", port))
+    try:
+        s.settimeout(5)
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        raise
     return s
 
 
@@ -203,3 +194,36 @@ def test_a_stranger_on_many_addresses_at_the_limit_yields_within_the_header_dead
             s.close()
     assert answered, "the phone's connection was never answered"
     assert took < 2.0 + 3.0, took
+
+
+def test_close_ends_every_open_connection_and_the_loop() -> None:
+    """waitress's own close() stops only the listening socket; web.server.close also
+    closes the phones' kept-alive connections, and the serving thread returns."""
+    made = web_server.create(_app, host="127.0.0.1", port=0, threads=2, per_address=4)
+    thread = threading.Thread(target=made.run, daemon=True)
+    thread.start()
+    port = int(made.effective_port)
+    phone = _connect(port)
+    idle = _connect(port, STRANGER)
+    try:
+        assert _answered(phone)  # kept alive after its answer
+        _wait_for(lambda: made.connections_by_host[STRANGER] == 1)
+        web_server.close(made, thread)
+        assert not thread.is_alive()
+        assert _closed_within(phone, 3.0), "a kept-alive connection outlived close()"
+        assert _closed_within(idle, 3.0), "an idle connection outlived close()"
+        assert not made._map, made._map
+        with pytest.raises(OSError):
+            _connect(port)
+    finally:
+        phone.close()
+        idle.close()
+
+
+def test_close_before_the_loop_ran_closes_the_listening_socket() -> None:
+    made = web_server.create(_app, host="127.0.0.1", port=0, threads=1)
+    port = int(made.effective_port)
+    web_server.close(made, threading.Thread(target=made.run))
+    assert not made._map
+    with pytest.raises(OSError):
+        _connect(port)
