@@ -5,6 +5,14 @@ packets) on several threads. glibc's allocator keeps what they freed, in pieces
 between live allocations, so the daemon's resident memory crept up by about
 1.5 MB a minute while recording, and did not come down between takes.
 ``malloc_trim(0)`` hands every whole free page back; it takes about a millisecond.
+
+That is not enough over hours: glibc serves a block bigger than its mmap threshold
+(128 KiB) with a mapping of its own, returned whole when freed, but each such free
+raises the threshold to the block's size. After the first frame (1.4 MB at 720p) is
+freed, every frame comes from the heap and the arenas instead, where what is freed
+between longer-lived allocations stays. :func:`keep_big_blocks_mapped` fixes the
+threshold (which also stops glibc moving it).
+
 Elsewhere than glibc (musl, macOS) there is nothing to do.
 """
 
@@ -16,23 +24,47 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 log = logging.getLogger(__name__)
 
 TRIM_PERIOD_S = 60.0
+BIG_BLOCK_BYTES = 256 * 1024  # a frame or an encoder's picture: always its own mapping
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+
+
+def _libc_function(name: str) -> Any:
+    """glibc's function ``name``, or None where the C library has none (not glibc)."""
+    library = ctypes.util.find_library("c")
+    if library is None:
+        return None
+    try:
+        return getattr(ctypes.CDLL(library), name)
+    except (OSError, AttributeError):
+        return None
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc
+    trim = _libc_function("malloc_trim")
+    if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
-    return trim
+    return cast("Callable[[int], int]", trim)
+
+
+def keep_big_blocks_mapped(threshold: int = BIG_BLOCK_BYTES) -> bool:
+    """Serve every allocation of ``threshold`` bytes or more with its own mapping, given
+    back when freed, for the life of the process; whether the C library agreed.
+
+    Called once at start, before the first frame: blocks already in the heap stay there.
+    """
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
 
 
 def release_free_memory() -> bool:
