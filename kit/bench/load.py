@@ -28,7 +28,6 @@ import http.client
 import json
 import random
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -36,11 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit.bench import target
 from kit.bench.tagging import NS_PER_MS, TARGET_P99_MS, Phone, percentile
-from kit.testing.launch import kit_run_simulated
 from kit.testing.privacy import consent_json
 
-SMALL = ("--width", "320", "--height", "240")
 RETRY_S = 5.0  # what a refused stream's Retry-After says; the page waits as long
 FLAT_WITHIN = 0.05
 
@@ -413,20 +411,16 @@ def report(result: Result, where: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kit bench load", description=__doc__)
-    parser.add_argument("--url", help="a running kit (default: start kit run --simulate)")
-    parser.add_argument("--code", help="the running kit's 6-digit pairing code (with --url)")
-    parser.add_argument("--pid", type=int, help="the running kit's pid (with --url: its RSS)")
+    target.add_arguments(parser, pid="its RSS", small=True)
     parser.add_argument("--phones", type=int, default=8, help="simulated phones (8)")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the take (10)")
     parser.add_argument("--soak-hours", type=float, help="record this long, takes back to back")
     parser.add_argument("--take-minutes", type=float, default=10.0, help="soak takes (10)")
-    parser.add_argument("--small", action="store_true", help="record 320x240 (less CPU)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.phones < 1 or args.minutes <= 0 or args.take_minutes <= 0:
         parser.error("--phones, --minutes and --take-minutes must be positive")
-    if bool(args.url) != bool(args.code):
-        parser.error("--url and --code go together")
+    target.check_arguments(parser, args)
     soak = args.soak_hours is not None
     options: dict[str, Any] = {
         "phones": args.phones,
@@ -434,17 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "take_seconds": args.take_minutes * 60 if soak else None,
         "progress": _progress if soak else None,
     }
-    if args.url:
-        result, where = run(args.url, args.code, pid=args.pid, **options), args.url
-    else:
-        extra = SMALL if args.small else ()
-        with (
-            tempfile.TemporaryDirectory(prefix="kit-bench-load-") as tmp,
-            kit_run_simulated(Path(tmp) / "data", *extra) as kit,
-        ):
-            result = run(kit.url, kit.code, pid=kit.process.proc.pid, **options)
-            where = f"kit run --simulate ({kit.url})"
-    print(report(result, where))
+    with target.target(args, "load") as kit:
+        result = run(kit.url, kit.code, pid=kit.pid, **options)
+    print(report(result, kit.where))
     if args.json:
         figures = {
             "sent": result.sent,

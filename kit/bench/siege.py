@@ -25,7 +25,6 @@ import http.client
 import json
 import resource
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -33,11 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kit.bench import target
 from kit.bench.tagging import NS_PER_MS, TARGET_P99_MS, Phone, percentile, start_take
-from kit.testing.launch import kit_run_simulated
 from web.server import HEADER_DEADLINE_S, PER_ADDRESS
-
-SMALL = ("--width", "320", "--height", "240")
 
 
 @dataclass
@@ -344,37 +341,25 @@ def report(result: Result, where: str, trickle_s: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kit bench siege", description=__doc__)
-    parser.add_argument("--url", help="a running kit (default: start kit run --simulate)")
-    parser.add_argument("--code", help="the running kit's 6-digit pairing code (with --url)")
-    parser.add_argument("--pid", type=int, help="the running kit's pid (with --url: its limits)")
+    target.add_arguments(parser, pid="its limits", small=True)
     parser.add_argument("--connections", type=int, default=500, help="the stranger's (500)")
     parser.add_argument("--taps", type=int, default=450, help="taps in each phase (450)")
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between taps (0.1)")
     parser.add_argument("--trickle", type=float, default=5.0, help="seconds between bytes (5)")
-    parser.add_argument("--small", action="store_true", help="record 320x240 (less CPU)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     if min(args.connections, args.taps) < 1 or min(args.interval, args.trickle) <= 0:
         parser.error("--connections, --taps, --interval and --trickle must be positive")
-    if bool(args.url) != bool(args.code):
-        parser.error("--url and --code go together")
+    target.check_arguments(parser, args)
     options = {
         "connections": args.connections,
         "taps": args.taps,
         "interval_s": args.interval,
         "trickle_s": args.trickle,
     }
-    if args.url:
-        result, where = run(args.url, args.code, pid=args.pid, **options), args.url
-    else:
-        extra = SMALL if args.small else ()
-        with (
-            tempfile.TemporaryDirectory(prefix="kit-bench-siege-") as tmp,
-            kit_run_simulated(Path(tmp) / "data", *extra) as kit,
-        ):
-            result = run(kit.url, kit.code, pid=kit.process.proc.pid, **options)
-            where = f"kit run --simulate ({kit.url})"
-    print(report(result, where, args.trickle))
+    with target.target(args, "siege") as kit:
+        result = run(kit.url, kit.code, pid=kit.pid, **options)
+    print(report(result, kit.where, args.trickle))
     if args.json:
         figures = {
             phase.name: {p: percentile(phase.ack_ms, p) for p in (50, 95, 99, 100)}

@@ -30,7 +30,6 @@ import json
 import math
 import random
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -39,7 +38,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kit.testing.launch import kit_run_simulated, served
+from kit.bench import target
+from kit.testing.launch import served
 from kit.testing.privacy import consent_json
 
 NS_PER_MS = 1_000_000
@@ -384,8 +384,7 @@ def report(result: Result, where: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kit bench tagging", description=__doc__)
-    parser.add_argument("--url", help="a running kit (default: start kit run --simulate)")
-    parser.add_argument("--code", help="the running kit's 6-digit pairing code (with --url)")
+    target.add_arguments(parser, pid=None, small=False)
     parser.add_argument("--phones", type=int, default=4, help="simulated phones (4)")
     parser.add_argument("--taps", type=int, default=50, help="taps per phone (50)")
     parser.add_argument(
@@ -396,24 +395,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.phones < 1 or args.taps < 1 or args.interval <= 0 or args.preview_fps <= 0:
         parser.error("--phones, --taps, --interval and --preview-fps must be positive")
-    if bool(args.url) != bool(args.code):
-        parser.error("--url and --code go together")
+    target.check_arguments(parser, args)
     options = {
         "phones": args.phones,
         "taps": args.taps,
         "interval_s": args.interval,
         "preview_fps": args.preview_fps,
     }
-    if args.url:
-        result, where = run(args.url, args.code, **options), args.url
-    else:
-        with (
-            tempfile.TemporaryDirectory(prefix="kit-bench-tagging-") as tmp,
-            kit_run_simulated(Path(tmp)) as kit,
-        ):
-            result = run(kit.url, kit.code, **options)
-            where = f"kit run --simulate ({kit.url})"
-    print(report(result, where))
+    with target.target(args, "tagging") as kit:
+        result = run(kit.url, kit.code, **options)
+    print(report(result, kit.where))
     if args.json:
         figures = {
             name: {p: percentile(values, p) for p in (50, 95, 99)}
