@@ -521,3 +521,38 @@ def test_without_consent_to_review_the_page_shows_no_film(browser: Any, tmp_path
         page.context.close()
     pairing.close()
     fake.close()
+
+
+def test_a_take_without_sound_in_places_says_where_on_the_review_page(
+    browser: Any, kit: Kit
+) -> None:
+    """A ready take's ``error`` (where its microphone was lost) is shown with the take,
+    in edit mode (the takes are the guider's), and fits a 320 px phone."""
+    from playwright.sync_api import expect
+
+    (take,) = kit.kit.visits.takes(kit.visit_id)
+    lacks = "no sound from 3.0 s to 9.5 s: the microphone was lost (its film is silent there)"
+    kit.kit.store.db.update_take(take.id, error=lacks)
+    page = open_review(browser, kit, {"width": 320, "height": 568})
+    errors = watch_errors(page)
+    page.locator("#mode").tap()
+    item = page.locator("#takes .take-item")
+    expect(item).to_have_count(1)
+    expect(item.locator(".note")).to_have_text("N" + lacks[1:])
+    overflow = page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
+    assert not overflow, "the page scrolls sideways"
+    check_targets(page)
+    item.scroll_into_view_if_needed()
+    Shots("review-sound-gap")(page, "edit-mode")
+    assert errors == []
+    page.context.close()
+
+
+def test_a_take_with_its_sound_shows_no_note(browser: Any, kit: Kit) -> None:
+    from playwright.sync_api import expect
+
+    page = open_review(browser, kit)
+    page.locator("#mode").tap()
+    expect(page.locator("#takes .take-item")).to_have_count(1)
+    expect(page.locator("#takes .take-item .note")).to_have_count(0)
+    page.context.close()

@@ -461,6 +461,8 @@
         var what = Kit.el("span", "what");
         what.appendChild(Kit.el("span", "lbl", "Take " + t.seq + (t.recovered ? " (recovered)" : "")));
         what.appendChild(Kit.el("span", "by", Kit.clock(t.duration_s) + " · " + plural(count, "moment", "moments")));
+        // What a ready take lacks (where the microphone was lost), in the kit's words.
+        if (t.error) what.appendChild(Kit.el("span", "note", t.error.charAt(0).toUpperCase() + t.error.slice(1)));
         li.appendChild(what);
         var open = button("open-take", "Open ›", "Open the whole take " + t.seq);
         open.setAttribute("data-take", t.id);
