@@ -40,8 +40,16 @@ from kit.crypto.keyring import Keyring
 from kit.cutting.plan import CutRules
 from kit.cutting.visit import cut_visit
 from kit.daemon.api import State, Status
-from kit.daemon.events import CutFinished, EventLog, Refused
+from kit.daemon.events import (
+    CutFinished,
+    Device,
+    DeviceChanged,
+    DeviceState,
+    EventLog,
+    Refused,
+)
 from kit.daemon.wallclock import WallClock
+from kit.daemon.worker import MIC_ABSENT, MIC_BACK, MIC_LOST, MIC_MISSING
 from kit.errors import KitError, StateError
 from kit.handoff.jobs import Exports
 from kit.handoff.service import HandOff
@@ -49,6 +57,7 @@ from kit.handoff.signing import Signer
 from kit.handoff.usb import FolderSticks, Sticks
 from kit.hardware.sim.framecode import WHITE, FrameCode, draw_code
 from kit.model import DEFAULT_LABELS, Purpose, Tag, Take, TakeState, Visit
+from kit.recording.recorder import describe_mic_gaps
 from kit.store import layout
 from kit.store.files import FileLayer
 from kit.store.store import Store, new_id
@@ -210,7 +219,9 @@ class FakeRecording:
     202 and report by events). Knobs for tests: ``storage_full`` (a start is
     refused, as the real kit refuses it: a ``refused`` event and the reason in
     the status), ``cut_error`` (the next cuts fail with it), ``minutes_left``,
-    ``level_dbfs``. ``calls`` lists the starts and stops asked for.
+    ``level_dbfs``; :meth:`pull_microphone` and :meth:`put_back_microphone` (the
+    take goes on picture only, as the real kit's does). ``calls`` lists the starts
+    and stops asked for.
     """
 
     library: Library
@@ -235,6 +246,10 @@ class FakeRecording:
     _take: Take | None = field(init=False, default=None)
     _last: tuple[Take, int, int] | None = field(init=False, default=None)
     _cut_visit: str | None = field(init=False, default=None)
+    _mic_plugged: bool = field(init=False, default=True)
+    _mic_warning: str = field(init=False, default="")
+    # Where the take recording had no microphone: (from, until), until None: still none.
+    _mic_gaps: list[tuple[int, int | None]] = field(init=False, default_factory=list)
 
     @property
     def events(self) -> EventLog:
@@ -248,6 +263,9 @@ class FakeRecording:
             take = self._take
             visit = self.library.open_visit()
             recording = self.state == State.RECORDING
+            shown, warning = self.error, self._mic_warning
+            if warning and warning not in shown:  # as the kit: beside any error
+                shown = f"{shown} · {warning}" if shown else warning
             return Status(
                 state=self.state,
                 visit_id=visit.id if visit else None,
@@ -256,9 +274,9 @@ class FakeRecording:
                 now_ns=self.library.clock.now(),
                 minutes_left=self.minutes_left,
                 low_storage=self.minutes_left < 10,
-                level_dbfs=self.level_dbfs,
+                level_dbfs=-120.0 if warning else self.level_dbfs,
                 boot_id="fake-boot",
-                error=self.error,
+                error=shown,
                 cut_progress=self.cut_progress,
                 cut_visit_id=self._cut_visit,
             )
@@ -294,6 +312,10 @@ class FakeRecording:
             self.state, self.error = State.RECORDING, ""
             details = {"visit_id": visit.id, "take_id": take.id, "by": source}
             self.library.audit.record(AuditKind.RECORDING_STARTED, details)
+            self._mic_gaps = [] if self._mic_plugged else [(now, None)]
+            self._mic_warning = "" if self._mic_plugged else MIC_MISSING
+            if not self._mic_plugged:
+                self._mic_changed(DeviceState.MISSING, MIC_MISSING)
             self._publish_status()
 
     def stop(self, source: str = "phone") -> None:
@@ -302,12 +324,16 @@ class FakeRecording:
             if self.state != State.RECORDING or self._take is None:
                 return  # as the real kit: nothing to stop
             end = self.library.clock.now()
+            lacks = describe_mic_gaps(tuple(self._mic_gaps), self._take.first_frame_ns)
             take = self.library.db.update_take(
                 self._take.id,
                 state=TakeState.READY,
                 first_frame_ns=self._take.first_frame_ns,
                 end_ns=end,
+                error=lacks if self._mic_gaps else "",
             )
+            self._mic_gaps = []
+            self._mic_warning = "" if self._mic_plugged else MIC_ABSENT
             self._last = (take, take.first_frame_ns or end, end)
             self.library.audit.record(
                 AuditKind.RECORDING_STOPPED,
@@ -384,6 +410,41 @@ class FakeRecording:
             return self.library.add_tag(
                 Tag(tag_id, take.visit_id, take.id, at, label, note, author, now)
             )
+
+    def pull_microphone(self) -> None:
+        """The microphone is pulled out: a take goes on picture only (a ``device`` event
+        and the status's ``error`` say so); between takes the status warns."""
+        with self._lock:
+            if not self._mic_plugged:
+                return
+            self._mic_plugged = False
+            recording = self.state == State.RECORDING and self._take is not None
+            if recording:
+                self._mic_gaps.append((self.library.clock.now(), None))
+                self._mic_warning = MIC_LOST
+                self._mic_changed(DeviceState.LOST, MIC_LOST)
+            else:
+                self._mic_warning = MIC_ABSENT
+            self._publish_status()
+
+    def put_back_microphone(self) -> None:
+        """The microphone is back: a take has sound again from now on."""
+        with self._lock:
+            if self._mic_plugged:
+                return
+            self._mic_plugged = True
+            self._mic_warning = ""
+            if self.state == State.RECORDING and self._mic_gaps:
+                lost, _ = self._mic_gaps[-1]
+                self._mic_gaps[-1] = (lost, self.library.clock.now())
+                self._mic_changed(DeviceState.BACK, MIC_BACK)
+            self._publish_status()
+
+    def _mic_changed(self, state: DeviceState, message: str) -> None:
+        take = self._take
+        self.library.events.publish(
+            DeviceChanged(Device.MICROPHONE, state, message, take.id if take else None)
+        )
 
     @property
     def current_take(self) -> Take | None:

@@ -23,8 +23,10 @@ from kit.clock import NS_PER_S, FakeClock
 from kit.compose import Cutting, Kit
 from kit.daemon.api import Recording, VisitLibrary
 from kit.daemon.events import EventLog
+from kit.hardware.factory import Hardware, simulated_hardware
 from kit.testing.fakes import FakeKit, jpeg_frames, placeholder_film
-from kit.testing.kits import real_kit
+from kit.testing.kits import real_kit, small_config
+from tests.torture.faults import UnpluggableMicrophone
 
 FRAME_NS = NS_PER_S // 30
 
@@ -52,6 +54,10 @@ class Driver(Protocol):
 
     def advance(self, seconds: float) -> None: ...
 
+    def pull_microphone(self) -> None: ...
+
+    def put_back_microphone(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -72,6 +78,12 @@ class FakeDriver:
     def advance(self, seconds: float) -> None:
         self.clock.advance(round(seconds * NS_PER_S))
 
+    def pull_microphone(self) -> None:
+        self.kit.recording.pull_microphone()
+
+    def put_back_microphone(self) -> None:
+        self.kit.recording.put_back_microphone()
+
     def close(self) -> None:
         self.kit.close()
 
@@ -85,7 +97,15 @@ class RealDriver:
     def __init__(self, data: Path) -> None:
         self.data = data
         self.clock = FakeClock()
-        self.kit: Kit = real_kit(data, clock=self.clock, cutting=Cutting.INLINE, free=10**12)
+        sim = simulated_hardware(small_config(data), self.clock)
+        self.mic = UnpluggableMicrophone(sim.microphone)
+        self.kit: Kit = real_kit(
+            data,
+            clock=self.clock,
+            hardware=Hardware(sim.camera, self.mic, simulated=True),
+            cutting=Cutting.INLINE,
+            free=10**12,
+        )
         self.recording = self.kit.worker
         self.visits = self.kit.library
         self.events = self.kit.events
@@ -93,6 +113,7 @@ class RealDriver:
         self._free_run = threading.Event()
         self._closing = threading.Event()
         self._lock = threading.Lock()
+        self._paced: tuple[int, int] | None = None  # (kit, real) instants pacing began
         self._pump = threading.Thread(target=self._run_pump, name="clock-pump", daemon=True)
         self._pump.start()
         self.kit.hardware.camera.open()  # as kit run does at start-up: the preview runs
@@ -103,11 +124,25 @@ class RealDriver:
         while not self._closing.is_set():
             with self._lock:
                 due = self._free_run.is_set() or self.clock.now() < self._target
+                paced = self._paced
             if not due:
                 self._closing.wait(0.002)
                 continue
+            if paced is not None:  # no faster than real time
+                kit_ns, real_ns = paced
+                ahead = (self.clock.now() - kit_ns) - (time.monotonic_ns() - real_ns)
+                if ahead > 0:
+                    self._closing.wait(ahead / NS_PER_S)
             self.clock.advance(FRAME_NS)
             self.clock.settle(timeout_s=2.0)
+
+    def _pace(self) -> None:
+        """From now on the kit's clock runs no faster than real time: the recorder's device
+        watch wakes on real time and takes a wake more than a second of the kit's clock
+        late for a held-up process, not for a lost device."""
+        with self._lock:
+            if self._paced is None:
+                self._paced = (self.clock.now(), time.monotonic_ns())
 
     def settle(self) -> None:
         """Handle everything queued, and wait for the films being made (on the worker's
@@ -131,6 +166,17 @@ class RealDriver:
         while self.clock.now() < self._target:
             self._closing.wait(0.002)
         self.settle()
+
+    def pull_microphone(self) -> None:
+        """Out of its socket: its stream delivers nothing more (the kit notices within
+        ``kit.recording.recorder.MIC_LOST_NS`` of its last block)."""
+        self._pace()
+        self.mic.unplug()
+
+    def put_back_microphone(self) -> None:
+        """Back: the recorder's next try starts it (``MIC_RETRY_NS``)."""
+        self._pace()
+        self.mic.plug()
 
     def close(self) -> None:
         from kit.daemon.messages import Shutdown

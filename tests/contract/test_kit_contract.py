@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from kit.daemon.api import State
+from kit.daemon.worker import MIC_BACK, MIC_LOST, MIC_MISSING
 from kit.errors import NotFound, Sealed, StateError
 from kit.model import DEFAULT_LABELS, Access, TakeState, VisitState
 from kit.testing.privacy import consent
@@ -379,3 +380,80 @@ def test_the_audit_trail_records_the_visit_without_personal_data(driver: Driver)
     assert entries[4]["details"]["changed"] == ["note"]
     for secret in ("Smith", "C-1041", "Guiding", "Mum waited"):
         assert secret not in text  # ids and counts only
+
+
+def _device_events(d: Driver) -> list[dict[str, object]]:
+    return [dict(e.data) for e in d.events.since(0) if e.kind == "device"]
+
+
+def _gap_s(error: str) -> tuple[float, float | None]:
+    """The span a take's ``error`` says has no sound: "no sound from A s to B s: ..."
+    (B None: "to the end")."""
+    words = error.split(":", maxsplit=1)[0].split()
+    assert words[:3] == ["no", "sound", "from"], error
+    until = None if words[-2:] == ["the", "end"] else float(words[-2])
+    return float(words[3]), until
+
+
+def test_a_microphone_lost_and_put_back_mid_take(driver: Driver) -> None:
+    """The take goes on picture only: a ``device`` event and the status say so at once,
+    and again when it is back; the take's ``error`` says where it has no sound."""
+    d = driver
+    _start_visit(d)
+    _start(d, 1.0)
+    take_id = d.recording.status().take_id
+    d.pull_microphone()
+    d.advance(3.0)  # the real kit notices a silence of 2 s while frames come
+    status = d.recording.status()
+    assert status.state == State.RECORDING and status.error == MIC_LOST
+    assert status.level_dbfs == -120.0  # no level shown for sound that is not there
+    assert _device_events(d) == [
+        {"device": "microphone", "state": "lost", "message": MIC_LOST, "take_id": take_id}
+    ]
+    d.put_back_microphone()
+    d.advance(2.0)  # the real kit tries the microphone again every second
+    status = d.recording.status()
+    assert status.state == State.RECORDING and status.error == ""
+    assert _device_events(d)[1:] == [
+        {"device": "microphone", "state": "back", "message": MIC_BACK, "take_id": take_id}
+    ]
+    d.advance(1.0)
+    _stop(d)
+    (take,) = d.visits.takes(_open_visit(d))
+    assert take.state == TakeState.READY
+    assert take.error.endswith(": the microphone was lost (its film is silent there)")
+    lost_s, back_s = _gap_s(take.error)
+    assert 0.8 <= lost_s <= 1.1, take.error  # its last sound, just before the pull
+    assert back_s is not None and 4.0 <= back_s <= 5.1, take.error  # within a retry
+    assert d.recording.status().error == ""
+
+
+def test_a_microphone_lost_until_the_end_and_missing_at_the_next_start(
+    driver: Driver,
+) -> None:
+    d = driver
+    _start_visit(d)
+    _start(d, 1.0)
+    d.pull_microphone()
+    d.advance(3.0)
+    _stop(d)
+    (take,) = d.visits.takes(_open_visit(d))
+    assert take.state == TakeState.READY
+    lost_s, back_s = _gap_s(take.error)
+    assert 0.8 <= lost_s <= 1.1 and back_s is None, take.error
+    # Still out at the next start: that take records picture only from its first frame.
+    _start(d, 3.0)
+    status = d.recording.status()
+    assert status.state == State.RECORDING and status.error == MIC_MISSING
+    missing = [e for e in _device_events(d) if e["state"] == "missing"]
+    assert missing == [
+        {
+            "device": "microphone",
+            "state": "missing",
+            "message": MIC_MISSING,
+            "take_id": status.take_id,
+        }
+    ]
+    _stop(d)
+    second = d.visits.takes(_open_visit(d))[-1]
+    assert second.error == "no sound: the microphone did not work in this take (its film is silent)"

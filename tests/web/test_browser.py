@@ -608,3 +608,57 @@ def test_record_again_while_the_last_take_is_being_saved(browser: Any, tmp_path:
     finally:
         pairing.close()
         fake.close()
+
+
+@pytest.mark.parametrize(("width", "height"), VIEWPORTS)
+def test_a_microphone_lost_mid_take_is_said_at_once_and_while_it_lasts(
+    browser: Any, kit: Kit, width: int, height: int
+) -> None:
+    """The kit's ``device`` event shows at once (a toast), its status keeps a banner up
+    while the take records picture only, and both say when the sound is back."""
+    from playwright.sync_api import expect
+
+    from kit.daemon.worker import MIC_ABSENT, MIC_BACK, MIC_LOST
+
+    shots = Shots(f"microphone-{width}x{height}")
+    kit.kit.open_visit("C-2001")
+    context = browser.new_context(**{**PHONE, "viewport": {"width": width, "height": height}})
+    page = context.new_page()
+    errors = watch_errors(page)
+    page.goto(kit.pairing.link(kit.url))
+    page.locator("#record").tap()
+    expect(page.locator("#home")).to_have_attribute("data-state", "recording")
+    expect(page.locator("#error")).to_be_hidden()
+
+    kit.kit.recording.pull_microphone()
+    expect(page.locator("#toast")).to_be_visible()
+    expect(page.locator("#toast")).to_contain_text(MIC_LOST)
+    expect(page.locator("#error")).to_have_text(MIC_LOST)
+    expect(page.locator("#home")).to_have_attribute("data-state", "recording")
+    _visible_controls_fit(page)
+    shots(page, "lost")
+    page.wait_for_timeout(8_500)  # the toast goes; the banner stays while it lasts
+    expect(page.locator("#toast")).to_be_hidden()
+    expect(page.locator("#error")).to_have_text(MIC_LOST)
+    expect(page.locator("#meter-text")).to_have_text("Sound: not listening")
+    shots(page, "lost-a-while")
+
+    kit.kit.recording.put_back_microphone()
+    expect(page.locator("#toast")).to_be_visible()
+    expect(page.locator("#toast")).to_contain_text(MIC_BACK)
+    expect(page.locator("#error")).to_be_hidden()
+    expect(page.locator("#meter-text")).to_have_text("Sound: good")
+    shots(page, "back")
+    kit.kit.recording.stop()
+    expect(page.locator("#home")).to_have_attribute("data-state", "idle")
+    expect(page.locator("#error")).to_be_hidden()
+
+    # Between takes: the banner says what a take would be (no device event: no take).
+    kit.kit.recording.pull_microphone()
+    expect(page.locator("#error")).to_have_text(MIC_ABSENT)
+    _visible_controls_fit(page)
+    shots(page, "absent-idle")
+    kit.kit.recording.put_back_microphone()
+    expect(page.locator("#error")).to_be_hidden()
+    assert errors == []
+    context.close()
