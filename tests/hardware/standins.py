@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -321,17 +322,128 @@ class StandInOutput:
         raise AssertionError("the adapter must override outputframe")
 
 
+@dataclass
+class _Encoding:
+    """An encoder the sensor feeds: its codec, frames offered, and its last stamp (us)."""
+
+    encoder: StandInEncoder
+    codec: Any
+    offered: int = 0
+    last_us: int = 0
+
+
+class StandInSensor:
+    """A running camera: a frame every period of CLOCK_MONOTONIC, handed to each
+    running encoder as picamera2 hands a request to its encoders.
+
+    What it does as picamera2 0.3.x does (``Encoder.encode``, ``_timestamp``,
+    ``LibavH264Encoder``): an encoder takes every ``frame_skip_count``-th frame; its
+    first frame's ``SensorTimestamp`` (ns, CLOCK_MONOTONIC) in microseconds becomes
+    ``firsttimestamp`` and its outputs get microseconds since then; the H.264 one is
+    libx264 (ultrafast, zerolatency, a keyframe every ``iperiod`` frames, SPS/PPS
+    repeated before each), real Annex-B access units; the MJPEG one real JPEGs of the
+    lores size. ``stop_encoder`` returns once the encoder's last output was delivered.
+    """
+
+    def __init__(self, fps: int, main: tuple[int, int], lores: tuple[int, int]) -> None:
+        self._period_ns = 1_000_000_000 // fps
+        self._fps = fps
+        self._main, self._lores = main, lores
+        self._lock = threading.Lock()  # held while a frame is handed to the encoders
+        self._running: dict[str, _Encoding] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="standin-sensor", daemon=True)
+        self._thread.start()
+
+    def start_encoder(self, name: str, encoder: StandInEncoder) -> None:
+        import av
+
+        if name == "main":
+            w, h = self._main
+            codec = av.CodecContext.create("libx264", "w")
+            codec.pix_fmt = "yuv420p"
+            iperiod = encoder.kwargs.get("iperiod") or self._fps
+            options = {
+                "preset": "ultrafast",
+                "tune": "zerolatency",
+                "g": str(iperiod),
+                "keyint_min": str(iperiod),
+                "sc_threshold": "0",
+            }
+            # SPS/PPS before every keyframe only with repeat=True (libav's default
+            # repeats them; picamera2's V4L2 encoder does so only when asked).
+            repeat = 1 if encoder.kwargs.get("repeat") else 0
+            codec.options = {**options, "x264-params": f"repeat-headers={repeat}"}
+        else:
+            w, h = self._lores
+            codec = av.CodecContext.create("mjpeg", "w")
+            codec.pix_fmt = "yuvj420p"
+        codec.width, codec.height = w, h
+        codec.time_base = Fraction(1, self._fps)
+        with self._lock:
+            encoder.firsttimestamp = None
+            self._running[name] = _Encoding(encoder, codec)
+
+    def stop_encoder(self, name: str) -> None:
+        with self._lock:  # no frame is being handed over: none will be after this
+            encoding = self._running.pop(name)
+            for packet in encoding.codec.encode(None):
+                self._deliver(encoding, packet)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import av
+
+        n = 0
+        next_ns = time.monotonic_ns()
+        while not self._stop.is_set():
+            delay = next_ns - time.monotonic_ns()
+            if delay > 0 and self._stop.wait(delay / 1e9):
+                return
+            sensor_ns = next_ns  # the exposure's instant, as libcamera stamps it
+            next_ns += self._period_ns
+            with self._lock:
+                for name, encoding in self._running.items():
+                    encoding.offered += 1
+                    if (encoding.offered - 1) % max(1, encoding.encoder.frame_skip_count):
+                        continue
+                    encoder, codec = encoding.encoder, encoding.codec
+                    if encoder.firsttimestamp is None:
+                        encoder.firsttimestamp = sensor_ns // 1000
+                    encoding.last_us = sensor_ns // 1000 - encoder.firsttimestamp
+                    plane = np.full((codec.height * 3 // 2, codec.width), 16 + n % 200, np.uint8)
+                    frame = av.VideoFrame.from_ndarray(plane, format="yuv420p")
+                    if name != "main":
+                        frame = frame.reformat(format="yuvj420p")
+                    frame.pts = encoding.offered
+                    for packet in codec.encode(frame):
+                        self._deliver(encoding, packet)
+            n += 1
+
+    @staticmethod
+    def _deliver(encoding: _Encoding, packet: Any) -> None:
+        # zerolatency and MJPEG hold no frame back: a packet is the frame just given.
+        output = encoding.encoder.output
+        output.outputframe(bytes(packet), bool(packet.is_keyframe), encoding.last_us)
+
+
 class StandInPicamera2:
     """picamera2.Picamera2, recording the calls the adapter makes.
 
     Set the class attributes to script a test: ``cameras`` attached, an exception
     for ``Picamera2()`` to raise (``fail_init``) or ``configure`` (``fail_configure``).
+    With ``sensor_runs`` a started camera delivers frames itself (:class:`StandInSensor`);
+    without it the test plays the encoders' output side.
     """
 
     cameras: ClassVar[list[StandInCamera]] = [CAMERA_MODULE_3]
     fail_init: ClassVar[BaseException | None] = None
     fail_configure: ClassVar[BaseException | None] = None
     fail_start_encoder: ClassVar[BaseException | None] = None
+    sensor_runs: ClassVar[bool] = False
     instances: ClassVar[list[StandInPicamera2]] = []
 
     def __init__(
@@ -350,6 +462,7 @@ class StandInPicamera2:
         self.started = False
         self.closed = False
         self.configured_before_modes = False
+        self.sensor: StandInSensor | None = None
         StandInPicamera2.instances.append(self)
 
     @staticmethod
@@ -404,11 +517,21 @@ class StandInPicamera2:
 
     def start(self, config: Any = None, show_preview: bool | None = False) -> None:
         self.started = True
+        if StandInPicamera2.sensor_runs and self.sensor is None:
+            fps = round(1_000_000 / self.config["controls"]["FrameDurationLimits"][0])
+            size = self.config["main"]["size"], self.config["lores"]["size"]
+            self.sensor = StandInSensor(fps, *size)
+            for name, encoder in self.encoders.items():
+                self.sensor.start_encoder(name, encoder)
 
     def stop(self) -> None:
         self.started = False
+        if self.sensor is not None:
+            self.sensor.close()
+            self.sensor = None
 
     def close(self) -> None:
+        self.stop()
         self.closed = True
 
     def start_encoder(
@@ -425,9 +548,14 @@ class StandInPicamera2:
         encoder.output = output
         encoder.name = name
         self.encoders[name] = encoder
+        if self.sensor is not None:
+            self.sensor.start_encoder(name, encoder)
 
     def stop_encoder(self, encoders: Any = None) -> None:
-        del self.encoders[next(k for k, v in self.encoders.items() if v is encoders)]
+        name = next(k for k, v in self.encoders.items() if v is encoders)
+        del self.encoders[name]
+        if self.sensor is not None:
+            self.sensor.stop_encoder(name)
 
     @classmethod
     def last(cls) -> StandInPicamera2:
