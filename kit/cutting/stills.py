@@ -134,6 +134,7 @@ class JpegEncoder:
 
     def __init__(self) -> None:
         self._encoder: Any = None
+        self._reformatter: Any = None  # one for every still: each new one starts threads
         self._count = 0
 
     def encode(self, frame: Any) -> bytes:
@@ -147,7 +148,11 @@ class JpegEncoder:
             encoder.time_base = Fraction(1, 30)
             encoder.options = dict(_JPEG_OPTIONS)
             self._encoder = encoder
-        picture = frame.reformat(format="yuvj420p")
+        if self._reformatter is None:
+            from av.video.reformatter import VideoReformatter
+
+            self._reformatter = VideoReformatter()
+        picture = self._reformatter.reformat(frame, format="yuvj420p")
         picture.pts, picture.time_base = self._count, encoder.time_base
         self._count += 1
         # Every JPEG stands alone: the encoder hands each frame's back at once.

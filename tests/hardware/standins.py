@@ -328,6 +328,7 @@ class _Encoding:
 
     encoder: StandInEncoder
     codec: Any
+    reformatter: Any  # one per encode: VideoFrame.reformat() starts swscale threads each time
     offered: int = 0
     last_us: int = 0
 
@@ -357,6 +358,7 @@ class StandInSensor:
 
     def start_encoder(self, name: str, encoder: StandInEncoder) -> None:
         import av
+        from av.video.reformatter import VideoReformatter
 
         if name == "main":
             w, h = self._main
@@ -382,7 +384,7 @@ class StandInSensor:
         codec.time_base = Fraction(1, self._fps)
         with self._lock:
             encoder.firsttimestamp = None
-            self._running[name] = _Encoding(encoder, codec)
+            self._running[name] = _Encoding(encoder, codec, VideoReformatter())
 
     def stop_encoder(self, name: str) -> None:
         with self._lock:  # no frame is being handed over: none will be after this
@@ -417,7 +419,7 @@ class StandInSensor:
                     plane = np.full((codec.height * 3 // 2, codec.width), 16 + n % 200, np.uint8)
                     frame = av.VideoFrame.from_ndarray(plane, format="yuv420p")
                     if name != "main":
-                        frame = frame.reformat(format="yuvj420p")
+                        frame = encoding.reformatter.reformat(frame, format="yuvj420p")
                     frame.pts = encoding.offered
                     for packet in codec.encode(frame):
                         self._deliver(encoding, packet)
