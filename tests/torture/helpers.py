@@ -43,20 +43,13 @@ def run_kit(
     environ.pop("NOTIFY_SOCKET", None)
     environ.pop("WATCHDOG_USEC", None)
     if as_user is None:
-        return subprocess.run(
-            [*KIT, *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-            env=environ,
-            cwd=repo,
-        )
+        return _run([*KIT, *argv], environ, timeout_s, cwd=repo)
+    uid = as_user
 
     def drop() -> None:
         os.setgroups([])
-        os.setgid(as_user)
-        os.setuid(as_user)
+        os.setgid(uid)
+        os.setuid(uid)
 
     with tempfile.TemporaryDirectory(prefix="kit-as-user-") as readable:
         os.chmod(readable, 0o755)
@@ -65,16 +58,27 @@ def run_kit(
         )
         environ.update(PYTHONPATH=readable, PYTHONDONTWRITEBYTECODE="1")
         python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
-        return subprocess.run(
-            [python, "-m", "kit", *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-            env=environ,
-            preexec_fn=drop,
-            cwd="/",
-        )
+        return _run([python, "-m", "kit", *argv], environ, timeout_s, cwd=Path("/"), as_user=drop)
+
+
+def _run(
+    argv: list[str],
+    environ: dict[str, str],
+    timeout_s: float,
+    *,
+    cwd: Path,
+    as_user: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env=environ,
+        preexec_fn=as_user,
+        cwd=cwd,
+    )
 
 
 def one_line_error(done: subprocess.CompletedProcess[str], codes: tuple[int, ...]) -> str:

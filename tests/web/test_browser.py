@@ -186,6 +186,16 @@ def test_wrong_codes_lock_pairing(browser: Any, kit: Kit) -> None:
 VIEWPORTS = [(390, 844), (844, 390), (320, 568)]
 
 
+def _paired_phone(browser: Any, kit: Kit, width: int, height: int) -> tuple[Any, Any, list[str]]:
+    """A phone of that screen, paired through the kit's link: its context, its page (on
+    the home screen) and the errors its page logs."""
+    context = browser.new_context(**{**PHONE, "viewport": {"width": width, "height": height}})
+    page = context.new_page()
+    errors = watch_errors(page)
+    page.goto(kit.pairing.link(kit.url))
+    return context, page, errors
+
+
 def _visible_controls_fit(page: Any) -> None:
     """Every visible control at least 44 px each way, on screen, clear of the others; no
     sideways scrolling (tests/web/layout.py). A checkbox is tapped through its label (the
@@ -200,10 +210,7 @@ def test_the_visit_bar_starts_names_and_ends_a_visit(
     from playwright.sync_api import expect
 
     shots = Shots(f"visit-bar-{width}x{height}")
-    context = browser.new_context(**{**PHONE, "viewport": {"width": width, "height": height}})
-    page = context.new_page()
-    errors = watch_errors(page)
-    page.goto(kit.pairing.link(kit.url))
+    context, page, errors = _paired_phone(browser, kit, width, height)
     expect(page.locator("#visit-ref")).to_have_text("No visit open")
     shots(page, "no-visit")
     page.locator("#visit-start").tap()
@@ -371,10 +378,7 @@ def test_discard_while_recording_and_after_stop(
 
     shots = Shots(f"discard-{width}x{height}")
     kit.kit.open_visit("C-2001")
-    context = browser.new_context(**{**PHONE, "viewport": {"width": width, "height": height}})
-    page = context.new_page()
-    errors = watch_errors(page)
-    page.goto(kit.pairing.link(kit.url))
+    context, page, errors = _paired_phone(browser, kit, width, height)
     expect(page.locator("#discard-take")).to_be_hidden()  # no take yet: nothing to discard
     page.locator("#record").tap()
     expect(page.locator("#home")).to_have_attribute("data-state", "recording")
@@ -622,10 +626,7 @@ def test_a_microphone_lost_mid_take_is_said_at_once_and_while_it_lasts(
 
     shots = Shots(f"microphone-{width}x{height}")
     kit.kit.open_visit("C-2001")
-    context = browser.new_context(**{**PHONE, "viewport": {"width": width, "height": height}})
-    page = context.new_page()
-    errors = watch_errors(page)
-    page.goto(kit.pairing.link(kit.url))
+    context, page, errors = _paired_phone(browser, kit, width, height)
     page.locator("#record").tap()
     expect(page.locator("#home")).to_have_attribute("data-state", "recording")
     expect(page.locator("#error")).to_be_hidden()
