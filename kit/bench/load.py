@@ -12,8 +12,11 @@ Target: 0 lost, p99 <= 50 ms, 0 frames dropped.
 ``--soak-hours H`` records for H hours in takes of ``--take-minutes`` (10) back to
 back, the phones tagging throughout, and samples the daemon's RSS every minute:
 printed, its slope in MB/min (least squares) and whether the fitted change over the
-run is within 5 % of where it started (flat); the same again after the first take
-(the warm-up), which is what the exit code judges.
+run is within 5 % of where it started (flat); the same again after the warm-up, which
+is what the exit code judges. The warm-up is the first take, or longer if the kit's
+event log (``kit.compose.EVENT_LOG_CAPACITY`` events, about 5 MB full) has not yet
+filled by then: until the phones see an event id past its capacity, the daemon's
+memory grows by design.
 
 By default it starts ``kit run --simulate`` with a temporary data directory;
 ``--url``/``--code``/``--pid`` point it at a kit already running. :func:`run` is what
@@ -30,16 +33,18 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kit.bench import target
 from kit.bench.tagging import NS_PER_MS, TARGET_P99_MS, Phone, percentile
+from kit.compose import EVENT_LOG_CAPACITY
 from kit.testing.privacy import consent_json
 
 RETRY_S = 5.0  # what a refused stream's Retry-After says; the page waits as long
+LOG_FULL_ID = EVENT_LOG_CAPACITY  # ids count from 1 at start: this one fills the log
 FLAT_WITHIN = 0.05
 
 
@@ -60,6 +65,7 @@ class Result:
     missing_from_streams: int = 0
     rss: list[tuple[float, int]] = field(default_factory=list)  # (minutes, kB)
     warmup_min: float = 0.0  # a soak's first take: its memory is judged apart
+    log_full_min: float | None = None  # when the kit's event log first held its capacity
     slow: list[tuple[float, float]] = field(default_factory=list)  # (s into the run, ms)
     began: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -159,11 +165,18 @@ def slope_mb_per_min(samples: Sequence[tuple[float, int]]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
 
 
+def _warmup_is(result: Result) -> str:
+    if result.log_full_min is not None and result.log_full_min >= result.warmup_min:
+        return "until the kit's event log was full"
+    return "the first take"
+
+
 def after_warmup(
     samples: Sequence[tuple[float, int]], warmup_min: float
 ) -> list[tuple[float, int]]:
     """The samples from ``warmup_min`` on: the first take warms the daemon up (codecs,
-    caches, the first cut), which a soak judges apart from how it holds afterwards."""
+    caches, the first cut) and its event log fills, which a soak judges apart from how
+    it holds afterwards."""
     return [(t, kb) for t, kb in samples if t >= warmup_min]
 
 
@@ -298,10 +311,8 @@ def run(
         time.sleep(max(0.0, min(next_sample, take_ends, began + seconds) - now))
         now = time.monotonic()
         if now >= next_sample:
-            result.rss.append(((now - began) / 60, rss_kb(pid)))
+            _sample(result, pid, streams, now - began, progress)
             next_sample += 60
-            if progress is not None:
-                progress(result, now - began)
         if now >= take_ends and now < began + seconds:
             _next_take(boss, recording, tappers)
             take_ends = time.monotonic() + take_s
@@ -323,6 +334,22 @@ def run(
     for client in clients:
         client.close()
     return result
+
+
+def _sample(
+    result: Result,
+    pid: int | None,
+    streams: Sequence[Stream],
+    elapsed_s: float,
+    progress: Callable[[Result, float], None] | None,
+) -> None:
+    """A minute's figures: the daemon's RSS, and whether its event log has filled."""
+    result.rss.append((elapsed_s / 60, rss_kb(pid)))
+    if result.log_full_min is None and max(s.last for s in streams) >= LOG_FULL_ID:
+        result.log_full_min = elapsed_s / 60
+        result.warmup_min = max(result.warmup_min, result.log_full_min)
+    if progress is not None:
+        progress(result, elapsed_s)
 
 
 def _all_saved(status: dict[str, Any]) -> bool:
@@ -396,7 +423,7 @@ def report(result: Result, where: str) -> str:
         flat = "flat" if is_flat(settled) else "NOT flat"
         change = slope * (settled[-1][0] - settled[0][0])
         lines.append(
-            f"after the first take ({result.warmup_min:g} min, warm-up): RSS "
+            f"after the warm-up ({result.warmup_min:.0f} min: {_warmup_is(result)}): RSS "
             f"{settled[0][1] / 1024:.1f} -> {settled[-1][1] / 1024:.1f} MB, slope "
             f"{slope:+.3f} MB/min, fitted change {change:+.1f} MB: {flat} within "
             f"{FLAT_WITHIN:.0%}"
@@ -442,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "slow_acks": result.slow,
             "refused_streams": result.refused_streams,
             "rss_kb": result.rss,
+            "warmup_min": result.warmup_min,
+            "event_log_full_min": result.log_full_min,
             "rss_slope_mb_per_min": slope_mb_per_min(result.rss),
             "rss_slope_after_warmup_mb_per_min": slope_mb_per_min(
                 after_warmup(result.rss, result.warmup_min)

@@ -1,5 +1,5 @@
 """kit bench load's memory verdict: a slope by least squares, flat within 5 %, judged
-after the soak's first take (the warm-up)."""
+after the warm-up (the soak's first take, or until the kit's event log is full)."""
 
 from __future__ import annotations
 
@@ -35,5 +35,16 @@ def test_a_warm_up_rise_is_judged_apart() -> None:
     result = Result(phones=8, rss=samples, warmup_min=10.0, seconds=57 * 60)
     text = report(result, "here")
     assert "NOT flat within 5%" in text
-    assert "after the first take (10 min, warm-up)" in text
+    assert "after the warm-up (10 min: the first take)" in text
     assert text.rstrip().splitlines()[-1].endswith("flat within 5%")
+
+
+def test_the_warm_up_lasts_until_the_event_log_is_full() -> None:
+    """A bounded log filling is growth by design: judged once it holds its capacity."""
+    fills = [100 + 1.0 * t for t in range(25)] + [125.0] * 40
+    result = Result(phones=8, rss=_mb(fills), warmup_min=10.0, seconds=64 * 60)
+    assert not is_flat(after_warmup(result.rss, result.warmup_min))
+    result.log_full_min, result.warmup_min = 25.0, 25.0
+    text = report(result, "here")
+    assert "after the warm-up (25 min: until the kit's event log was full)" in text
+    assert is_flat(after_warmup(result.rss, result.warmup_min))
