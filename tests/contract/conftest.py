@@ -114,6 +114,7 @@ class RealDriver:
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._paced: tuple[int, int] | None = None  # (kit, real) instants pacing began
+        self._stepping = threading.Lock()  # held by the pump for each frame it moves on
         self._pump = threading.Thread(target=self._run_pump, name="clock-pump", daemon=True)
         self._pump.start()
         self.kit.hardware.camera.open()  # as kit run does at start-up: the preview runs
@@ -122,19 +123,23 @@ class RealDriver:
 
     def _run_pump(self) -> None:
         while not self._closing.is_set():
-            with self._lock:
-                due = self._free_run.is_set() or self.clock.now() < self._target
-                paced = self._paced
+            with self._stepping:  # a step decided is finished before settle() returns
+                with self._lock:
+                    due = self._free_run.is_set() or self.clock.now() < self._target
+                    paced = self._paced
+                if due:
+                    self._step(paced)
             if not due:
                 self._closing.wait(0.002)
-                continue
-            if paced is not None:  # no faster than real time
-                kit_ns, real_ns = paced
-                ahead = (self.clock.now() - kit_ns) - (time.monotonic_ns() - real_ns)
-                if ahead > 0:
-                    self._closing.wait(ahead / NS_PER_S)
-            self.clock.advance(FRAME_NS)
-            self.clock.settle(timeout_s=2.0)
+
+    def _step(self, paced: tuple[int, int] | None) -> None:
+        if paced is not None:  # no faster than real time
+            kit_ns, real_ns = paced
+            ahead = (self.clock.now() - kit_ns) - (time.monotonic_ns() - real_ns)
+            if ahead > 0:
+                self._closing.wait(ahead / NS_PER_S)
+        self.clock.advance(FRAME_NS)
+        self.clock.settle(timeout_s=2.0)
 
     def _pace(self) -> None:
         """From now on the kit's clock runs no faster than real time: the recorder's device
@@ -159,6 +164,8 @@ class RealDriver:
                 assert worker.step(timeout_s=30), "the finaliser never answered"
         finally:
             self._free_run.clear()
+            with self._stepping:  # the clock stands still from here until told to move
+                pass
 
     def advance(self, seconds: float) -> None:
         with self._lock:
