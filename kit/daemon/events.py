@@ -135,6 +135,16 @@ class Device(StrEnum):
     MICROPHONE = "microphone"
 
 
+# What the phone says about the devices (the status's error while it lasts, and a
+# ``device`` event). Sound is worth less than picture: a take goes on without it.
+MIC_LOST = "Microphone lost: recording picture only"
+MIC_MISSING = "No microphone: recording picture only"
+MIC_BACK = "Microphone back: recording sound again"
+MIC_ABSENT = "No microphone: a take would record picture only"
+CAMERA_STOPPED = "The camera stopped: the take was stopped and kept up to then"
+NO_CAMERA = "No camera: cannot record"
+
+
 class DeviceState(StrEnum):
     """What happened to a device (:class:`DeviceChanged`)."""
 

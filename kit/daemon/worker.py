@@ -33,7 +33,20 @@ from typing import Any, Protocol
 from kit.audit.chain import AuditKind, Auditor, NoAudit
 from kit.clock import NS_PER_S, Clock
 from kit.daemon.api import State, Status
-from kit.daemon.events import CutFinished, Device, DeviceChanged, DeviceState, EventLog, Refused
+from kit.daemon.events import (
+    CAMERA_STOPPED,
+    MIC_ABSENT,
+    MIC_BACK,
+    MIC_LOST,
+    MIC_MISSING,
+    NO_CAMERA,
+    CutFinished,
+    Device,
+    DeviceChanged,
+    DeviceState,
+    EventLog,
+    Refused,
+)
 from kit.daemon.messages import (
     CutDone,
     CutDue,
@@ -85,15 +98,6 @@ CUT_ROOM_BYTES = 16 * 1024 * 1024
 # How often a microphone that would not start for the level meter is tried again
 # (each try may re-scan the audio devices).
 MONITOR_RETRY_NS = 5 * NS_PER_S
-
-# What the phone says about the devices (the status's error while it lasts, and a
-# ``device`` event). Sound is worth less than picture: a take goes on without it.
-MIC_LOST = "Microphone lost: recording picture only"
-MIC_MISSING = "No microphone: recording picture only"
-MIC_BACK = "Microphone back: recording sound again"
-MIC_ABSENT = "No microphone: a take would record picture only"
-CAMERA_STOPPED = "The camera stopped: the take was stopped and kept up to then"
-NO_CAMERA = "No camera: cannot record"
 
 
 class Takes(Protocol):

@@ -41,6 +41,10 @@ from kit.cutting.plan import CutRules
 from kit.cutting.visit import cut_visit
 from kit.daemon.api import State, Status
 from kit.daemon.events import (
+    MIC_ABSENT,
+    MIC_BACK,
+    MIC_LOST,
+    MIC_MISSING,
     CutFinished,
     Device,
     DeviceChanged,
@@ -49,7 +53,6 @@ from kit.daemon.events import (
     Refused,
 )
 from kit.daemon.wallclock import WallClock
-from kit.daemon.worker import MIC_ABSENT, MIC_BACK, MIC_LOST, MIC_MISSING
 from kit.errors import KitError, StateError
 from kit.handoff.jobs import Exports
 from kit.handoff.service import HandOff

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from kit.daemon.api import State
-from kit.daemon.worker import MIC_BACK, MIC_LOST, MIC_MISSING
+from kit.daemon.events import MIC_BACK, MIC_LOST, MIC_MISSING
 from kit.errors import NotFound, Sealed, StateError
 from kit.model import DEFAULT_LABELS, Access, TakeState, VisitState
 from kit.testing.privacy import consent

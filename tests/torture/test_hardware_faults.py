@@ -31,7 +31,7 @@ import pytest
 
 from kit.clock import NS_PER_S, FakeClock, MonotonicClock
 from kit.daemon.api import State
-from kit.daemon.worker import (
+from kit.daemon.events import (
     CAMERA_STOPPED,
     MIC_ABSENT,
     MIC_BACK,

@@ -622,7 +622,7 @@ def test_a_microphone_lost_mid_take_is_said_at_once_and_while_it_lasts(
     while the take records picture only, and both say when the sound is back."""
     from playwright.sync_api import expect
 
-    from kit.daemon.worker import MIC_ABSENT, MIC_BACK, MIC_LOST
+    from kit.daemon.events import MIC_ABSENT, MIC_BACK, MIC_LOST
 
     shots = Shots(f"microphone-{width}x{height}")
     kit.kit.open_visit("C-2001")
