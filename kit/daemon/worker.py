@@ -391,7 +391,7 @@ class Worker:
     # -- transitions -----------------------------------------------------
 
     def _handle(self, event: object) -> None:
-        handlers: dict[type, Callable[[Any], None]] = {
+        handlers: dict[type, Callable[[Any], object]] = {
             Press: lambda e: self._on_press(e.at_ns),
             StartRequest: lambda e: self._start(e.source),
             StopRequest: self._on_stop_request,
@@ -580,14 +580,21 @@ class Worker:
         self._last_take = span
 
     def _on_finalised(self, event: Finalised) -> None:
+        # The take stays listed as being finalised until _after_finalise: the status
+        # then goes from "finalising" to "cutting" (or idle) in one step, never idle
+        # for the moment between the film and its visit's cut.
+        try:
+            self._take_finalised(event)
+        finally:
+            self._after_finalise(event.take_id)
+
+    def _take_finalised(self, event: Finalised) -> None:
         with self._lock:
-            self._finalising.pop(event.take_id, None)
             late = event.take_id in self._late_discards
             self._late_discards.discard(event.take_id)
         if event.finished is None:
             # The row is left as it was: the next start's recovery makes the film.
             self._set_error(f"the take could not be finalised: {event.error}", hard=True)
-            self._after_finalise()
             return
         take = self._library.take(event.finished.take.id)
         if take.state in (TakeState.RECORDING, TakeState.FINALISING):
@@ -595,7 +602,6 @@ class Worker:
             with self._lock:
                 self._card_full = True
             self._set_error(take.error or "the card is full", hard=False)
-            self._after_finalise()
             return
         if late and take.state == TakeState.READY:
             # Discarded while its film was being made: cut the film short now.
@@ -615,47 +621,58 @@ class Worker:
         )
         if take.state == TakeState.FAILED:
             self._set_error(f"the take could not be finalised: {take.error}", hard=True)
-        else:
+
+    def _after_finalise(self, take_id: str) -> None:
+        """The take's film is done with: it leaves the takes being finalised, and the
+        next cut (if one is due) starts in the same step; the status is then shown."""
+        if self._closing_since is not None:
+            with self._lock:
+                self._finalising.pop(take_id, None)
+            self._end_if_done()
+        elif not self._cut_if_due(ending=take_id):
             self._show()
             self._publish_status()
-        self._after_finalise()
 
-    def _after_finalise(self) -> None:
-        if self._closing_since is not None:
-            self._end_if_done()
-        else:
-            self._cut_if_due()
-
-    def _cut_if_due(self) -> None:
+    def _cut_if_due(self, ending: str | None = None) -> bool:
         """Make the next out-of-date rough cut, if the kit is free to: not recording, no
         take's film still being made (its visit's cut would be out of date at once, and
-        its visit must not be sealed under it), not shutting down."""
+        its visit must not be sealed under it), not shutting down. ``ending``: a take
+        whose film is done, taken off the takes being finalised as the cut starts (only
+        this thread changes what is checked here; readers see both at once). True if a
+        cut started."""
         with self._lock:
             busy = (
                 self._cut_visit is not None
                 or self._state != State.IDLE
-                or bool(self._finalising)
+                or any(take_id != ending for take_id in self._finalising)
                 or self._closing_since is not None
             )
+        visit_id = None
+        if not busy and self._cutter is not None:
+            visit_id = self._library.cut_due()
+            if visit_id is not None:
+                self._library.cut_started(visit_id)
+        with self._lock:
+            if ending is not None:
+                self._finalising.pop(ending, None)
+            if visit_id is not None:
+                self._cut_progress = 0.0
+                self._cut_visit = visit_id
         if busy:
-            return  # a cut after this take (or after the running cut) will look again
-        visit_id = self._library.cut_due() if self._cutter is not None else None
+            return False  # a cut after this take (or after the running cut) will look again
         if visit_id is None or self._cutter is None:
             with self._lock:
                 waiting = set(self._cuts_waiting)
             # Every ended visit has its final cut (or waits for room to make it): seal it.
             self._library.seal_ended(waiting)
-            return
-        self._library.cut_started(visit_id)
-        with self._lock:
-            self._cut_progress = 0.0
-            self._cut_visit = visit_id
+            return False
         self._set(State.IDLE, "")
         self._cutter.start(
             visit_id,
             on_progress=lambda f: self.post(CutProgress(visit_id, f)),
             on_done=lambda err: self.post(CutDone(visit_id, err)),
         )
+        return True
 
     def _on_cut_done(self, visit_id: str, error: str) -> None:
         with self._lock:

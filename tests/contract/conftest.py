@@ -114,6 +114,10 @@ class RealDriver:
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._paced: tuple[int, int] | None = None  # (kit, real) instants pacing began
+        # While settle() lets time run, it runs no faster than real time: a stop is then
+        # handled within a frame or two of when it was asked, not after frames the pump
+        # moved on while the test's thread waited for a core (CI: a 12 s take ran 12.5).
+        self._free_since: tuple[int, int] | None = None
         self._stepping = threading.Lock()  # held by the pump for each frame it moves on
         self._pump = threading.Thread(target=self._run_pump, name="clock-pump", daemon=True)
         self._pump.start()
@@ -125,8 +129,9 @@ class RealDriver:
         while not self._closing.is_set():
             with self._stepping:  # a step decided is finished before settle() returns
                 with self._lock:
-                    due = self._free_run.is_set() or self.clock.now() < self._target
-                    paced = self._paced
+                    free = self._free_run.is_set()
+                    due = free or self.clock.now() < self._target
+                    paced = self._paced or (self._free_since if free else None)
                 if due:
                     self._step(paced)
             if not due:
@@ -154,6 +159,8 @@ class RealDriver:
         queue: the finaliser posts each one there); time runs meanwhile (a stop waits for
         the last frame)."""
         worker = self.kit.worker
+        with self._lock:
+            self._free_since = (self.clock.now(), time.monotonic_ns())
         self._free_run.set()
         try:
             while True:

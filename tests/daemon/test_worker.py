@@ -367,6 +367,24 @@ def test_after_a_take_the_cut_runs_and_reports_progress(cutting_kit: Kit) -> Non
     assert "cut" in _kinds(kit)
 
 
+def test_the_status_goes_from_finalising_to_cutting_without_idle_between(
+    cutting_kit: Kit,
+) -> None:
+    """The take leaves "finalising" in the step that starts its visit's cut: a phone (or a
+    test waiting for idle) never sees the kit idle, with the LED ready, between the two."""
+    kit = cutting_kit
+    kit.press()
+    kit.run()
+    kit.clock.advance(2 * NS_PER_S)
+    since = kit.daemon.events.last_id
+    kit.press()
+    kit.run()
+    assert kit.state() == State.CUTTING and kit.light() == Light.BUSY
+    states = [e.data["state"] for e in kit.daemon.events.since(since) if e.kind == "status"]
+    assert states[0] == "finalising" and states[-1] == "cutting"
+    assert "idle" not in states, states
+
+
 def test_a_failed_cut_is_reported_and_the_kit_stays_usable(cutting_kit: Kit) -> None:
     kit = cutting_kit
     assert kit.cutter is not None

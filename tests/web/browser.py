@@ -229,7 +229,13 @@ def whole_flow(
 
     page.route("**/api/tags", flaky)
     taps = [tap_label(page, "Guiding")]
-    expect(page.locator("#taglist li:not(.pending)")).to_have_count(1)  # retried, then stored
+    # Retried, then stored. (Generous: the retry waits 200 ms, and a send the loaded kit
+    # answers late is abandoned after 5 s and sent again; CI once missed a 5 s wait.)
+    try:
+        expect(page.locator("#taglist li:not(.pending)")).to_have_count(1, timeout=15_000)
+    except AssertionError as exc:
+        outbox = page.evaluate("() => localStorage.getItem('kit.outbox.v1')")
+        raise AssertionError(f"{exc}\noutbox: {outbox}\nstored: {stored_tags()}") from None
     page.unroute("**/api/tags")
     page.wait_for_timeout(700)
     taps.append(tap_label(page, "Being attentive"))
