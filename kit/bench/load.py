@@ -18,6 +18,12 @@ event log (``kit.compose.EVENT_LOG_CAPACITY`` events, about 5 MB full) has not y
 filled by then: until the phones see an event id past its capacity, the daemon's
 memory grows by design.
 
+A soak's takes are all in one visit unless ``--visit-per-take``: then each take is in a
+visit of its own, checked and ended after it, as a guider's visits follow one another.
+In one visit the tags pile up (8 phones make about 8,000 an hour, a guider at most a
+few hundred a visit), and each rough cut reads them all: the daemon's memory then
+follows the visit's size, which a soak of visits of a guider's size does not.
+
 By default it starts ``kit run --simulate`` with a temporary data directory;
 ``--url``/``--code``/``--pid`` point it at a kit already running. :func:`run` is what
 the tests call, for a minute or so.
@@ -67,6 +73,8 @@ class Result:
     warmup_min: float = 0.0  # a soak's first take: its memory is judged apart
     log_full_min: float | None = None  # when the kit's event log first held its capacity
     slow: list[tuple[float, float]] = field(default_factory=list)  # (s into the run, ms)
+    visits: int = 0
+    checked_takes: set[str] = field(default_factory=set)
     began: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -274,20 +282,19 @@ def run(
     pid: int | None = None,
     seed: int = 1,
     progress: Any = None,
+    visit_per_take: bool = False,
 ) -> Result:
     """Pair ``phones``, open a visit, record for ``seconds`` (in takes of ``take_seconds``
     back to back, or one take) with every phone listening and tagging; then check every
-    acknowledged tag is in its take, and read the takes' dropped frames."""
+    acknowledged tag is in its take, and read the takes' dropped frames.
+
+    ``visit_per_take``: each take in a visit of its own, as a guider's visits follow one
+    another (a take's visit is checked, then ended, and the next one started)."""
     clients = [Phone(base_url, f"load-{i + 1}") for i in range(phones)]
     for client in clients:
         client.pair(code)
     boss = clients[0]
-    status, body, _ = boss.request(
-        "POST", "/api/visits", {"case_ref": "Load", "consent": consent_json()}
-    )
-    if status != 201:
-        raise RuntimeError(f"could not start a visit: {status} {body}")
-    visit_id = body["visit"]["id"]
+    visit_id = _open_visit(boss)
     result = Result(phones=phones, warmup_min=(take_seconds or 0.0) / 60)
     stop, recording = threading.Event(), threading.Event()
     after = _state(boss)["event_id"]
@@ -314,7 +321,10 @@ def run(
             _sample(result, pid, streams, now - began, progress)
             next_sample += 60
         if now >= take_ends and now < began + seconds:
-            _next_take(boss, recording, tappers)
+            if visit_per_take:
+                visit_id = _next_visit(boss, visit_id, recording, tappers, result)
+            else:
+                _next_take(boss, recording, tappers)
             take_ends = time.monotonic() + take_s
     recording.clear()
     for tapper in tappers:  # let a tap under way finish
@@ -330,7 +340,8 @@ def run(
     for thread in [*streams, *tappers]:
         thread.join(timeout=10)
     result.rss.append((result.seconds / 60, rss_kb(pid)))
-    _check(boss, visit_id, result, streams)
+    _check_visit(boss, visit_id, result)
+    _check_streams(result, streams)
     for client in clients:
         client.close()
     return result
@@ -356,25 +367,68 @@ def _all_saved(status: dict[str, Any]) -> bool:
     return status["state"] in ("idle", "cutting") and not status.get("finalising_take_ids")
 
 
-def _next_take(boss: Phone, recording: threading.Event, tappers: list[Tapper]) -> None:
-    """Stop the take and start the next at once (the last is finalised meanwhile)."""
+def _open_visit(boss: Phone) -> str:
+    status, body, _ = boss.request(
+        "POST", "/api/visits", {"case_ref": "Load", "consent": consent_json()}
+    )
+    if status != 201:
+        raise RuntimeError(f"could not start a visit: {status} {body}")
+    return str(body["visit"]["id"])
+
+
+def _stop(boss: Phone, recording: threading.Event, tappers: list[Tapper]) -> None:
+    """The phones stop tapping (a tap under way finishes), then the take stops."""
     recording.clear()
     for tapper in tappers:
         with tapper.busy:
             pass
     boss.request("POST", "/api/stop")
+
+
+def _next_take(boss: Phone, recording: threading.Event, tappers: list[Tapper]) -> None:
+    """Stop the take and start the next at once (the last is finalised meanwhile)."""
+    _stop(boss, recording, tappers)
     _wait(boss, "the take to stop", lambda s: s["state"] != "recording", 60)
     _start(boss)
     recording.set()
 
 
-def _check(boss: Phone, visit_id: str, result: Result, streams: list[Stream]) -> None:
+def _next_visit(
+    boss: Phone, visit_id: str, recording: threading.Event, tappers: list[Tapper], result: Result
+) -> str:
+    """Stop the take, check its visit once its film is made, end the visit, and record
+    the next take in a new one; the new visit's id."""
+    _stop(boss, recording, tappers)
+    _wait(boss, "the take's film", _all_saved, 300)
+    _check_visit(boss, visit_id, result)  # before it ends: a sealed visit's tags are unread
+    status, body, _ = boss.request("POST", f"/api/visits/{visit_id}/end")
+    if status != 200:
+        raise RuntimeError(f"could not end visit {visit_id}: {status} {body}")
+    visit_id = _open_visit(boss)
+    _start(boss)
+    recording.set()
+    return visit_id
+
+
+def _check_visit(boss: Phone, visit_id: str, result: Result) -> None:
+    """Every tag acknowledged into one of the visit's takes is stored in that take."""
     status, seen, _ = boss.request("GET", f"/api/visits/{visit_id}")
     if status != 200:
         raise RuntimeError(f"GET /api/visits/{visit_id}: {status}")
     stored = {t["id"]: t["take_id"] for t in seen["tags"]}
-    result.lost = sorted(i for i, take in result.acked.items() if stored.get(i) != take)
-    result.takes = seen["takes"]
+    takes = {t["id"] for t in seen["takes"]}
+    result.checked_takes |= takes
+    result.lost += sorted(
+        i for i, take in result.acked.items() if take in takes and stored.get(i) != take
+    )
+    result.takes += seen["takes"]
+    result.visits += 1
+
+
+def _check_streams(result: Result, streams: list[Stream]) -> None:
+    """At the end: tags acknowledged into a take no visit held are lost too; what the
+    event streams missed."""
+    result.lost += sorted(i for i, take in result.acked.items() if take not in result.checked_takes)
     result.refused_streams = sum(s.refused for s in streams)
     result.phones_never_live = sum(not s.live_once for s in streams)
     result.missing_from_streams = sum(
@@ -391,7 +445,8 @@ def report(result: Result, where: str) -> str:
     lines = [
         f"load bench against {where}",
         f"{result.phones} phones on the event stream, each tagging every 2-5 s, for "
-        f"{result.seconds / 60:.1f} min in {len(result.takes)} take(s)",
+        f"{result.seconds / 60:.1f} min in {len(result.takes)} take(s) in {result.visits} "
+        "visit(s)",
         f"taps sent {result.sent}, acknowledged {len(result.acked)}, lost {len(result.lost)} "
         f"(acknowledged but not in their take), errors {len(result.errors)}",
         f"tap -> durable ack    p50 {percentile(values, 50):7.2f}"
@@ -443,6 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the take (10)")
     parser.add_argument("--soak-hours", type=float, help="record this long, takes back to back")
     parser.add_argument("--take-minutes", type=float, default=10.0, help="soak takes (10)")
+    parser.add_argument(
+        "--visit-per-take",
+        action="store_true",
+        help="soak: each take in a visit of its own, ended after it (a day of visits)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.phones < 1 or args.minutes <= 0 or args.take_minutes <= 0:
@@ -454,6 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": (args.soak_hours * 3600) if soak else args.minutes * 60,
         "take_seconds": args.take_minutes * 60 if soak else None,
         "progress": _progress if soak else None,
+        "visit_per_take": soak and args.visit_per_take,
     }
     with target.target(args, "load") as kit:
         result = run(kit.url, kit.code, pid=kit.pid, **options)
@@ -466,6 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ack_ms": {p: percentile(result.ack_ms, p) for p in (50, 95, 99, 100)},
             "dropped_frames": result.dropped_frames,
             "takes": result.takes,
+            "visits": result.visits,
             "slow_acks": result.slow,
             "refused_streams": result.refused_streams,
             "rss_kb": result.rss,

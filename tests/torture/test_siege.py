@@ -18,7 +18,7 @@ import pytest
 from kit.bench import load, siege
 from kit.bench.tagging import Phone, percentile
 from kit.daemon.run import WEB_CONNECTION_LIMIT
-from kit.testing.launch import KitProcess, RunningKit
+from kit.testing.launch import KitProcess, RunningKit, stored
 from tests.torture.helpers import SMALL
 from web.server import PER_ADDRESS
 
@@ -124,6 +124,25 @@ def test_eight_phones_tag_for_a_minute_and_nothing_is_lost(tmp_path: Path) -> No
         assert all(t["state"] == "ready" for t in result.takes), result.takes
         p99 = percentile(result.ack_ms, 99)
         assert p99 < SANE_P99_MS, f"tap ack p99 {p99:.0f} ms"
+        assert "Traceback" not in process.text
+
+
+def test_a_soak_of_visits_checks_and_ends_each_visit(tmp_path: Path) -> None:
+    """``kit bench load --soak-hours … --visit-per-take``, in 45 s: three takes, each in a
+    visit of its own, each visit's tags checked before it ended, nothing lost."""
+    with KitProcess(tmp_path / "data", *SMALL) as process:
+        kit = process.wait_ready()
+        result = load.run(
+            kit.url, kit.code, phones=3, seconds=45, take_seconds=15, visit_per_take=True
+        )
+        print(load.report(result, kit.url))
+        assert not result.errors and not result.lost, (result.errors[:5], result.lost[:5])
+        assert result.visits == 3 and len(result.takes) == 3, result.takes
+        assert len({t["visit_id"] for t in result.takes}) == 3
+        assert all(t["state"] == "ready" for t in result.takes), result.takes
+        assert set(result.acked.values()) == {t["id"] for t in result.takes}  # all tagged
+        ended = stored(kit.data, "SELECT id FROM visits WHERE ended_ns IS NOT NULL")
+        assert len(ended) == 2, ended  # the first two ended; the last is left open
         assert "Traceback" not in process.text
 
 
