@@ -123,7 +123,10 @@ def test_export_verify_tamper_and_decrypt_to_a_film_in_sync(
     [film] = work.glob("* rough cut.mp4")
     assert analyse_film(film).max_abs_offset_s <= 0.005
     [take] = work.glob("* take 01.mp4")
-    assert analyse_film(take).numbers == list(range(120))
+    # Every frame, in order: the 4 s take (120 frames; a few more when the loaded machine
+    # handled its real-time stop late: CI once saw 123).
+    numbers = analyse_film(take).numbers
+    assert numbers == list(range(len(numbers))) and 120 <= len(numbers) <= 135, numbers[-3:]
     record = json.loads((work / "visit.json").read_text("utf-8"))
     assert record["visit"]["case_ref"] == "F-0042"
     assert sorted(t["label"] for t in record["tags"]) == ["Guiding", 'Смех, "quoted"']
