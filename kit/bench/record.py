@@ -172,8 +172,11 @@ def _record(kit: Kit, seconds: float, out: Path) -> _Take:
         if first is None:
             kit.takes.stop()
             raise HardwareError("the camera delivered no frame within 10 s")
-        # Stop half a frame before the end, so the frame at exactly `seconds` is not taken.
-        kit.clock.sleep_until(first + round(seconds * NS_PER_S) - camera.format.frame_ns // 2)
+        # The take ends half a frame before `seconds`, so the frame at exactly `seconds` is
+        # not taken, also when a busy machine stops it late.
+        end = first + round(seconds * NS_PER_S) - camera.format.frame_ns // 2
+        kit.recorder.end_at(end)
+        kit.clock.sleep_until(end)
         # Thread CPU clocks vanish with their threads: read them before the stop.
         camera_cpu, mic_cpu = _thread_cpu_s("sim-camera"), _thread_cpu_s("sim-microphone")
         before = _proc_io()

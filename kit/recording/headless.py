@@ -117,8 +117,10 @@ def _record(
                 created_ns=clock.now(),
             )
             stored.append(kit.library.add_tag(tag)[0])
-        # Stop half a frame before the end, so the frame at exactly `seconds` is not taken.
+        # The take ends half a frame before `seconds`, so the frame at exactly `seconds` is
+        # not taken, also when a busy machine stops it late.
         end = first + round(seconds * NS_PER_S) - camera.format.frame_ns // 2
+        kit.recorder.end_at(end)
         if interrupt is None:
             clock.sleep_until(end)
         else:

@@ -205,6 +205,7 @@ class TakeRecorder:
         self._after_gap = False  # the next block follows lost sound
         self._mic_mismatch_logged = False
         self._camera_failed = ""
+        self._end_ns: int | None = None  # no frame from here on (see end_at)
 
     @property
     def recording(self) -> bool:
@@ -297,6 +298,12 @@ class TakeRecorder:
         self._watch = threading.Thread(target=self._watch_loop, name="take-watch", daemon=True)
         self._watch.start()
 
+    def end_at(self, instant: int) -> None:
+        """Keep no frame captured at ``instant`` or later: the take's planned end, so a
+        stop that a busy machine makes late does not lengthen it (``kit record --seconds``).
+        Frames past it still count as seen by the camera's watch."""
+        self._end_ns = instant
+
     def stop(self) -> RecordingStats:
         """Stop the camera, then the microphone; return once everything is durable.
 
@@ -353,6 +360,9 @@ class TakeRecorder:
 
     def _on_video(self, take_queue: queue.SimpleQueue[object], packet: VideoPacket) -> None:
         self._video_seen_ns = self._clock.now()
+        end = self._end_ns
+        if end is not None and packet.pts_ns >= end:
+            return
         take_queue.put(packet)
 
     def _on_audio(self, take_queue: queue.SimpleQueue[object], block: AudioBlock) -> None:

@@ -70,6 +70,24 @@ def test_recorded_take_is_in_sync(tmp_path: Path, skew: float, latency: float) -
     _assert_in_sync(plain, 120, missing_beeps=(0.0,) if latency else ())
 
 
+class LateClock(MonotonicClock):
+    """The kit's clock on a busy machine: every sleep ends 0.4 s late."""
+
+    def sleep_until(self, instant: int) -> None:
+        super().sleep_until(instant + 400_000_000)
+
+
+def test_a_stop_that_comes_late_does_not_lengthen_the_take(tmp_path: Path) -> None:
+    # The camera keeps time; only the kit's stop is late (CI saw 1801 frames in 60 s).
+    kit = real_kit(tmp_path / "data", clock=LateClock(), hardware=_hardware(), cutting=Cutting.NONE)
+    result = record_take(kit, seconds=2, case_ref="F-0001", consent=consent())
+    plain = plain_copy(kit.store.files, result.mp4_rel, tmp_path / "plain")
+    kit.close()
+    assert result.take.video_frames == 60
+    assert result.take.duration_ns == pytest.approx(2 * NS_PER_S, abs=1_000)
+    _assert_in_sync(plain, 60)
+
+
 class GappyMicrophone:
     """Wraps a microphone and loses a stretch of blocks, like a real overflow."""
 
@@ -135,6 +153,7 @@ def _record_raw(tmp_path: Path, seconds: float) -> tuple[Store, str, str]:
     recorder.start(directory)
     first = recorder.wait_for_first_frame(5)
     assert first is not None
+    recorder.end_at(first + round(seconds * NS_PER_S) - 16_000_000)
     clock.sleep_until(first + round(seconds * NS_PER_S) - 16_000_000)
     stats = recorder.stop()
     hw.camera.close()
