@@ -13,6 +13,11 @@ freed, every frame comes from the heap and the arenas instead, where what is fre
 between longer-lived allocations stays. :func:`keep_big_blocks_mapped` fixes the
 threshold (which also stops glibc moving it).
 
+Each thread that first allocates also gets an arena of its own, up to eight per core,
+and a freed piece stays in its arena: the web server's threads, the event streams and
+each take's recording threads spread what they keep over many arenas, none of which
+empties. :func:`limit_arenas` (at start) has all threads share two.
+
 Elsewhere than glibc (musl, macOS) there is nothing to do.
 """
 
@@ -30,7 +35,9 @@ log = logging.getLogger(__name__)
 
 TRIM_PERIOD_S = 60.0
 BIG_BLOCK_BYTES = 256 * 1024  # a frame or an encoder's picture: always its own mapping
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+ARENAS = 2  # as MALLOC_ARENA_MAX=2: the threads share these
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter numbers (malloc.h)
+_M_ARENA_MAX = -8
 
 
 def _libc_function(name: str) -> Any:
@@ -53,18 +60,35 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return cast("Callable[[int], int]", trim)
 
 
+def _mallopt(param: int, value: int) -> bool:
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(param, value))
+
+
 def keep_big_blocks_mapped(threshold: int = BIG_BLOCK_BYTES) -> bool:
     """Serve every allocation of ``threshold`` bytes or more with its own mapping, given
     back when freed, for the life of the process; whether the C library agreed.
 
     Called once at start, before the first frame: blocks already in the heap stay there.
     """
-    mallopt = _libc_function("mallopt")
-    if mallopt is None:
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+    return _mallopt(_M_MMAP_THRESHOLD, threshold)
+
+
+def limit_arenas(count: int = ARENAS) -> bool:
+    """Let all threads share at most ``count`` allocator arenas, for the life of the
+    process; whether the C library agreed. Called once at start, before the threads:
+    arenas made already stay."""
+    return _mallopt(_M_ARENA_MAX, count)
+
+
+def tune_for_hours() -> None:
+    """Set the allocator up for a daemon that records for hours: once, first thing."""
+    keep_big_blocks_mapped()
+    limit_arenas()
 
 
 def release_free_memory() -> bool:

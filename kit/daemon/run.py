@@ -29,7 +29,7 @@ from kit.config import Config
 from kit.crypto.keyring import Keyring
 from kit.daemon.api import State
 from kit.daemon.events import EventKind
-from kit.daemon.memory import keep_big_blocks_mapped, trim_periodically
+from kit.daemon.memory import trim_periodically, tune_for_hours
 from kit.daemon.messages import HardwareProblem, Shutdown, Sweep
 from kit.daemon.notify import Notifier, watchdog_interval_ns
 from kit.daemon.panel import Panel
@@ -78,7 +78,7 @@ def _hold_mock_button(factory: Any, pin: int, hold_s: float) -> None:
 
 def run_daemon(config: Config, hardware: Hardware, *, port: int | None = None) -> int:
     """Run the kit until SIGTERM/SIGINT; returns the process exit code."""
-    keep_big_blocks_mapped()  # before the first frame: see kit.daemon.memory
+    tune_for_hours()  # before the first frame and the threads: see kit.daemon.memory
     clock = MonotonicClock()
     notifier = Notifier.from_environ()
     pin_factory = _mock_pin_factory() if hardware.simulated else None

@@ -87,3 +87,44 @@ def test_a_frame_keeps_its_own_mapping_after_a_bigger_block_was_freed(
 def test_the_threshold_leaves_small_blocks_to_the_heap() -> None:
     """The threshold is not zero: small allocations are not each a system call."""
     assert 64 * 1024 <= memory.BIG_BLOCK_BYTES <= 1024 * 1024
+
+
+# In a child process: six threads, all alive at once, each make a small allocation (a
+# thread's first one picks its arena); malloc_stats() then names each arena on stderr.
+_THREADS_AND_THEIR_ARENAS = """
+import ctypes, ctypes.util, sys, threading
+from kit.daemon import memory
+if sys.argv[1] == "limited":
+    assert memory.limit_arenas()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+all_in = threading.Barrier(6)
+def allocate():
+    libc.malloc(1000)
+    all_in.wait()
+threads = [threading.Thread(target=allocate) for _ in range(6)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+libc.malloc_stats()
+"""
+
+
+@pytest.mark.parametrize(("how", "at_most"), [("default", None), ("limited", memory.ARENAS)])
+def test_threads_share_the_arenas_once_limited(how: str, at_most: int | None) -> None:
+    """ "default" shows glibc's own behaviour (an arena per thread, here more than two),
+    so this test fails if glibc changes it."""
+    done = subprocess.run(
+        [sys.executable, "-c", _THREADS_AND_THEIR_ARENAS, how],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    arenas = sum(line.startswith("Arena ") for line in done.stderr.splitlines())
+    if at_most is None:
+        assert arenas > memory.ARENAS, done.stderr
+    else:
+        assert 1 <= arenas <= at_most, done.stderr
