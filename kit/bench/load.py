@@ -70,6 +70,9 @@ class Result:
     phones_never_live: int = 0
     missing_from_streams: int = 0
     rss: list[tuple[float, int]] = field(default_factory=list)  # (minutes, kB)
+    # Each minute's (minutes, its parts: anonymous and file kB, threads), to tell heap from
+    # mapped files and leaked threads.
+    parts: list[tuple[float, dict[str, int]]] = field(default_factory=list)
     warmup_min: float = 0.0  # a soak's first take: its memory is judged apart
     log_full_min: float | None = None  # when the kit's event log first held its capacity
     slow: list[tuple[float, float]] = field(default_factory=list)  # (s into the run, ms)
@@ -158,6 +161,23 @@ def rss_kb(pid: int | None) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+MEMORY_PARTS = {"RssAnon:": "anon_kb", "RssFile:": "file_kb", "Threads:": "threads"}
+
+
+def memory_parts(pid: int | None) -> dict[str, int]:
+    """The daemon's anonymous and file-backed resident kB and its threads ({} without)."""
+    parts: dict[str, int] = {}
+    if pid is None:
+        return parts
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition("\t")
+            key = MEMORY_PARTS.get(name)
+            if key is not None:
+                parts[key] = int(value.split()[0])
+    return parts
 
 
 def slope_mb_per_min(samples: Sequence[tuple[float, int]]) -> float:
@@ -356,6 +376,7 @@ def _sample(
 ) -> None:
     """A minute's figures: the daemon's RSS, and whether its event log has filled."""
     result.rss.append((elapsed_s / 60, rss_kb(pid)))
+    result.parts.append((elapsed_s / 60, memory_parts(pid)))
     if result.log_full_min is None and max(s.last for s in streams) >= LOG_FULL_ID:
         result.log_full_min = elapsed_s / 60
         result.warmup_min = max(result.warmup_min, result.log_full_min)
@@ -531,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "slow_acks": result.slow,
             "refused_streams": result.refused_streams,
             "rss_kb": result.rss,
+            "memory_parts": result.parts,
             "warmup_min": result.warmup_min,
             "event_log_full_min": result.log_full_min,
             "rss_slope_mb_per_min": slope_mb_per_min(result.rss),
@@ -546,9 +568,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _progress(result: Result, elapsed_s: float) -> None:
     rss = result.rss[-1][1] / 1024
+    parts = result.parts[-1][1] if result.parts else {}
+    detail = (
+        f" (anon {parts['anon_kb'] / 1024:.1f}, files {parts['file_kb'] / 1024:.1f}, "
+        f"{parts['threads']} threads)"
+        if len(parts) == len(MEMORY_PARTS)
+        else ""
+    )
     print(
         f"  {elapsed_s / 60:6.1f} min: {len(result.acked)} taps acked, {len(result.errors)} "
-        f"errors, RSS {rss:.1f} MB",
+        f"errors, RSS {rss:.1f} MB{detail}",
         flush=True,
     )
 

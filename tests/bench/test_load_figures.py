@@ -3,11 +3,20 @@ after the warm-up (the soak's first take, or until the kit's event log is full).
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 
 import pytest
 
-from kit.bench.load import Result, after_warmup, is_flat, report, slope_mb_per_min
+from kit.bench.load import (
+    Result,
+    after_warmup,
+    is_flat,
+    memory_parts,
+    report,
+    slope_mb_per_min,
+)
 
 
 def _mb(values: Sequence[float]) -> list[tuple[float, int]]:
@@ -48,3 +57,25 @@ def test_the_warm_up_lasts_until_the_event_log_is_full() -> None:
     text = report(result, "here")
     assert "after the warm-up (25 min: until the kit's event log was full)" in text
     assert is_flat(after_warmup(result.rss, result.warmup_min))
+
+
+def test_the_memory_parts_are_read_from_the_process() -> None:
+    """Anonymous and file-backed kB and the thread count, as /proc says them."""
+    started = threading.Event()
+    done = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        done.wait(10)
+
+    before = memory_parts(os.getpid())
+    thread = threading.Thread(target=hold)
+    thread.start()
+    started.wait(10)
+    during = memory_parts(os.getpid())
+    done.set()
+    thread.join()
+    assert set(before) == {"anon_kb", "file_kb", "threads"}
+    assert during["threads"] == before["threads"] + 1
+    assert before["anon_kb"] > 1000 and before["file_kb"] > 1000  # a Python process
+    assert memory_parts(None) == {}
