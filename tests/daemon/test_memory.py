@@ -44,6 +44,14 @@ def test_the_trimmer_stops_when_told() -> None:
     assert not thread.is_alive()
 
 
+def _in_a_child(code: str, how: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh Python (the allocator's settings are the process's, for
+    good), with ``how`` as its argument."""
+    return subprocess.run(
+        [sys.executable, "-c", code, how], capture_output=True, text=True, check=True, timeout=60
+    )
+
+
 # In a child process: the threshold is the whole process's, for good. It frees a 2 MB
 # block (glibc then moves its threshold past 2 MB unless it is fixed), then asks for a
 # 720p frame's worth and prints whether the frame got a mapping of its own (1) or not.
@@ -74,13 +82,7 @@ def test_a_frame_keeps_its_own_mapping_after_a_bigger_block_was_freed(
 ) -> None:
     """ "moving" is glibc's default, shown so this test fails if glibc changes it: the
     frame is carved from the heap, whose freed pieces stay with the process."""
-    done = subprocess.run(
-        [sys.executable, "-c", _FRAME_AFTER_A_BIGGER_BLOCK, how],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    done = _in_a_child(_FRAME_AFTER_A_BIGGER_BLOCK, how)
     assert int(done.stdout.split()[-1]) == mapped, done.stdout
 
 
@@ -116,13 +118,7 @@ libc.malloc_stats()
 def test_threads_share_the_arenas_once_limited(how: str, at_most: int | None) -> None:
     """ "default" shows glibc's own behaviour (an arena per thread, here more than two),
     so this test fails if glibc changes it."""
-    done = subprocess.run(
-        [sys.executable, "-c", _THREADS_AND_THEIR_ARENAS, how],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    done = _in_a_child(_THREADS_AND_THEIR_ARENAS, how)
     arenas = sum(line.startswith("Arena ") for line in done.stderr.splitlines())
     if at_most is None:
         assert arenas > memory.ARENAS, done.stderr
