@@ -52,17 +52,24 @@ def _in_a_child(code: str, how: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-# In a child process: the threshold is the whole process's, for good. It frees a 2 MB
-# block (glibc then moves its threshold past 2 MB unless it is fixed), then asks for a
-# 720p frame's worth and prints whether the frame got a mapping of its own (1) or not.
-_FRAME_AFTER_A_BIGGER_BLOCK = """
+# What each child starts with: the kit's allocator settings and glibc's malloc.
+_LIBC = """
 import ctypes, ctypes.util, sys
 from kit.daemon import memory
-if sys.argv[1] == "fixed":
-    assert memory.keep_big_blocks_mapped()
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
+"""
+
+
+# In a child process: the threshold is the whole process's, for good. It frees a 2 MB
+# block (glibc then moves its threshold past 2 MB unless it is fixed), then asks for a
+# 720p frame's worth and prints whether the frame got a mapping of its own (1) or not.
+_FRAME_AFTER_A_BIGGER_BLOCK = (
+    _LIBC
+    + """
+if sys.argv[1] == "fixed":
+    assert memory.keep_big_blocks_mapped()
 libc.free.argtypes = [ctypes.c_void_p]
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in (
@@ -74,6 +81,7 @@ frame = libc.malloc(1280 * 720 * 3 // 2)
 print(libc.mallinfo2().hblks - before)
 libc.free(frame)
 """
+)
 
 
 @pytest.mark.parametrize(("how", "mapped"), [("moving", 0), ("fixed", 1)])
@@ -93,14 +101,12 @@ def test_the_threshold_leaves_small_blocks_to_the_heap() -> None:
 
 # In a child process: six threads, all alive at once, each make a small allocation (a
 # thread's first one picks its arena); malloc_stats() then names each arena on stderr.
-_THREADS_AND_THEIR_ARENAS = """
-import ctypes, ctypes.util, sys, threading
-from kit.daemon import memory
+_THREADS_AND_THEIR_ARENAS = (
+    _LIBC
+    + """
+import threading
 if sys.argv[1] == "limited":
     assert memory.limit_arenas()
-libc = ctypes.CDLL(ctypes.util.find_library("c"))
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
 all_in = threading.Barrier(6)
 def allocate():
     libc.malloc(1000)
@@ -112,6 +118,7 @@ for t in threads:
     t.join()
 libc.malloc_stats()
 """
+)
 
 
 @pytest.mark.parametrize(("how", "at_most"), [("default", None), ("limited", memory.ARENAS)])
