@@ -69,50 +69,56 @@ def test_sixty_seconds_in_sync_with_skew_and_latency(tmp_path: Path) -> None:
         for i, (name, extra) in enumerate(variants.items())
     }
     key = org_key_file(tmp_path)
-    for name, proc in procs.items():
-        out, err = proc.communicate(timeout=240)
-        assert proc.returncode == 0, f"{name}: {err[-2000:]}"
-        assert "is sealed" in out, f"{name}: {out}"
-        sealed = Path(out.strip().splitlines()[-1])
-        assert sealed.is_file() and sealed.suffix == ".mp4", name
-        assert b"moov" not in sealed.read_bytes()[:4096], name  # encrypted at rest
-        plain = tmp_path / f"plain-{name}"
-        subprocess.run(
-            [
-                *KIT,
-                "decrypt",
-                str(data[name]),
-                "--key",
-                str(key),
-                "--out",
-                str(plain),
-                "--kit-layout",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        path = plain / sealed.relative_to(data[name].resolve())
-        assert path.is_file(), name
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, f"{name}: {err[-2000:]}"
+            assert "is sealed" in out, f"{name}: {out}"
+            sealed = Path(out.strip().splitlines()[-1])
+            assert sealed.is_file() and sealed.suffix == ".mp4", name
+            assert b"moov" not in sealed.read_bytes()[:4096], name  # encrypted at rest
+            plain = tmp_path / f"plain-{name}"
+            subprocess.run(
+                [
+                    *KIT,
+                    "decrypt",
+                    str(data[name]),
+                    "--key",
+                    str(key),
+                    "--out",
+                    str(plain),
+                    "--kit-layout",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            path = plain / sealed.relative_to(data[name].resolve())
+            assert path.is_file(), name
 
-        probe = _ffprobe(path)
-        streams = {s["codec_type"]: s for s in probe["streams"]}
-        assert streams["video"]["codec_name"] == "h264", name
-        assert streams["audio"]["codec_name"] == "aac", name
-        assert (streams["video"]["width"], streams["video"]["height"]) == (1280, 720)
-        assert streams["video"]["r_frame_rate"] == "30/1", name
-        assert int(streams["video"]["nb_frames"]) == 1800, (name, out)
-        assert float(probe["format"]["duration"]) == pytest.approx(60, abs=0.5), name
-        # Written while recording, the index (moov) follows the media data: stop only
-        # appended it, nothing rewrote the film to move it to the front.
-        film = path.read_bytes()
-        assert -1 < film.find(b"mdat") < film.rfind(b"moov"), name
+            probe = _ffprobe(path)
+            streams = {s["codec_type"]: s for s in probe["streams"]}
+            assert streams["video"]["codec_name"] == "h264", name
+            assert streams["audio"]["codec_name"] == "aac", name
+            assert (streams["video"]["width"], streams["video"]["height"]) == (1280, 720)
+            assert streams["video"]["r_frame_rate"] == "30/1", name
+            assert int(streams["video"]["nb_frames"]) == 1800, (name, out)
+            assert float(probe["format"]["duration"]) == pytest.approx(60, abs=0.5), name
+            # Written while recording, the index (moov) follows the media data: stop only
+            # appended it, nothing rewrote the film to move it to the front.
+            film = path.read_bytes()
+            assert -1 < film.find(b"mdat") < film.rfind(b"moov"), name
 
-        report = analyse_film(path)
-        assert report.numbers == list(range(1800)), f"{name}: missing or repeated frames"
-        assert report.white_times_s == pytest.approx([float(k) for k in range(60)], abs=1e-3)
-        missing = [0.0] if name == "late mic" else []
-        assert report.unmatched_white_s == missing, name
-        assert len(report.offsets_s) == 60 - len(missing)
-        assert report.max_abs_offset_s <= 0.005, f"{name}: {report.offsets_s}"
+            report = analyse_film(path)
+            assert report.numbers == list(range(1800)), f"{name}: missing or repeated frames"
+            assert report.white_times_s == pytest.approx([float(k) for k in range(60)], abs=1e-3)
+            missing = [0.0] if name == "late mic" else []
+            assert report.unmatched_white_s == missing, name
+            assert len(report.offsets_s) == 60 - len(missing)
+            assert report.max_abs_offset_s <= 0.005, f"{name}: {report.offsets_s}"
+    finally:
+        for proc in procs.values():  # a failed check leaves no kit running into the next test
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()

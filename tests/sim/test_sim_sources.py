@@ -1,6 +1,7 @@
 """The simulated camera and microphone keep the sync-pulse contract."""
 
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -9,8 +10,10 @@ import numpy as np
 import pytest
 
 from kit.clock import NS_PER_S, FakeClock, Instant, MonotonicClock
+from kit.errors import HardwareError
 from kit.hardware.camera import VideoFormat, VideoPacket
 from kit.hardware.microphone import AudioBlock, AudioFormat
+from kit.hardware.sim import camera as camera_module
 from kit.hardware.sim.analysis import beep_onsets
 from kit.hardware.sim.camera import SimulatedCamera
 from kit.hardware.sim.framecode import read_code
@@ -67,6 +70,54 @@ def test_camera_records_h264_with_keyframes_every_second_and_codes() -> None:
         i for i, f in enumerate(frames) if f.to_ndarray(format="yuv420p")[120:240].mean() > 180
     ]
     assert white == [0, 30, 60]
+
+
+def test_a_slow_start_costs_a_recording_none_of_its_first_frames(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a loaded machine the camera's set-up (its codecs, a first picture) took over
+    half a second; frame 0 was still due at open(), so a recording started at once
+    found the camera behind and lost its first frames (CI: films from frame 8 or 26)."""
+    made = camera_module._PreviewEncoder.__init__
+
+    def slow(self: object, *args: object) -> None:
+        time.sleep(1.0)  # a busy machine
+        made(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(camera_module._PreviewEncoder, "__init__", slow)
+    clock = MonotonicClock()
+    fmt = VideoFormat(320, 240, 30)
+    camera = SimulatedCamera(fmt, clock, SyncPulses(), bitrate=400_000)
+    packets: list[VideoPacket] = []
+    camera.open()
+    try:
+        camera.start_recording(packets.append)
+        clock.sleep_until(clock.now() + NS_PER_S)
+        camera.stop_recording()
+    finally:
+        camera.close()
+    assert camera.dropped_frames == 0
+    decoder = av.CodecContext.create("h264", "r")
+    frames = [f for p in packets for f in decoder.decode(av.Packet(p.data))]
+    codes = [read_code(np.asarray(f.to_ndarray(format="yuv420p"), np.uint8)[:240]) for f in frames]
+    assert [c.number for c in codes if c] == list(range(len(frames)))
+    assert len(frames) >= 29
+
+
+def test_a_camera_that_cannot_start_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: object, *args: object) -> None:
+        raise RuntimeError("no mjpeg encoder")
+
+    monkeypatch.setattr(camera_module._PreviewEncoder, "__init__", broken)
+    camera = SimulatedCamera(VideoFormat(320, 240, 30), MonotonicClock(), SyncPulses())
+    with pytest.raises(HardwareError, match="did not start: no mjpeg encoder"):
+        camera.open()
+    monkeypatch.undo()
+    camera.open()  # and it starts afresh once it can
+    try:
+        assert camera.preview_jpeg() is not None
+    finally:
+        camera.close()
 
 
 class _Stepper:

@@ -38,6 +38,7 @@ _VBV_BUFFER_S = 0.25
 # the test suite and a frame late from that load is not the recorder's fault.
 # Frames it does skip are counted as dropped, as a real camera's would be.
 _MAX_LAG_FRAMES = 15
+_READY_TIMEOUT_S = 10.0
 
 
 class SimulatedCamera:
@@ -69,6 +70,7 @@ class SimulatedCamera:
         self._record_from: int | None = None
         self._stop_at: int | None = None  # the instant a stop was asked for
         self._stopped = threading.Event()
+        self._ready = threading.Event()  # streaming: the epoch is set
         self._encoder: Any = None
         self._dropped = 0
         self._preview: tuple[int, bytes] | None = None
@@ -88,12 +90,21 @@ class SimulatedCamera:
             return self._dropped
 
     def open(self) -> None:
+        """Start streaming: returns once the first frame's instant is set (as picamera2's
+        ``start()`` returns with the camera running), so a recording started right after
+        does not find the camera behind by its own set-up."""
         if self._thread is not None:
             return
         self._stop.clear()
-        self._epoch = self._clock.now()
+        self._ready.clear()
+        self._error = None
         self._thread = threading.Thread(target=self._run, name="sim-camera", daemon=True)
         self._thread.start()
+        started = self._ready.wait(timeout=_READY_TIMEOUT_S)
+        if not started or self._error is not None:
+            error = self._error
+            self.close()
+            raise HardwareError(f"the simulated camera did not start: {error or 'timed out'}")
 
     def close(self) -> None:
         if self._sink is not None:
@@ -170,7 +181,19 @@ class SimulatedCamera:
         import av
 
         period = self._format.frame_ns
-        preview = _PreviewEncoder(self._preview_size, self._format.fps)
+        try:
+            preview = _PreviewEncoder(self._preview_size, self._format.fps)
+            # The set-up (the codecs, a first picture) can take a loaded machine over
+            # half a second: frame 0 is captured after it, or the camera would start
+            # that far behind and skip the frames a recording starts with.
+            self._make_preview(self._render(0, self._clock.now(), 0), preview)
+        except Exception as exc:
+            log.exception("simulated camera failed to start")
+            self._error = exc
+            self._ready.set()
+            return
+        self._epoch = self._clock.now()
+        self._ready.set()
         n = 0
         try:
             while not self._stop.is_set():
