@@ -503,6 +503,7 @@ BENCHMARKS = {
     "crash": "kit.bench.crash",
     "siege": "kit.bench.siege",
     "load": "kit.bench.load",
+    "stall": "kit.bench.stall",
 }
 
 
