@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -120,6 +121,7 @@ def create_app(
     app.register_blueprint(present.bp)
     app.register_blueprint(connectivity.bp)  # phones' connectivity checks: open, any Host
     app.register_blueprint(label.bp)
+    app.before_request(_note_start)  # first: the tag's Server-Timing counts the gate too
     app.before_request(_require_paired_phone)
     app.after_request(_security_headers)
     app.register_error_handler(ApiError, _api_error)
@@ -174,6 +176,10 @@ def _static_versions() -> dict[str, str]:
 def _is_api() -> bool:
     """JSON errors (and 401 rather than a redirect to /pair): the API and the media files."""
     return request.path.startswith(("/api/", "/media/"))
+
+
+def _note_start() -> None:
+    g.started = time.perf_counter()
 
 
 def _require_paired_phone() -> BaseResponse | None:

@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import math
 import random
 import socket
 import threading
@@ -75,7 +76,10 @@ class Result:
     parts: list[tuple[float, dict[str, int]]] = field(default_factory=list)
     warmup_min: float = 0.0  # a soak's first take: its memory is judged apart
     log_full_min: float | None = None  # when the kit's event log first held its capacity
-    slow: list[tuple[float, float]] = field(default_factory=list)  # (s into the run, ms)
+    # Acks over the target: (s into the run, ms, the kit's own part in ms from its
+    # Server-Timing, nan without one), to tell a slow kit from a stall outside it.
+    slow: list[tuple[float, float, float]] = field(default_factory=list)
+    app_ms: list[float] = field(default_factory=list)  # every ack's Server-Timing app part
     visits: int = 0
     checked_takes: set[str] = field(default_factory=set)
     began: float = field(default_factory=time.monotonic)
@@ -248,7 +252,7 @@ class Tapper(threading.Thread):
         result = self.result
         t0 = time.perf_counter_ns()
         try:
-            status, answer, _ = self.phone.request("POST", "/api/tags", body)
+            status, answer, response = self.phone.request("POST", "/api/tags", body)
         except (OSError, http.client.HTTPException) as exc:
             with result.lock:
                 result.sent += 1
@@ -260,10 +264,29 @@ class Tapper(threading.Thread):
             if status != 201:
                 result.errors.append(f"{tag_id}: {status} {answer}")
                 return
+            app = server_timing(response.getheader("Server-Timing", ""), "app")
             result.ack_ms.append(took)
+            if not math.isnan(app):
+                result.app_ms.append(app)
             result.acked[tag_id] = answer["tag"]["take_id"]
             if took > TARGET_P99_MS:
-                result.slow.append((time.monotonic() - result.began, took))
+                result.slow.append((time.monotonic() - result.began, took, app))
+
+
+def server_timing(header: str, name: str) -> float:
+    """The duration (ms) of metric ``name`` in a ``Server-Timing`` header; nan if absent."""
+    for metric in header.split(","):
+        parts = [p.strip() for p in metric.split(";")]
+        if parts[0] != name:
+            continue
+        for param in parts[1:]:
+            key, _, value = param.partition("=")
+            if key.strip() == "dur":
+                try:
+                    return float(value)
+                except ValueError:
+                    return math.nan
+    return math.nan
 
 
 def _state(phone: Phone) -> dict[str, Any]:
@@ -474,6 +497,9 @@ def report(result: Result, where: str) -> str:
         f"  p95 {percentile(values, 95):7.2f}  p99 {p99:7.2f}"
         f"  max {max(values, default=float('nan')):7.2f} ms"
         f"   (target p99 <= {TARGET_P99_MS:.0f} ms: {verdict})",
+        f"  the kit's part (Server-Timing app) p50 {percentile(result.app_ms, 50):7.2f}"
+        f"  p99 {percentile(result.app_ms, 99):7.2f}"
+        f"  max {max(result.app_ms, default=float('nan')):7.2f} ms",
         f"frames dropped {result.dropped_frames} of {frames}"
         + (
             " (by take: " + ", ".join(str(t.get("dropped_frames")) for t in result.takes) + ")"
@@ -505,8 +531,17 @@ def report(result: Result, where: str) -> str:
             f"{FLAT_WITHIN:.0%}"
         )
     if result.slow:
-        at = ", ".join(f"{t // 60:.0f}:{t % 60:04.1f} {ms:.0f} ms" for t, ms in result.slow[:12])
+        at = ", ".join(
+            f"{t // 60:.0f}:{t % 60:04.1f} {ms:.0f} ms (kit {app:.0f})"
+            for t, ms, app in result.slow[:12]
+        )
         lines.append(f"acks over {TARGET_P99_MS:.0f} ms: {len(result.slow)} (min:s in): {at}")
+        in_kit = sum(app > TARGET_P99_MS for _, _, app in result.slow)
+        lines.append(
+            f"  of which the kit itself took over {TARGET_P99_MS:.0f} ms (its Server-Timing): "
+            f"{in_kit}; the rest waited outside the app (the server's queue, the network, "
+            "the phone)"
+        )
     lines += [f"  lost: {i}" for i in result.lost[:10]]
     lines += [f"  {e}" for e in result.errors[:10]]
     return "\n".join(lines)
@@ -550,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "takes": result.takes,
             "visits": result.visits,
             "slow_acks": result.slow,
+            "app_ms": {str(p): percentile(result.app_ms, p) for p in (50, 95, 99, 100)},
             "refused_streams": result.refused_streams,
             "rss_kb": result.rss,
             "memory_parts": result.parts,

@@ -3,6 +3,7 @@ after the warm-up (the soak's first take, or until the kit's event log is full).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from kit.bench.load import (
     is_flat,
     memory_parts,
     report,
+    server_timing,
     slope_mb_per_min,
 )
 
@@ -79,3 +81,31 @@ def test_the_memory_parts_are_read_from_the_process() -> None:
     assert during["threads"] == before["threads"] + 1
     assert before["anon_kb"] > 1000 and before["file_kb"] > 1000  # a Python process
     assert memory_parts(None) == {}
+
+
+@pytest.mark.parametrize(
+    ("header", "name", "ms"),
+    [
+        ("app;dur=12.5, commit;dur=3.0", "app", 12.5),
+        ("app;dur=12.5, commit;dur=3.0", "commit", 3.0),
+        ('db;desc="the database";dur=7', "db", 7.0),
+        ("app;dur=12.5", "commit", math.nan),
+        ("app;dur=x", "app", math.nan),
+        ("", "app", math.nan),
+    ],
+)
+def test_server_timing_is_read_by_metric(header: str, name: str, ms: float) -> None:
+    got = server_timing(header, name)
+    assert got == ms or (math.isnan(got) and math.isnan(ms))
+
+
+def test_slow_acks_are_reported_with_the_kits_part() -> None:
+    result = Result(phones=1, seconds=60.0)
+    result.ack_ms = [5.0, 80.0, 900.0]
+    result.app_ms = [4.0, 70.0, 6.0]
+    result.slow = [(10.0, 80.0, 70.0), (20.0, 900.0, 6.0)]
+    result.rss = [(0.0, 100_000), (1.0, 100_000)]
+    text = report(result, "a kit")
+    assert "0:10.0 80 ms (kit 70)" in text
+    assert "the kit itself took over 50 ms (its Server-Timing): 1;" in text
+    assert "the kit's part (Server-Timing app) p50    6.00" in text

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from kit.bench.load import server_timing
 from kit.clock import FakeClock
 from kit.daemon.api import State, Status
 from kit.daemon.events import PhonesChanged
@@ -58,6 +59,21 @@ def test_start_tag_stop(phone: Phone, kit: FakeKit) -> None:
     state = phone.get("/api/state").json or {}
     assert state["status"]["state"] == "idle"
     assert [t["id"] for t in state["tags"]] == ["tap0000000001"]  # the last take's tags
+
+
+def test_a_tags_answer_says_how_long_the_kit_took(phone: Phone, kit: FakeKit) -> None:
+    """``Server-Timing``: the app's part and the commit's, so a slow ack can be told apart
+    from a wait outside the kit (the load bench reads it)."""
+    kit.open_visit()
+    phone.post("/api/start")
+    r = phone.post("/api/tags", json=tag_body())
+    assert r.status_code == 201
+    app = server_timing(r.headers["Server-Timing"], "app")
+    commit = server_timing(r.headers["Server-Timing"], "commit")
+    assert 0 <= commit <= app < 10_000
+    retried = phone.post("/api/tags", json=tag_body())
+    assert retried.status_code == 200 and "Server-Timing" in retried.headers
+    assert "Server-Timing" not in phone.get("/api/state").headers  # only where it helps
 
 
 def test_the_status_says_what_is_recording_and_which_films_are_being_made() -> None:

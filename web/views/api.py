@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from kit.audit.chain import AuditKind
 from kit.daemon.api import State, Status, TagEdit
@@ -112,7 +113,12 @@ def discard() -> tuple[dict[str, Any], int]:
 
 
 @bp.post("/tags")
-def add_tag() -> tuple[dict[str, Any], int]:
+def add_tag() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Tag the take at ``now - delay_ms``; answered once the tag is durable. The answer's
+    ``Server-Timing`` says how long the kit took: ``app`` from the request's start in the
+    app, ``commit`` the tag's commit within it (ms), to tell a slow kit from a slow
+    network or phone."""
+    began = time.perf_counter()
     body = json_body()
     only_keys(body, {"id", "label", "note", "delay_ms"})
     tag_id = ident(body.get("id"), "'id'")
@@ -122,7 +128,10 @@ def add_tag() -> tuple[dict[str, Any], int]:
     delay_ms = number(body, "delay_ms", low=0, high=max_ms)
     with refused_values():
         tag, new = ctx().recording.add_tag(tag_id, label, note, phone().name, round(delay_ms * 1e6))
-    return {"tag": tag.as_json(), "new": new}, 201 if new else 200
+    done = time.perf_counter()
+    start = g.get("started", began)
+    timing = f"app;dur={(done - start) * 1000:.1f}, commit;dur={(done - began) * 1000:.1f}"
+    return {"tag": tag.as_json(), "new": new}, 201 if new else 200, {"Server-Timing": timing}
 
 
 @bp.patch("/tags/<tag_id>")
