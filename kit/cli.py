@@ -503,7 +503,6 @@ BENCHMARKS = {
     "crash": "kit.bench.crash",
     "siege": "kit.bench.siege",
     "load": "kit.bench.load",
-    "stall": "kit.bench.stall",
 }
 
 

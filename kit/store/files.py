@@ -24,7 +24,6 @@ from typing import BinaryIO, cast
 from kit.crypto.chunked import CHUNK_SIZE, EncryptedFile
 from kit.errors import Sealed, StorageError
 from kit.store import layout
-from kit.store.writebehind import WRITE_BEHIND_BYTES, WriteBehindFile
 
 KeyLookup = Callable[[str], bytes | None]
 
@@ -36,19 +35,9 @@ def _no_keys(_visit_id: str) -> bytes | None:
 class FileLayer:
     """Media files below one root directory, encrypted per visit where the visit is."""
 
-    def __init__(
-        self,
-        root: Path,
-        keys: KeyLookup = _no_keys,
-        *,
-        write_behind_bytes: int | None = WRITE_BEHIND_BYTES,
-    ) -> None:
-        """``write_behind_bytes``: how much a file written whole (:meth:`replace`, a
-        discard's zeros) may hold unsynced (see :mod:`kit.store.writebehind`); None: all
-        of it until its end (only ``kit bench stall``'s baseline)."""
+    def __init__(self, root: Path, keys: KeyLookup = _no_keys) -> None:
         self._root = root.resolve()
         self._keys = keys
-        self._write_behind = write_behind_bytes
 
     @property
     def root(self) -> Path:
@@ -142,7 +131,7 @@ class FileLayer:
         full = self.path(rel)
         key = self.key_for(rel)
         tmp = full.with_name(f".{full.name}.partial")
-        f: BinaryIO = WriteBehindFile(tmp, self._write_behind)
+        f: BinaryIO = tmp.open("w+b")
         if key is not None:
             try:
                 f = cast(BinaryIO, EncryptedFile.create(f, key))
@@ -187,14 +176,8 @@ class FileLayer:
             size = full.stat().st_size
             with full.open("r+b") as f:
                 block = bytes(1 << 20)
-                written = 0
                 for _ in range(0, size, len(block)):
                     f.write(block)
-                    written += len(block)
-                    if self._write_behind is not None and written >= self._write_behind:
-                        f.flush()
-                        os.fdatasync(f.fileno())  # see kit.store.writebehind
-                        written = 0
                 f.flush()
                 os.fsync(f.fileno())
         full.unlink(missing_ok=True)
