@@ -537,10 +537,11 @@ def report(result: Result, where: str) -> str:
         )
         lines.append(f"acks over {TARGET_P99_MS:.0f} ms: {len(result.slow)} (min:s in): {at}")
         in_kit = sum(app > TARGET_P99_MS for _, _, app in result.slow)
+        unknown = sum(math.isnan(app) for _, _, app in result.slow)
         lines.append(
             f"  of which the kit itself took over {TARGET_P99_MS:.0f} ms (its Server-Timing): "
-            f"{in_kit}; the rest waited outside the app (the server's queue, the network, "
-            "the phone)"
+            f"{in_kit}; without a Server-Timing: {unknown}; the rest waited outside the app "
+            "(the server's queue, the network, the phone)"
         )
     lines += [f"  lost: {i}" for i in result.lost[:10]]
     lines += [f"  {e}" for e in result.errors[:10]]

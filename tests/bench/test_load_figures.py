@@ -103,9 +103,10 @@ def test_slow_acks_are_reported_with_the_kits_part() -> None:
     result = Result(phones=1, seconds=60.0)
     result.ack_ms = [5.0, 80.0, 900.0]
     result.app_ms = [4.0, 70.0, 6.0]
-    result.slow = [(10.0, 80.0, 70.0), (20.0, 900.0, 6.0)]
+    result.slow = [(10.0, 80.0, 70.0), (20.0, 900.0, 6.0), (30.0, 60.0, math.nan)]
     result.rss = [(0.0, 100_000), (1.0, 100_000)]
     text = report(result, "a kit")
     assert "0:10.0 80 ms (kit 70)" in text
     assert "the kit itself took over 50 ms (its Server-Timing): 1;" in text
+    assert "without a Server-Timing: 1;" in text  # an older kit's answer is not "outside"
     assert "the kit's part (Server-Timing app) p50    6.00" in text
