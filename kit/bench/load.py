@@ -9,6 +9,13 @@ take's ``dropped_frames``), the event streams (refused with a 503, and tags a ph
 stream never delivered), and the daemon's resident memory at the start and the end.
 Target: 0 lost, p99 <= 50 ms, 0 frames dropped.
 
+Beside the phones, a probe (:mod:`kit.bench.floor`) times a bare 4 KiB overwrite and
+fdatasync on the data directory's filesystem every 0.1 s through the take: the
+storage's own floor, which no durable ack can beat. It is printed with the acks, and
+when the floor alone misses the target the report says so: that run cannot show the
+kit's acks within it. (The data directory is the started kit's, or ``--floor-dir``
+with ``--url``.)
+
 ``--soak-hours H`` records for H hours in takes of ``--take-minutes`` (10) back to
 back, the phones tagging throughout, and samples the daemon's RSS every minute:
 printed, its slope in MB/min (least squares) and whether the fitted change over the
@@ -40,12 +47,13 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kit.bench import target
+from kit.bench.floor import FloorProbe
 from kit.bench.tagging import NS_PER_MS, TARGET_P99_MS, Phone, percentile
 from kit.compose import EVENT_LOG_CAPACITY
 from kit.testing.privacy import consent_json
@@ -80,6 +88,7 @@ class Result:
     # Server-Timing, nan without one), to tell a slow kit from a stall outside it.
     slow: list[tuple[float, float, float]] = field(default_factory=list)
     app_ms: list[float] = field(default_factory=list)  # every ack's Server-Timing app part
+    floor_ms: list[float] = field(default_factory=list)  # the storage's bare durable write
     visits: int = 0
     checked_takes: set[str] = field(default_factory=set)
     began: float = field(default_factory=time.monotonic)
@@ -326,13 +335,16 @@ def run(
     seed: int = 1,
     progress: Any = None,
     visit_per_take: bool = False,
+    floor_dir: Path | None = None,
 ) -> Result:
     """Pair ``phones``, open a visit, record for ``seconds`` (in takes of ``take_seconds``
     back to back, or one take) with every phone listening and tagging; then check every
     acknowledged tag is in its take, and read the takes' dropped frames.
 
     ``visit_per_take``: each take in a visit of its own, as a guider's visits follow one
-    another (a take's visit is checked, then ended, and the next one started)."""
+    another (a take's visit is checked, then ended, and the next one started).
+    ``floor_dir``: time the storage's floor there while recording (:mod:`kit.bench.floor`).
+    """
     clients = [Phone(base_url, f"load-{i + 1}") for i in range(phones)]
     for client in clients:
         client.pair(code)
@@ -352,27 +364,26 @@ def run(
     result.rss.append((0.0, rss_kb(pid)))
     _start(boss)
     recording.set()
-    for tapper in tappers:
-        tapper.start()
-    take_s = take_seconds or seconds
-    next_sample = began + 60
-    take_ends = time.monotonic() + take_s
-    while (now := time.monotonic()) < began + seconds:
-        time.sleep(max(0.0, min(next_sample, take_ends, began + seconds) - now))
-        now = time.monotonic()
-        if now >= next_sample:
-            _sample(result, pid, streams, now - began, progress)
-            next_sample += 60
-        if now >= take_ends and now < began + seconds:
-            if visit_per_take:
-                visit_id = _next_visit(boss, visit_id, recording, tappers, result)
-            else:
-                _next_take(boss, recording, tappers)
-            take_ends = time.monotonic() + take_s
-    recording.clear()
-    for tapper in tappers:  # let a tap under way finish
-        with tapper.busy:
-            pass
+    with _floor(floor_dir, result):
+        for tapper in tappers:
+            tapper.start()
+        visit_id = _record(
+            boss,
+            visit_id,
+            result,
+            streams,
+            tappers,
+            recording,
+            seconds,
+            take_seconds,
+            pid,
+            progress,
+            visit_per_take,
+        )
+        recording.clear()
+        for tapper in tappers:  # let a tap under way finish
+            with tapper.busy:
+                pass
     boss.request("POST", "/api/stop")
     result.seconds = time.monotonic() - began
     _wait(boss, "the films to be made", _all_saved, 300)
@@ -388,6 +399,56 @@ def run(
     for client in clients:
         client.close()
     return result
+
+
+@contextlib.contextmanager
+def _floor(directory: Path | None, result: Result) -> Iterator[None]:
+    """Time the storage's floor in ``directory`` (if given) meanwhile, into ``result``."""
+    if directory is None:
+        yield
+        return
+    probe = FloorProbe(directory)
+    probe.start()
+    try:
+        yield
+    finally:
+        result.floor_ms = probe.finish()
+        if probe.error is not None:
+            result.errors.append(f"the storage floor probe failed: {probe.error}")
+
+
+def _record(
+    boss: Phone,
+    visit_id: str,
+    result: Result,
+    streams: Sequence[Stream],
+    tappers: list[Tapper],
+    recording: threading.Event,
+    seconds: float,
+    take_seconds: float | None,
+    pid: int | None,
+    progress: Callable[[Result, float], None] | None,
+    visit_per_take: bool,
+) -> str:
+    """Record for ``seconds`` from ``result.began``, a new take (or visit) every
+    ``take_seconds``, sampling every minute; the visit recorded into last."""
+    began = result.began
+    take_s = take_seconds or seconds
+    next_sample = began + 60
+    take_ends = time.monotonic() + take_s
+    while (now := time.monotonic()) < began + seconds:
+        time.sleep(max(0.0, min(next_sample, take_ends, began + seconds) - now))
+        now = time.monotonic()
+        if now >= next_sample:
+            _sample(result, pid, streams, now - began, progress)
+            next_sample += 60
+        if now >= take_ends and now < began + seconds:
+            if visit_per_take:
+                visit_id = _next_visit(boss, visit_id, recording, tappers, result)
+            else:
+                _next_take(boss, recording, tappers)
+            take_ends = time.monotonic() + take_s
+    return visit_id
 
 
 def _sample(
@@ -500,6 +561,7 @@ def report(result: Result, where: str) -> str:
         f"  the kit's part (Server-Timing app) p50 {percentile(result.app_ms, 50):7.2f}"
         f"  p99 {percentile(result.app_ms, 99):7.2f}"
         f"  max {max(result.app_ms, default=float('nan')):7.2f} ms",
+        *floor_lines(result.floor_ms, p99),
         f"frames dropped {result.dropped_frames} of {frames}"
         + (
             " (by take: " + ", ".join(str(t.get("dropped_frames")) for t in result.takes) + ")"
@@ -548,6 +610,26 @@ def report(result: Result, where: str) -> str:
     return "\n".join(lines)
 
 
+def floor_lines(floor_ms: Sequence[float], ack_p99: float) -> list[str]:
+    """The storage floor's figures, and whether the floor alone misses the target."""
+    if not floor_ms:
+        return []
+    floor_p99 = percentile(floor_ms, 99)
+    over = sum(ms > TARGET_P99_MS for ms in floor_ms)
+    lines = [
+        f"storage floor (a bare 4 KiB overwrite + fdatasync beside the kit, every 0.1 s)"
+        f" p50 {percentile(floor_ms, 50):7.2f}  p99 {floor_p99:7.2f}"
+        f"  max {max(floor_ms):7.2f} ms; over {TARGET_P99_MS:.0f} ms: {over} of {len(floor_ms)};"
+        f" ack p99 / floor p99 = {ack_p99 / floor_p99:.1f}x",
+    ]
+    if floor_p99 > TARGET_P99_MS:
+        lines.append(
+            f"  the storage alone misses the target (its own p99 {floor_p99:.1f} ms > "
+            f"{TARGET_P99_MS:.0f} ms): this run cannot show the kit's acks within it"
+        )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kit bench load", description=__doc__)
     target.add_arguments(parser, pid="its RSS", small=True)
@@ -560,11 +642,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="soak: each take in a visit of its own, ended after it (a day of visits)",
     )
+    parser.add_argument(
+        "--floor-dir",
+        type=Path,
+        help="with --url: a directory on the kit's data filesystem, to time its floor in",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.phones < 1 or args.minutes <= 0 or args.take_minutes <= 0:
         parser.error("--phones, --minutes and --take-minutes must be positive")
     target.check_arguments(parser, args)
+    if args.floor_dir is not None and not args.url:
+        parser.error("--floor-dir is for a running kit (--url): a started one's is its own")
     soak = args.soak_hours is not None
     options: dict[str, Any] = {
         "phones": args.phones,
@@ -574,7 +663,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "visit_per_take": soak and args.visit_per_take,
     }
     with target.target(args, "load") as kit:
-        result = run(kit.url, kit.code, pid=kit.pid, **options)
+        result = run(
+            kit.url, kit.code, pid=kit.pid, floor_dir=args.floor_dir or kit.data, **options
+        )
     print(report(result, kit.where))
     if args.json:
         figures = {
@@ -587,6 +678,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "visits": result.visits,
             "slow_acks": result.slow,
             "app_ms": {str(p): percentile(result.app_ms, p) for p in (50, 95, 99, 100)},
+            "floor_ms": {str(p): percentile(result.floor_ms, p) for p in (50, 95, 99, 100)},
+            "floor_over_target": sum(ms > TARGET_P99_MS for ms in result.floor_ms),
             "refused_streams": result.refused_streams,
             "rss_kb": result.rss,
             "memory_parts": result.parts,

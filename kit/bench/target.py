@@ -24,6 +24,7 @@ class Target:
     code: str
     pid: int | None  # for the kit's memory and limits; None: not known
     where: str
+    data: Path | None = None  # its data directory, when the bench started it
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, pid: str | None, small: bool) -> None:
@@ -58,4 +59,6 @@ def target(args: argparse.Namespace, name: str) -> Iterator[Target]:
         tempfile.TemporaryDirectory(prefix=f"kit-bench-{name}-") as tmp,
         kit_run_simulated(Path(tmp) / "data", *extra) as kit,
     ):
-        yield Target(kit.url, kit.code, kit.process.proc.pid, f"kit run --simulate ({kit.url})")
+        yield Target(
+            kit.url, kit.code, kit.process.proc.pid, f"kit run --simulate ({kit.url})", kit.data
+        )

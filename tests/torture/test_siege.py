@@ -115,8 +115,11 @@ def test_eight_phones_tag_for_a_minute_and_nothing_is_lost(tmp_path: Path) -> No
     """``kit bench load`` for 75 s: every acknowledged tap in its take, no frame dropped."""
     with KitProcess(tmp_path / "data", *SMALL) as process:
         kit = process.wait_ready()
-        result = load.run(kit.url, kit.code, phones=8, seconds=75, pid=process.proc.pid)
+        result = load.run(
+            kit.url, kit.code, phones=8, seconds=75, pid=process.proc.pid, floor_dir=tmp_path
+        )
         print(load.report(result, kit.url))
+        assert len(result.floor_ms) >= 75 * 5  # the storage's floor, timed beside the take
         assert not result.errors, result.errors[:10]
         assert result.sent >= 8 * 75 // 5
         assert not result.lost, result.lost[:10]
