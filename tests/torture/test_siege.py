@@ -125,8 +125,10 @@ def test_eight_phones_tag_for_a_minute_and_nothing_is_lost(tmp_path: Path) -> No
         assert not result.lost, result.lost[:10]
         assert result.dropped_frames == 0, result.takes
         assert all(t["state"] == "ready" for t in result.takes), result.takes
-        p99 = percentile(result.ack_ms, 99)
-        assert p99 < SANE_P99_MS, f"tap ack p99 {p99:.0f} ms"
+        # A sanity bound, not the target (the bench's): above the worst stall the storage
+        # itself had in the same run, as no durable ack can beat the disk it waits on.
+        p99, stall = percentile(result.ack_ms, 99), max(result.floor_ms)
+        assert p99 < SANE_P99_MS + stall, f"tap ack p99 {p99:.0f} ms, the disk's worst {stall:.0f}"
         assert "Traceback" not in process.text
 
 
