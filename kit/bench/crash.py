@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
 import re
@@ -63,6 +62,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kit.bench import figures as figures_json
 from kit.clock import NS_PER_S
 from kit.config import load_config
 from kit.cutting.inputs import cut_title
@@ -816,7 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "known_bugs": report.known,
             "wall_s": report.wall_s,
         }
-        args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+        figures_json.write(args.json, figures)
     return 0 if report.ok else 1
 
 

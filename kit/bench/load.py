@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit.bench import figures as figures_json
 from kit.bench import target
 from kit.bench.floor import FloorProbe
 from kit.bench.tagging import NS_PER_MS, TARGET_P99_MS, Phone, percentile
@@ -691,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             "ok": result.ok,
         }
-        args.json.write_text(json.dumps(figures, indent=2))
+        figures_json.write(args.json, figures)
     flat = not soak or is_flat(after_warmup(result.rss, result.warmup_min))
     return 0 if result.ok and flat else 1
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import json
 import resource
 import socket
 import threading
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kit.bench import figures as figures_json
 from kit.bench import target
 from kit.bench.tagging import NS_PER_MS, TARGET_P99_MS, Phone, percentile, start_take
 from web.server import HEADER_DEADLINE_S, PER_ADDRESS
@@ -365,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             phase.name: {p: percentile(phase.ack_ms, p) for p in (50, 95, 99, 100)}
             for phase in (result.baseline, result.siege_phase)
         }
-        args.json.write_text(json.dumps({**figures, "ok": result.ok}, indent=2))
+        figures_json.write(args.json, {**figures, "ok": result.ok})
     return 0 if result.ok else 1
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kit.bench import figures as figures_json
 from kit.bench import target
 from kit.testing.launch import served
 from kit.testing.privacy import consent_json
@@ -414,9 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ("stamp_error_ms", result.stamp_error_ms),
             )
         }
-        args.json.write_text(
-            json.dumps({**figures, "errors": result.errors, "ok": result.ok}, indent=2)
-        )
+        figures_json.write(args.json, {**figures, "errors": result.errors, "ok": result.ok})
     return 0 if result.ok else 1
 
 
