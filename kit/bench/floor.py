@@ -21,6 +21,7 @@ from pathlib import Path
 
 BLOCK = 4096
 FILE_BYTES = 1 << 20
+PERIOD_S = 0.1
 
 
 class FloorProbe(threading.Thread):
@@ -32,7 +33,7 @@ class FloorProbe(threading.Thread):
     def __init__(
         self,
         directory: Path,
-        period_s: float = 0.1,
+        period_s: float = PERIOD_S,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         super().__init__(name="storage-floor", daemon=True)

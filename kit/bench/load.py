@@ -54,7 +54,7 @@ from typing import Any
 
 from kit.bench import figures as figures_json
 from kit.bench import target
-from kit.bench.floor import FloorProbe
+from kit.bench.floor import BLOCK, PERIOD_S, FloorProbe
 from kit.bench.tagging import NS_PER_MS, TARGET_P99_MS, Phone, percentile
 from kit.compose import EVENT_LOG_CAPACITY
 from kit.testing.privacy import consent_json
@@ -618,10 +618,11 @@ def floor_lines(floor_ms: Sequence[float], ack_p99: float) -> list[str]:
     floor_p99 = percentile(floor_ms, 99)
     over = sum(ms > TARGET_P99_MS for ms in floor_ms)
     lines = [
-        f"storage floor (a bare 4 KiB overwrite + fdatasync beside the kit, every 0.1 s)"
+        f"storage floor (a bare {BLOCK // 1024} KiB overwrite + fdatasync beside the kit,"
+        f" every {PERIOD_S:g} s)"
         f" p50 {percentile(floor_ms, 50):7.2f}  p99 {floor_p99:7.2f}"
         f"  max {max(floor_ms):7.2f} ms; over {TARGET_P99_MS:.0f} ms: {over} of {len(floor_ms)};"
-        f" ack p99 / floor p99 = {ack_p99 / floor_p99:.1f}x",
+        f" ack p99 / floor p99 = {ack_p99 / floor_p99 if floor_p99 > 0 else math.nan:.1f}x",
     ]
     if floor_p99 > TARGET_P99_MS:
         lines.append(
